@@ -1,0 +1,399 @@
+"""Plumbing shared by every descentlab optimizer; no update rule lives here.
+
+A subclass declares its state and hyperparameters and names a pure per-tensor
+update function; this base class does the rest the same way for all of them:
+
+- checks parameter groups (types, leaves, dtypes, overlaps) and hyperparameters
+  before anything is stored;
+- creates per-parameter state lazily, including state that a loaded checkpoint
+  or a changed option (``amsgrad``, ``momentum``) newly needs;
+- counts steps per parameter, as torch.optim does, so a parameter that had no
+  gradient in some steps keeps its own bias correction;
+- checks a checkpoint completely before :meth:`load_state_dict` replaces
+  anything.
+
+The state-dict format is torch.optim's: the same keys, tensors per parameter,
+``step`` as a 0-dim float tensor, so checkpoints move between the two.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar
+
+import torch
+
+from . import _checks, conventions
+
+
+def is_set(x: float | torch.Tensor) -> bool:
+    """True unless ``x`` is the number zero.
+
+    Update functions branch on this instead of ``x != 0`` so that the branch
+    never depends on tensor data: a hyperparameter passed as a tensor (as a
+    compiled path passes the ones that schedulers change) always counts as set.
+    """
+    return isinstance(x, torch.Tensor) or x != 0
+
+
+def _device_step(step: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+    """The step counter for on-device arithmetic, in the parameter's precision or better.
+
+    torch.optim computes capturable bias corrections such as ``1 - 0.999**t``
+    in the counter's float32, which loses about 3e-5 of relative precision at
+    t = 1; a float64 parameter gets float64 corrections here.
+    """
+    real = p.real.dtype if p.is_complex() else p.dtype
+    return step.to(torch.promote_types(real, torch.float32))
+
+
+def _scalar_dtype() -> torch.dtype:
+    # torch.optim keeps `step` in float32 unless float64 is the default dtype.
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+class Optimizer(torch.optim.Optimizer):
+    """Base class of descentlab's optimizers (a :class:`torch.optim.Optimizer`).
+
+    Subclasses set the class attributes below and implement
+    :meth:`_check_hyperparameters`, :meth:`_active_state` and :meth:`_scalars`.
+    """
+
+    #: registry key, e.g. ``"adam"``
+    name: ClassVar[str]
+    #: one line for ``descentlab list``
+    summary: ClassVar[str]
+    #: group keys that torch.optim's class of the same name saves; a checkpoint
+    #: must have them all to be loadable (keys descentlab adds get defaults)
+    torch_keys: ClassVar[tuple[str, ...]]
+    #: every per-parameter state tensor the update function can take, in its order
+    state_names: ClassVar[tuple[str, ...]]
+    #: the convention switches (see :mod:`.conventions`) this rule reads
+    switches: ClassVar[tuple[str, ...]] = ()
+    #: whether the rule accepts sparse gradients (``nn.Embedding(sparse=True)``)
+    sparse_gradients: ClassVar[bool] = False
+    #: create state when parameters are added rather than at their first step
+    #: (torch.optim's Adagrad does, so its state_dict lists every parameter)
+    eager_state: ClassVar[bool] = False
+    #: the pure per-tensor update: f(param, grad, *state, step=, **scalars)
+    update: ClassVar[Callable[..., None]]
+
+    def __init__(self, params: Any, defaults: dict[str, Any], *, convention: Any = "torch") -> None:
+        owner = type(self).__name__
+        rule = conventions.resolve(convention, owner)
+        defaults = {**defaults, **rule.switches_for(self.name, self.switches, owner)}
+        self._check_group(defaults)
+        if isinstance(params, (set, frozenset)):
+            raise TypeError(
+                f"{owner}: params must be an ordered collection (a list), not a set: a set's "
+                "order changes between runs, and the order ties state to parameters in checkpoints"
+            )
+        super().__init__(params, defaults)
+
+    # -- what subclasses provide ------------------------------------------------
+
+    def _check_hyperparameters(self, group: dict[str, Any]) -> None:
+        """Raise ValueError/TypeError for any invalid hyperparameter in ``group``."""
+        raise NotImplementedError
+
+    def _active_state(self, group: dict[str, Any]) -> dict[str, float]:
+        """The state tensors this group's options use, with their initial values."""
+        raise NotImplementedError
+
+    def _scalars(self, group: dict[str, Any]) -> dict[str, Any]:
+        """The keyword arguments of the update function, read from ``group``."""
+        raise NotImplementedError
+
+    # -- construction and groups -----------------------------------------------
+
+    @classmethod
+    def from_convention(
+        cls, params: Any, convention: str | conventions.Convention, **kwargs: Any
+    ) -> Optimizer:
+        """Build with another framework's formulas *and* its default hyperparameters.
+
+        ``RMSprop.from_convention(params, "keras")`` is Keras's ``RMSprop()``:
+        ``alpha=0.9, eps=1e-7``, epsilon inside the square root. Arguments given
+        here override that framework's defaults.
+        """
+        rule = conventions.resolve(convention, cls.__name__)
+        return cls(params, **{**rule.defaults.get(cls.name, {}), **kwargs}, convention=rule)
+
+    def _check_group(self, group: dict[str, Any]) -> None:
+        owner = type(self).__name__
+        _checks.in_range(owner, "lr", group["lr"])
+        _checks.flag(owner, "maximize", group["maximize"])
+        for switch in self.switches:
+            _checks.flag(owner, switch, group[switch])
+        foreach = _checks.optional_flag(owner, "foreach", group.get("foreach"))
+        fused = _checks.optional_flag(owner, "fused", group.get("fused"))
+        if foreach and fused:
+            raise ValueError(f"{owner}: fused=True and foreach=True cannot be set together")
+        _checks.flag(owner, "capturable", group.get("capturable", False))
+        if _checks.flag(owner, "differentiable", group.get("differentiable", False)):
+            raise ValueError(
+                f"{owner}: differentiable=True (autograd through the optimizer step) is not "
+                "supported by descentlab; use torch.optim for that; received differentiable=True"
+            )
+        self._check_hyperparameters(group)
+
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        """Add a group after checking its parameters and hyperparameters.
+
+        Nothing is added if any check fails. A group may name a
+        ``"convention"`` of its own, which sets that group's switches.
+        """
+        owner = type(self).__name__
+        if not isinstance(param_group, dict):
+            raise TypeError(f"{owner}: a param group must be a dict; received {type(param_group).__name__}")
+        if "params" not in param_group:
+            raise ValueError(
+                f"{owner}: a param group needs a 'params' entry; received keys {sorted(param_group)}"
+            )
+        where = f"param group {len(self.param_groups)}: " if self.param_groups else ""
+        group = dict(param_group)
+        params = group["params"]
+        if isinstance(params, torch.Tensor):
+            params = [params]
+        elif isinstance(params, (set, frozenset)):
+            raise TypeError(f"{owner}: {where}params must be a list, not a set (a set has no stable order)")
+        params = list(params)
+        if not params:
+            raise ValueError(f"{owner}: {where}got an empty parameter list")
+        tensors = [p[1] if isinstance(p, tuple) and len(p) == 2 else p for p in params]
+        self._check_tensors(owner, where, tensors)
+        if "convention" in group:
+            rule = conventions.resolve(group.pop("convention"), owner)
+            group.update(rule.switches_for(self.name, self.switches, owner))
+        self._check_group({**self.defaults, **group})
+        group["params"] = params
+        super().add_param_group(group)
+        if self.eager_state:
+            added = self.param_groups[-1]
+            for p in added["params"]:
+                self._ensure_state(p, added, self.state[p])
+
+    def _check_tensors(self, owner: str, where: str, tensors: list[Any]) -> None:
+        seen: set[int] = set()
+        taken = {id(p): g for g, group in enumerate(self.param_groups) for p in group["params"]}
+        for i, p in enumerate(tensors):
+            at = f"{where}params[{i}]"
+            if not isinstance(p, torch.Tensor):
+                raise TypeError(f"{owner}: {at} must be a torch.Tensor; received {type(p).__name__}")
+            if not (p.is_floating_point() or p.is_complex()):
+                raise TypeError(
+                    f"{owner}: {at} has dtype {p.dtype}; only floating-point or complex tensors "
+                    "can be optimized"
+                )
+            if not (p.is_leaf or p.retains_grad):
+                raise ValueError(
+                    f"{owner}: {at} is not a leaf tensor (it was computed from other tensors, so "
+                    "its gradient is not kept); optimize the leaf it came from, or pass "
+                    "x.detach().requires_grad_()"
+                )
+            if id(p) in seen:
+                raise ValueError(f"{owner}: {at} appears twice in the same group")
+            if id(p) in taken:
+                raise ValueError(
+                    f"{owner}: {at} is already in param group {taken[id(p)]}; a parameter can "
+                    "belong to one group only"
+                )
+            seen.add(id(p))
+
+    # -- state -----------------------------------------------------------------
+
+    def _ensure_state(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
+        """Create whatever state ``group``'s options need and ``state`` lacks."""
+        active = self._active_state(group)
+        if not active:
+            return
+        if "step" not in state:
+            # A checkpoint from a framework that does not count steps (torch's
+            # SGD) has state but no step: it has taken at least one.
+            start = 1.0 if state else 0.0
+            device = p.device if group.get("capturable") else "cpu"
+            state["step"] = torch.tensor(start, dtype=_scalar_dtype(), device=device)
+        for key, initial in active.items():
+            if key not in state:
+                # A complex parameter is updated as (real, imaginary) pairs, both
+                # parts starting from the initial value (torch.optim does the same).
+                fill = complex(initial, initial) if p.is_complex() else initial
+                state[key] = torch.full_like(p, fill, memory_format=torch.preserve_format)
+
+    # -- the step --------------------------------------------------------------
+
+    @torch.no_grad()
+    def step(self, closure: Callable[[], Any] | None = None) -> Any:  # type: ignore[override]
+        """Perform one update of every parameter that has a gradient.
+
+        Args:
+            closure: optional; re-evaluates the model and returns the loss.
+
+        Parameters whose ``.grad`` is None are skipped and keep their state.
+        """
+        loss = None
+        if closure is not None:
+            with torch.enable_grad():
+                loss = closure()
+        work = []
+        for index, group in enumerate(self.param_groups):
+            params = [p for p in group["params"] if p.grad is not None]
+            for p in params:
+                if p.grad.is_sparse:
+                    self._check_sparse(index, group, p)
+            work.append((group, params))
+        # Every check has passed: only now is anything modified.
+        for group, params in work:
+            if params:
+                self._step_group(group, params)
+        return loss
+
+    def _check_sparse(self, index: int, group: dict[str, Any], p: torch.Tensor) -> None:
+        owner = type(self).__name__
+        at = f"param group {index}, params[{group['params'].index(p)}]"
+        if not self.sparse_gradients:
+            raise RuntimeError(
+                f"{owner} does not support sparse gradients ({at} has one); use Adagrad or SGD, "
+                "or torch.optim.SparseAdam"
+            )
+        if p.is_complex():
+            raise RuntimeError(f"{owner}: sparse gradients of complex parameters are not supported ({at})")
+        self._check_sparse_options(owner, at, group)
+
+    def _check_sparse_options(self, owner: str, at: str, group: dict[str, Any]) -> None:
+        """Raise if ``group``'s options cannot be combined with a sparse gradient."""
+
+    def _step_group(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        scalars = self._scalars(group)
+        names = self._active_state(group)
+        capturable = group.get("capturable", False)
+        update = type(self).update
+        for p in params:
+            state = self.state[p]
+            self._ensure_state(p, group, state)
+            step: Any = None
+            if names:
+                state["step"] += 1
+                step = state["step"].item() if not capturable else _device_step(state["step"], p)
+            tensors = [state[n] if n in names else None for n in self.state_names]
+            grad = p.grad
+            if p.is_complex():
+                p, grad = torch.view_as_real(p), torch.view_as_real(grad)
+                tensors = [None if t is None else torch.view_as_real(t) for t in tensors]
+            update(p, grad, *tensors, step=step, **scalars)
+
+    def _lr(self, group: dict[str, Any]) -> float | torch.Tensor:
+        """The group's learning rate; a tensor lr is read now unless capturable."""
+        lr = group["lr"]
+        if isinstance(lr, torch.Tensor) and not group.get("capturable", False):
+            return lr.item()
+        return lr
+
+    # -- checkpoints -----------------------------------------------------------
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        super().__setstate__(state)
+        # Checkpoints from torch.optim (or older descentlab) lack the keys
+        # descentlab adds; give them the defaults, which reproduce torch's rule.
+        for group in self.param_groups:
+            for key, value in self.defaults.items():
+                group.setdefault(key, value)
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Load a checkpoint, after checking all of it against this optimizer.
+
+        Raises ValueError, before any state or hyperparameter is replaced, for a
+        checkpoint of another optimizer, another number of groups or parameters,
+        state of another shape, or invalid hyperparameters. Checkpoints saved by
+        torch.optim's class of the same name load as they are.
+        """
+        if not isinstance(state_dict, dict):
+            raise TypeError(
+                f"{type(self).__name__}: a state_dict must be a dict; received {type(state_dict).__name__}"
+            )
+        state_dict = state_dict.copy()
+        for hook in self._optimizer_load_state_dict_pre_hooks.values():
+            result = hook(self, state_dict)
+            if result is not None:
+                state_dict = result
+        self._check_checkpoint(state_dict)
+        hooks = self._optimizer_load_state_dict_pre_hooks
+        self._optimizer_load_state_dict_pre_hooks = OrderedDict()  # already run above
+        try:
+            super().load_state_dict(state_dict)
+        finally:
+            self._optimizer_load_state_dict_pre_hooks = hooks
+
+    def _check_checkpoint(self, state_dict: dict[str, Any]) -> None:
+        owner = type(self).__name__
+        if not {"state", "param_groups"} <= set(state_dict):
+            raise ValueError(
+                f"{owner}: not an optimizer state_dict: expected the keys 'state' and "
+                f"'param_groups'; received {sorted(map(str, state_dict))}"
+            )
+        saved_groups = state_dict["param_groups"]
+        if len(saved_groups) != len(self.param_groups):
+            raise ValueError(
+                f"{owner}: the checkpoint has {len(saved_groups)} param group(s); this "
+                f"optimizer has {len(self.param_groups)}"
+            )
+        params: dict[Any, torch.Tensor] = {}
+        for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
+            missing = [k for k in self.torch_keys if k not in saved]
+            if missing:
+                raise ValueError(
+                    f"{owner}: the checkpoint was saved by another optimizer{_guess(saved)}: its "
+                    f"param group {index} lacks {', '.join(missing)}, which {owner} stores"
+                )
+            if len(saved["params"]) != len(group["params"]):
+                raise ValueError(
+                    f"{owner}: param group {index} of the checkpoint has {len(saved['params'])} "
+                    f"parameters; this optimizer's has {len(group['params'])}"
+                )
+            merged = {**self.defaults, **{k: v for k, v in saved.items() if k != "params"}}
+            self._check_group(merged)
+            params.update(zip(saved["params"], group["params"], strict=True))
+        known = set(self.state_names) | {"step"}
+        for pid, entry in state_dict["state"].items():
+            if pid not in params:
+                continue
+            p = params[pid]
+            if not isinstance(entry, dict):
+                raise ValueError(f"{owner}: the state of parameter {pid} is not a dict")
+            unknown = sorted(set(entry) - known)
+            if unknown:
+                raise ValueError(
+                    f"{owner}: the checkpoint was saved by another optimizer: the state of "
+                    f"parameter {pid} has {', '.join(map(repr, unknown))}; {owner} keeps "
+                    f"{', '.join(map(repr, sorted(known)))}"
+                )
+            for key, value in entry.items():
+                if key == "step":
+                    if isinstance(value, torch.Tensor) and value.numel() != 1:
+                        raise ValueError(f"{owner}: the step of parameter {pid} must be a scalar")
+                elif isinstance(value, torch.Tensor) and value.shape != p.shape:
+                    raise ValueError(
+                        f"{owner}: the checkpoint's {key!r} of parameter {pid} has shape "
+                        f"{tuple(value.shape)}, but the parameter has shape {tuple(p.shape)}"
+                    )
+
+
+def _guess(saved_group: dict[str, Any]) -> str:
+    """`` (probably SGD)`` when a saved group's keys match one optimizer's."""
+    from . import OPTIMIZERS  # the registry imports the subclasses of this module
+
+    keys = set(saved_group)
+    matches = [cls.__name__ for cls in OPTIMIZERS.values() if set(cls.torch_keys) <= keys]
+    return f" (probably {matches[0]})" if matches else ""
+
+
+def state_tensors(optimizer: torch.optim.Optimizer) -> Iterable[tuple[int, str, torch.Tensor]]:
+    """Every per-parameter state tensor as (parameter index, key, tensor)."""
+    index = 0
+    for group in optimizer.param_groups:
+        for p in group["params"]:
+            for key, value in optimizer.state.get(p, {}).items():
+                if isinstance(value, torch.Tensor):
+                    yield index, key, value
+            index += 1
