@@ -1,0 +1,308 @@
+"""Bad input gets a clear error naming the argument and the value, and nothing changes."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import re
+
+import pytest
+import torch
+
+from cases import CASES
+from descentlab.optim import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
+from descentlab.optim.conventions import KERAS, TORCH, Convention
+from helpers import same
+
+
+def _error_params():
+    return [
+        pytest.param(name, case, id=f"{name}[{','.join(f'{k}={v}' for k, v in case.kwargs.items())}]")
+        for name, c in CASES.items()
+        for case in c.errors
+    ]
+
+
+@pytest.mark.parametrize(("name", "case"), _error_params())
+def test_table_of_hyperparameter_errors(name, case):
+    cls = OPTIMIZERS[name]
+    with pytest.raises(case.error, match=case.match) as info:
+        cls([torch.zeros(2, requires_grad=True)], **case.kwargs)
+    assert str(info.value).startswith(f"{cls.__name__}: ")
+
+
+def _common_errors(name):
+    cls = OPTIMIZERS[name]
+    accepted = inspect.signature(cls.__init__).parameters
+    cases = [
+        ({"lr": -0.1}, ValueError, r"lr must be a finite number in \[0, inf\); received lr=-0\.1"),
+        ({"lr": float("nan")}, ValueError, r"lr must be a finite number in \[0, inf\); received lr=nan"),
+        ({"lr": float("inf")}, ValueError, r"lr must be a finite number in \[0, inf\); received lr=inf"),
+        ({"lr": "0.1"}, TypeError, r"lr must be a real number; received lr='0\.1' \(str\)"),
+        ({"lr": True}, TypeError, r"lr must be a real number; received lr=True \(bool\)"),
+        (
+            {"lr": torch.tensor([0.1, 0.2])},
+            ValueError,
+            r"lr given as a tensor must have exactly one element; received a tensor of shape \(2,\)",
+        ),
+        (
+            {"lr": torch.tensor(-1.0)},
+            ValueError,
+            r"lr must be a finite number in \[0, inf\); received lr=tensor\(-1\.\)",
+        ),
+        (
+            {"lr": torch.tensor(1)},
+            TypeError,
+            r"lr given as a tensor must be floating point; received dtype torch\.int64",
+        ),
+        ({"maximize": "no"}, TypeError, r"maximize must be True or False; received maximize='no'"),
+        (
+            {"convention": "kears"},
+            ValueError,
+            r"unknown convention 'kears'; did you mean 'keras'\? \(known: torch, keras, optax\)",
+        ),
+        (
+            {"convention": 3},
+            TypeError,
+            r"convention must be a preset name \(torch, keras, optax\) or a Convention; received convention=3",
+        ),
+        ({"differentiable": True}, ValueError, r"differentiable=True .* is not supported by descentlab"),
+        ({"foreach": "yes"}, TypeError, r"foreach must be True or False; received foreach='yes'"),
+        (
+            {"convention": Convention("mine", switches={name: {"no_such_switch": True}})},
+            ValueError,
+            rf"convention 'mine' sets no_such_switch for {name}, which reads only",
+        ),
+    ]
+    if "fused" in accepted:
+        cases.append(
+            (
+                {"foreach": True, "fused": True},
+                ValueError,
+                r"fused=True and foreach=True cannot be set together",
+            )
+        )
+    if "capturable" in accepted:
+        cases.append(
+            ({"capturable": None}, TypeError, r"capturable must be True or False; received capturable=None")
+        )
+    return [
+        pytest.param(name, *c, id=f"{name}[{next(iter(c[0]))}={next(iter(c[0].values()))!r}]") for c in cases
+    ]
+
+
+@pytest.mark.parametrize(
+    ("name", "kwargs", "error", "match"), [p for n in OPTIMIZERS for p in _common_errors(n)]
+)
+def test_errors_common_to_every_optimizer(name, kwargs, error, match):
+    cls = OPTIMIZERS[name]
+    with pytest.raises(error, match=match) as info:
+        cls([torch.zeros(2, requires_grad=True)], **kwargs)
+    assert str(info.value).startswith(f"{cls.__name__}: ")
+
+
+# -- parameters and groups ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_parameter_errors(name):
+    cls = OPTIMIZERS[name]
+    w = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ValueError, match=r"got an empty parameter list"):
+        cls([])
+    with pytest.raises(TypeError, match=r"params must be an ordered collection \(a list\), not a set"):
+        cls({w})
+    with pytest.raises(TypeError, match=r"params must be a list, not a set"):
+        cls([{"params": {w}}])
+    with pytest.raises(ValueError, match=r"params\[1\] is not a leaf tensor"):
+        cls([w, w * 2])
+    with pytest.raises(TypeError, match=r"params\[0\] has dtype torch.int64; only floating-point"):
+        cls([torch.zeros(2, dtype=torch.int64)])
+    with pytest.raises(TypeError, match=r"params\[0\] has dtype torch.bool; only floating-point"):
+        cls([torch.zeros(2, dtype=torch.bool)])
+    with pytest.raises(TypeError, match=r"params\[0\] must be a torch.Tensor; received list"):
+        cls([[1.0, 2.0]])
+    with pytest.raises(ValueError, match=r"params\[1\] appears twice in the same group"):
+        cls([w, w])
+    with pytest.raises(
+        ValueError,
+        match=r"param group 1: params\[0\] is already in param group 0; a parameter can belong to one group only",
+    ):
+        cls([{"params": [w]}, {"params": [w]}])
+    with pytest.raises(ValueError, match=r"a param group needs a 'params' entry"):
+        cls([{"lr": 0.1}])
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_rejected_param_group_leaves_the_optimizer_unchanged(name):
+    cls = OPTIMIZERS[name]
+    w, v = torch.zeros(2, requires_grad=True), torch.zeros(3, requires_grad=True)
+    opt = cls([w], lr=0.1)
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(ValueError, match=r"lr must be a finite number in \[0, inf\); received lr=-1"):
+        opt.add_param_group({"params": [v], "lr": -1})
+    with pytest.raises(ValueError, match=r"param group 1: params\[0\] is already in param group 0"):
+        opt.add_param_group({"params": [w]})
+    assert len(opt.param_groups) == 1
+    assert same(opt.state_dict(), before)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_group_may_name_its_own_convention(name):
+    cls = OPTIMIZERS[name]
+    w, v = torch.zeros(2, requires_grad=True), torch.zeros(3, requires_grad=True)
+    opt = cls([w], lr=0.1)
+    opt.add_param_group({"params": [v], "convention": "keras"})
+    assert "convention" not in opt.param_groups[1]
+    for switch in cls.switches:
+        assert opt.param_groups[0][switch] is False
+    assert {s: opt.param_groups[1][s] for s in cls.switches} == KERAS.switches_for(name, cls.switches, "")
+    assert any(opt.param_groups[1][s] for s in cls.switches), "keras changes a rule of every optimizer"
+
+
+# -- sparse gradients ----------------------------------------------------------------
+
+
+def _sparse_grad(rows=(1, 3), width=2, size=5):
+    return torch.sparse_coo_tensor(
+        torch.tensor([list(rows)]), torch.ones(len(rows), width), (size, width), check_invariants=True
+    )
+
+
+@pytest.mark.parametrize(
+    ("make", "match"),
+    [
+        (
+            lambda p: Adagrad([p], weight_decay=0.1),
+            r"Adagrad: weight_decay cannot be combined with sparse gradients \(param group 0, params\[0\] has one\).*weight_decay=0\.1",
+        ),
+        (
+            lambda p: SGD([p], momentum=0.9),
+            r"SGD: sparse gradients \(param group 0, params\[0\]\) are supported without momentum and weight decay only.*momentum=0\.9",
+        ),
+        (
+            lambda p: Adam([p]),
+            r"Adam does not support sparse gradients \(param group 0, params\[0\] has one\)",
+        ),
+        (lambda p: RMSprop([p]), r"RMSprop does not support sparse gradients"),
+    ],
+    ids=["adagrad+weight_decay", "sgd+momentum", "adam", "rmsprop"],
+)
+def test_unsupported_sparse_gradients_raise_before_anything_changes(make, match):
+    # Group 0 has a dense gradient and would be updated first: the check must
+    # come before every update, not just before the sparse one's.
+    dense, sparse = torch.ones(5, 2, requires_grad=True), torch.ones(5, 2, requires_grad=True)
+    opt = make(dense)
+    opt.add_param_group({"params": [sparse], "lr": 0.5})
+    dense.grad = torch.ones(5, 2)
+    sparse.grad = _sparse_grad()
+    before = copy.deepcopy(opt.state_dict())
+    with pytest.raises(RuntimeError, match=match.replace("param group 0", "param group 1")):
+        opt.step()
+    assert torch.equal(dense, torch.ones(5, 2)) and torch.equal(sparse, torch.ones(5, 2))
+    assert same(opt.state_dict(), before)
+
+
+# -- checkpoints ---------------------------------------------------------------------
+
+
+def _trained(cls, shapes=((2, 3), (3,)), groups=1, **kwargs):
+    params = [
+        torch.randn(s, generator=torch.Generator().manual_seed(i), requires_grad=True)
+        for i, s in enumerate(shapes)
+    ]
+    if groups == 1:
+        opt = cls(params, **kwargs)
+    else:
+        opt = cls([{"params": params[:1]}, {"params": params[1:]}], **kwargs)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    return params, opt
+
+
+def _snapshot(opt):
+    return copy.deepcopy((opt.state_dict(), opt.param_groups))
+
+
+@pytest.mark.parametrize(
+    ("source", "target", "match"),
+    [
+        (
+            lambda: _trained(SGD, lr=0.1, momentum=0.9)[1],
+            lambda: _trained(Adam)[1],
+            r"Adam: the checkpoint was saved by another optimizer \(probably SGD\): its param group 0 lacks betas, eps, amsgrad, which Adam stores",
+        ),
+        (
+            lambda: _trained(Adam)[1],
+            lambda: _trained(RMSprop)[1],
+            r"RMSprop: the checkpoint was saved by another optimizer \(probably Adam\): its param group 0 lacks alpha, momentum, centered",
+        ),
+        (
+            lambda: _trained(Adam, shapes=((2, 3),))[1],
+            lambda: _trained(Adam)[1],
+            r"Adam: param group 0 of the checkpoint has 1 parameters; this optimizer's has 2",
+        ),
+        (
+            lambda: _trained(Adam, groups=2)[1],
+            lambda: _trained(Adam)[1],
+            r"Adam: the checkpoint has 2 param group\(s\); this optimizer has 1",
+        ),
+        (
+            lambda: _trained(Adam, shapes=((3, 2), (3,)))[1],
+            lambda: _trained(Adam)[1],
+            r"Adam: the checkpoint's 'exp_avg' of parameter 0 has shape \(3, 2\), but the parameter has shape \(2, 3\)",
+        ),
+        (
+            lambda: _trained(Adagrad)[1],
+            lambda: _trained(Adagrad, shapes=((2, 3), (4,)))[1],
+            r"Adagrad: the checkpoint's 'sum' of parameter 1 has shape \(3,\), but the parameter has shape \(4,\)",
+        ),
+    ],
+    ids=[
+        "sgd-into-adam",
+        "adam-into-rmsprop",
+        "fewer-parameters",
+        "more-groups",
+        "other-shape",
+        "other-shape-adagrad",
+    ],
+)
+def test_a_mismatched_checkpoint_raises_before_anything_is_replaced(source, target, match):
+    saved = source().state_dict()
+    opt = target()
+    before = _snapshot(opt)
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(saved)
+    assert same(_snapshot(opt), before)
+
+
+def test_a_checkpoint_with_invalid_values_or_state_is_refused():
+    _, opt = _trained(Adam)
+    saved = opt.state_dict()
+    bad_lr = copy.deepcopy(saved)
+    bad_lr["param_groups"][0]["lr"] = -1.0
+    with pytest.raises(
+        ValueError, match=r"Adam: lr must be a finite number in \[0, inf\); received lr=-1\.0"
+    ):
+        opt.load_state_dict(bad_lr)
+    foreign = copy.deepcopy(saved)
+    foreign["state"][0]["square_avg"] = torch.zeros(2, 3)
+    with pytest.raises(ValueError, match=r"the state of parameter 0 has 'square_avg'; Adam keeps"):
+        opt.load_state_dict(foreign)
+    with pytest.raises(
+        ValueError,
+        match=re.escape("not an optimizer state_dict: expected the keys 'state' and 'param_groups'"),
+    ):
+        opt.load_state_dict({"model": {}})
+    assert opt.state_dict()["param_groups"][0]["lr"] == saved["param_groups"][0]["lr"]
+
+
+def test_a_custom_convention_is_a_dataclass_replace():
+    import dataclasses
+
+    mine = dataclasses.replace(TORCH, name="eps-inside", switches={"rmsprop": {"eps_inside_sqrt": True}})
+    w = torch.zeros(2, requires_grad=True)
+    opt = RMSprop([w], convention=mine)
+    assert opt.param_groups[0]["eps_inside_sqrt"] is True
+    assert opt.param_groups[0]["lr_inside_momentum"] is False

@@ -1,0 +1,44 @@
+"""The command line: ``descentlab list`` and the error convention (exit code 2, one line)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from descentlab import __version__
+from descentlab.cli import main
+from descentlab.optim import OPTIMIZERS
+
+
+def test_list_names_every_optimizer_with_one_line(capsys):
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    lines = {line.split()[0]: line for line in out.splitlines() if line.startswith("  ")}
+    for name, cls in OPTIMIZERS.items():
+        assert name in lines, name
+        assert cls.summary in lines[name]
+
+
+def test_the_installed_command_runs():
+    done = subprocess.run(
+        [sys.executable, "-m", "descentlab", "list"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert "adam" in done.stdout
+
+
+def test_version(capsys):
+    try:
+        main(["--version"])
+    except SystemExit as exit_:
+        assert exit_.code == 0
+    assert __version__ in capsys.readouterr().out
+
+
+def test_unknown_command_exits_2_without_traceback():
+    done = subprocess.run(
+        [sys.executable, "-m", "descentlab", "lsit"], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    assert "invalid choice: 'lsit'" in done.stderr
