@@ -12,11 +12,11 @@ from types import MappingProxyType
 
 from .._registry import lookup
 from ._base import Optimizer
-from .adagrad import Adagrad, adagrad_update
-from .adam import Adam, AdamW, adam_update
+from .adagrad import Adagrad, adagrad_coefficients, adagrad_update
+from .adam import Adam, AdamW, adam_coefficients, adam_update
 from .conventions import CONVENTIONS, KERAS, OPTAX, TORCH, Convention
-from .rmsprop import RMSprop, rmsprop_update
-from .sgd import SGD, sgd_update
+from .rmsprop import RMSprop, rmsprop_coefficients, rmsprop_update
+from .sgd import SGD, sgd_coefficients, sgd_update
 
 #: The one name -> class table that the CLI, the tests and the lab read,
 #: sorted in order of increasing complexity.
@@ -43,9 +43,13 @@ __all__ = [
     "Convention",
     "Optimizer",
     "RMSprop",
+    "adagrad_coefficients",
     "adagrad_update",
+    "adam_coefficients",
     "adam_update",
     "get_optimizer",
+    "rmsprop_coefficients",
     "rmsprop_update",
+    "sgd_coefficients",
     "sgd_update",
 ]  # fmt: skip

@@ -76,7 +76,11 @@ class Optimizer(torch.optim.Optimizer):
     #: create state when parameters are added rather than at their first step
     #: (torch.optim's Adagrad does, so its state_dict lists every parameter)
     eager_state: ClassVar[bool] = False
-    #: the pure per-tensor update: f(param, grad, *state, step=, **scalars)
+    #: the step-dependent scalars: coefficients(step, **hyperparameters) -> the
+    #: keyword arguments of ``update`` (computed once per step, on the host, by
+    #: the fast path, so the compiled kernel does elementwise work only)
+    coefficients: ClassVar[Callable[..., dict[str, Any]]]
+    #: the pure elementwise update: update(param, grad, *state, **coefficients)
     update: ClassVar[Callable[..., None]]
 
     def __init__(self, params: Any, defaults: dict[str, Any], *, convention: Any = "torch") -> None:
@@ -102,7 +106,7 @@ class Optimizer(torch.optim.Optimizer):
         raise NotImplementedError
 
     def _scalars(self, group: dict[str, Any]) -> dict[str, Any]:
-        """The keyword arguments of the update function, read from ``group``."""
+        """The hyperparameters of ``coefficients``, read from ``group``."""
         raise NotImplementedError
 
     # -- construction and groups -----------------------------------------------
@@ -268,7 +272,7 @@ class Optimizer(torch.optim.Optimizer):
         scalars = self._scalars(group)
         names = self._active_state(group)
         capturable = group.get("capturable", False)
-        update = type(self).update
+        coefficients, update = type(self).coefficients, type(self).update
         for p in params:
             state = self.state[p]
             self._ensure_state(p, group, state)
@@ -281,7 +285,7 @@ class Optimizer(torch.optim.Optimizer):
             if p.is_complex():
                 p, grad = torch.view_as_real(p), torch.view_as_real(grad)
                 tensors = [None if t is None else torch.view_as_real(t) for t in tensors]
-            update(p, grad, *tensors, step=step, **scalars)
+            update(p, grad, *tensors, **coefficients(step, **scalars))
 
     def _lr(self, group: dict[str, Any]) -> float | torch.Tensor:
         """The group's learning rate; a tensor lr is read now unless capturable."""

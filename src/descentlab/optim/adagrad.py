@@ -133,25 +133,33 @@ class Adagrad(Optimizer):
         )  # fmt: skip
 
 
+def adagrad_coefficients(
+    step: float | torch.Tensor,
+    *,
+    lr: float | torch.Tensor,
+    lr_decay: float | torch.Tensor,
+    **hyperparameters: Any,
+) -> dict[str, Any]:
+    r"""The step-dependent scalar of one Adagrad step, ``clr`` (:math:`\tilde\gamma_t`), and the rest."""
+    return dict(hyperparameters, clr=lr / (1 + (step - 1) * lr_decay))
+
+
 def adagrad_update(
     param: torch.Tensor,
     grad: torch.Tensor,
     sum: torch.Tensor,  # noqa: A002 - torch.optim's state key
     *,
-    step: float | torch.Tensor,
-    lr: float | torch.Tensor,
-    lr_decay: float | torch.Tensor,
+    clr: float | torch.Tensor,
     weight_decay: float | torch.Tensor,
     eps: float | torch.Tensor,
     maximize: bool,
     eps_inside_sqrt: bool,
 ) -> None:
-    """One Adagrad step on one tensor, in place; ``grad`` may be sparse."""
+    """One Adagrad step on one tensor (or flat buffer), in place; ``grad`` may be sparse."""
     if maximize:
         grad = -grad
     if is_set(weight_decay):
         grad = grad + weight_decay * param
-    clr = lr / (1 + (step - 1) * lr_decay)
     if grad.is_sparse:
         _sparse_adagrad_update(param, grad, sum, clr=clr, eps=eps, eps_inside_sqrt=eps_inside_sqrt)
         return
@@ -183,4 +191,5 @@ def _sparse_adagrad_update(
     param.sub_(rows(values.div(denom).mul_(clr)))
 
 
+Adagrad.coefficients = staticmethod(adagrad_coefficients)
 Adagrad.update = staticmethod(adagrad_update)

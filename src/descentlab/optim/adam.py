@@ -233,6 +233,30 @@ class AdamW(Adam):
             group["decoupled_weight_decay"] = True
 
 
+def adam_coefficients(
+    step: float | torch.Tensor,
+    *,
+    lr: float | torch.Tensor,
+    beta1: float | torch.Tensor,
+    beta2: float | torch.Tensor,
+    eps_hat: bool,
+    **hyperparameters: Any,
+) -> dict[str, Any]:
+    r"""The step-dependent scalars of one Adam step, with the other arguments of :func:`adam_update`.
+
+    ``step_size`` is :math:`\gamma/(1-\beta_1^t)`, or Keras's
+    :math:`\gamma_t = \gamma\sqrt{1-\beta_2^t}/(1-\beta_1^t)` with ``eps_hat``;
+    ``bias_correction2`` is :math:`1-\beta_2^t`.
+    """
+    bias_correction1 = 1 - beta1**step
+    bias_correction2 = 1 - beta2**step
+    step_size = lr * bias_correction2**0.5 / bias_correction1 if eps_hat else lr / bias_correction1
+    return dict(
+        hyperparameters, lr=lr, beta1=beta1, beta2=beta2, eps_hat=eps_hat,
+        step_size=step_size, bias_correction2=bias_correction2,
+    )  # fmt: skip
+
+
 def adam_update(
     param: torch.Tensor,
     grad: torch.Tensor,
@@ -240,19 +264,23 @@ def adam_update(
     exp_avg_sq: torch.Tensor,
     max_exp_avg_sq: torch.Tensor | None,
     *,
-    step: float | torch.Tensor,
     lr: float | torch.Tensor,
     beta1: float | torch.Tensor,
     beta2: float | torch.Tensor,
     eps: float | torch.Tensor,
     eps_root: float | torch.Tensor,
     weight_decay: float | torch.Tensor,
+    step_size: float | torch.Tensor,
+    bias_correction2: float | torch.Tensor,
     decoupled_weight_decay: bool,
     maximize: bool,
     eps_hat: bool,
     amsgrad_max_of_corrected: bool,
 ) -> None:
-    """One Adam/AdamW step on one tensor, in place. ``max_exp_avg_sq`` None: no AMSGrad."""
+    """One Adam/AdamW step on one tensor (or flat buffer), in place; elementwise only.
+
+    ``max_exp_avg_sq`` None means no AMSGrad. The scalars come from :func:`adam_coefficients`.
+    """
     if maximize:
         grad = -grad
     if is_set(weight_decay):
@@ -262,14 +290,10 @@ def adam_update(
             grad = grad + weight_decay * param
     exp_avg.mul_(beta1).add_(grad * (1 - beta1))
     exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
-    bias_correction1 = 1 - beta1**step
-    bias_correction2 = 1 - beta2**step
     if eps_hat:
         v = exp_avg_sq
         if max_exp_avg_sq is not None:
-            torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-            v = max_exp_avg_sq
-        step_size = lr * bias_correction2**0.5 / bias_correction1
+            v = torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
         param.sub_(exp_avg.div(v.sqrt().add_(eps)).mul_(step_size))
         return
     v_hat = exp_avg_sq / bias_correction2
@@ -277,12 +301,11 @@ def adam_update(
         if amsgrad_max_of_corrected:
             v_hat = torch.maximum(max_exp_avg_sq, v_hat, out=max_exp_avg_sq)
         else:
-            torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq)
-            v_hat = max_exp_avg_sq / bias_correction2
+            v_hat = torch.maximum(max_exp_avg_sq, exp_avg_sq, out=max_exp_avg_sq) / bias_correction2
     if is_set(eps_root):
         v_hat = v_hat + eps_root
-    m_hat = exp_avg / bias_correction1
-    param.sub_(m_hat.div_(v_hat.sqrt().add_(eps)).mul_(lr))
+    param.sub_(exp_avg.div(v_hat.sqrt().add_(eps)).mul_(step_size))
 
 
+Adam.coefficients = staticmethod(adam_coefficients)
 Adam.update = staticmethod(adam_update)

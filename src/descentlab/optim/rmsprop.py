@@ -141,6 +141,12 @@ class RMSprop(Optimizer):
         )  # fmt: skip
 
 
+def rmsprop_coefficients(step: float | torch.Tensor, **hyperparameters: Any) -> dict[str, Any]:
+    """RMSprop has no step-dependent scalar (no bias correction): the arguments pass through."""
+    del step
+    return hyperparameters
+
+
 def rmsprop_update(
     param: torch.Tensor,
     grad: torch.Tensor,
@@ -148,7 +154,6 @@ def rmsprop_update(
     grad_avg: torch.Tensor | None,
     momentum_buffer: torch.Tensor | None,
     *,
-    step: float | torch.Tensor,
     lr: float | torch.Tensor,
     alpha: float | torch.Tensor,
     eps: float | torch.Tensor,
@@ -158,11 +163,10 @@ def rmsprop_update(
     eps_inside_sqrt: bool,
     lr_inside_momentum: bool,
 ) -> None:
-    """One RMSprop step on one tensor, in place.
+    """One RMSprop step on one tensor (or flat buffer), in place.
 
     ``grad_avg`` None means not centered; ``momentum_buffer`` None means no momentum.
     """
-    del step  # RMSprop has no bias correction; the base class still counts steps
     if maximize:
         grad = -grad
     if is_set(weight_decay):
@@ -183,4 +187,5 @@ def rmsprop_update(
         param.sub_(momentum_buffer * lr)
 
 
+RMSprop.coefficients = staticmethod(rmsprop_coefficients)
 RMSprop.update = staticmethod(rmsprop_update)

@@ -171,26 +171,50 @@ class SGD(Optimizer):
         )  # fmt: skip
 
 
+def sgd_coefficients(
+    step: float | torch.Tensor | None,
+    *,
+    momentum: float | torch.Tensor,
+    dampening: float | torch.Tensor,
+    ema: bool,
+    debias: bool,
+    **hyperparameters: Any,
+) -> dict[str, Any]:
+    r"""The step-dependent scalars of one SGD step, with the other arguments of :func:`sgd_update`.
+
+    ``grad_weight`` is :math:`1-\mu` (EMA) or :math:`1-\tau`, but 1 at the
+    heavy-ball first step, which (from a zero buffer) copies the gradient as
+    torch does; ``debias_scale`` is :math:`1/(1-\mu^t)`.
+    """
+    if step is None:  # no momentum, so no state and no step count
+        grad_weight, debias_scale = 1.0, 1.0
+    else:
+        grad_weight = 1 - momentum if ema else 1 - dampening * (step > 1)
+        debias_scale = 1 / (1 - momentum**step) if debias else 1.0
+    return dict(
+        hyperparameters, momentum=momentum, grad_weight=grad_weight, debias_scale=debias_scale, debias=debias
+    )
+
+
 def sgd_update(
     param: torch.Tensor,
     grad: torch.Tensor,
     momentum_buffer: torch.Tensor | None,
     *,
-    step: float | torch.Tensor | None,
     lr: float | torch.Tensor,
     momentum: float | torch.Tensor,
-    dampening: float | torch.Tensor,
     weight_decay: float | torch.Tensor,
+    grad_weight: float | torch.Tensor,
+    debias_scale: float | torch.Tensor,
     nesterov: bool,
     maximize: bool,
-    ema: bool,
     debias: bool,
     lr_inside_momentum: bool,
 ) -> None:
-    """One SGD step on one tensor, in place. ``momentum_buffer`` None means no momentum.
+    """One SGD step on one tensor (or flat buffer), in place; elementwise only.
 
-    The buffer starts at zero; the heavy-ball first step weights the gradient
-    by 1 instead of :math:`1-\\tau`, which copies it exactly as torch does.
+    ``momentum_buffer`` None means no momentum. The scalars come from
+    :func:`sgd_coefficients`.
     """
     if maximize:
         grad = -grad
@@ -199,15 +223,13 @@ def sgd_update(
     if momentum_buffer is None:
         param.sub_(grad * lr)
         return
-    # EMA weights the gradient by 1 - mu; heavy ball by 1 - tau, but by 1 at the
-    # first step, which (from a zero buffer) copies the gradient as torch does.
-    grad_weight = 1 - momentum if ema else 1 - dampening * (step > 1)
     g = grad * lr if lr_inside_momentum else grad
     momentum_buffer.mul_(momentum).add_(g * grad_weight)
-    direction = momentum_buffer / (1 - momentum**step) if debias else momentum_buffer
+    direction = momentum_buffer * debias_scale if debias else momentum_buffer
     if nesterov:
         direction = g * grad_weight + direction * momentum
     param.sub_(direction if lr_inside_momentum else direction * lr)
 
 
+SGD.coefficients = staticmethod(sgd_coefficients)
 SGD.update = staticmethod(sgd_update)
