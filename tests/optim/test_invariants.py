@@ -10,7 +10,7 @@ import torch
 
 from cases import CASES, all_configs, torch_kwargs
 from descentlab.optim import OPTIMIZERS
-from helpers import Problem, groups, relative_error, run
+from helpers import Problem, groups, relative_error, run, same
 
 
 def quadratic(w: torch.Tensor) -> torch.Tensor:
@@ -333,3 +333,41 @@ def test_complex_parameters_match_torch(name, config):
             opt.step()
         results.append(torch.view_as_real(z.detach()))
     assert relative_error(results[0], results[1]) <= 1e-12
+
+
+# -- the non-finite gradient guard -----------------------------------------------------
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), -float("inf")], ids=["nan", "inf", "-inf"])
+@pytest.mark.parametrize(("name", "config"), all_configs())
+def test_skip_nonfinite_leaves_everything_untouched_and_counts(name, config, bad):
+    params = Problem().params()
+    opt = OPTIMIZERS[name](groups(params, config.kwargs), **config.kwargs, skip_nonfinite=True)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    before = copy.deepcopy(([p.detach() for p in params], opt.state_dict()))
+    for p in params:
+        p.grad = torch.ones_like(p)
+    params[2].grad = torch.tensor(bad, dtype=torch.float64)  # the 0-dim parameter in group 1
+    opt.step()
+    assert opt.skipped_steps == 1
+    after = ([p.detach() for p in params], opt.state_dict())
+    assert same(after[0], before[0])
+    assert same(after[1]["state"], before[1]["state"])
+    for p in params:
+        p.grad = torch.ones_like(p)
+    opt.step()  # a finite step proceeds, and the count survives a checkpoint
+    assert not same([p.detach() for p in params], before[0])
+    fresh = OPTIMIZERS[name](groups(Problem().params(), config.kwargs), **config.kwargs, skip_nonfinite=True)
+    fresh.load_state_dict(opt.state_dict())
+    assert fresh.skipped_steps == 1
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_without_the_guard_a_nan_gradient_flows_into_the_parameters(name):
+    w = torch.ones(3, dtype=torch.float64, requires_grad=True)
+    opt = OPTIMIZERS[name]([w], lr=0.1)
+    w.grad = torch.tensor([1.0, float("nan"), 1.0], dtype=torch.float64)
+    opt.step()
+    assert torch.isnan(w[1]) and opt.skipped_steps == 0

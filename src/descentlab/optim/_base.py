@@ -48,6 +48,18 @@ def _device_step(step: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
     return step.to(torch.promote_types(real, torch.float32))
 
 
+def _all_finite(grads: list[torch.Tensor]) -> bool:
+    """Whether every entry of every gradient is finite (one reduction per device and dtype)."""
+    by_device: dict[torch.device, list[torch.Tensor]] = {}
+    for g in grads:
+        g = g.coalesce()._values() if g.is_sparse else g
+        g = torch.view_as_real(g) if g.is_complex() else g
+        if g.numel():
+            # The largest magnitude is finite iff every entry is (a sum could overflow).
+            by_device.setdefault(g.device, []).append(g.abs().amax().float())
+    return all(bool(torch.isfinite(torch.stack(m)).all()) for m in by_device.values())
+
+
 def _scalar_dtype() -> torch.dtype:
     # torch.optim keeps `step` in float32 unless float64 is the default dtype.
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
@@ -83,10 +95,22 @@ class Optimizer(torch.optim.Optimizer):
     #: the pure elementwise update: update(param, grad, *state, **coefficients)
     update: ClassVar[Callable[..., None]]
 
-    def __init__(self, params: Any, defaults: dict[str, Any], *, convention: Any = "torch") -> None:
+    def __init__(
+        self,
+        params: Any,
+        defaults: dict[str, Any],
+        *,
+        convention: Any = "torch",
+        skip_nonfinite: bool = False,
+    ) -> None:
         owner = type(self).__name__
         rule = conventions.resolve(convention, owner)
-        defaults = {**defaults, **rule.switches_for(self.name, self.switches, owner)}
+        defaults = {
+            **defaults,
+            **rule.switches_for(self.name, self.switches, owner),
+            "skip_nonfinite": skip_nonfinite,
+            "skipped_steps": 0,
+        }
         self._check_group(defaults)
         if isinstance(params, (set, frozenset)):
             raise TypeError(
@@ -128,6 +152,12 @@ class Optimizer(torch.optim.Optimizer):
         owner = type(self).__name__
         _checks.in_range(owner, "lr", group["lr"])
         _checks.flag(owner, "maximize", group["maximize"])
+        _checks.flag(owner, "skip_nonfinite", group["skip_nonfinite"])
+        skipped = group["skipped_steps"]
+        if isinstance(skipped, bool) or not isinstance(skipped, int) or skipped < 0:
+            raise ValueError(
+                f"{owner}: skipped_steps must be an integer >= 0; received skipped_steps={skipped!r}"
+            )
         for switch in self.switches:
             _checks.flag(owner, switch, group[switch])
         foreach = _checks.optional_flag(owner, "foreach", group.get("foreach"))
@@ -247,11 +277,21 @@ class Optimizer(torch.optim.Optimizer):
                 if p.grad.is_sparse:
                     self._check_sparse(index, group, p)
             work.append((group, params))
+        guarded = [p.grad for group, params in work if group["skip_nonfinite"] for p in params]
+        if guarded and not _all_finite(guarded):
+            for group in self.param_groups:
+                group["skipped_steps"] += 1
+            return loss
         # Every check has passed: only now is anything modified.
         for group, params in work:
             if params:
                 self._step_group(group, params)
         return loss
+
+    @property
+    def skipped_steps(self) -> int:
+        """How many steps ``skip_nonfinite`` has skipped (kept in the state_dict)."""
+        return self.param_groups[0]["skipped_steps"]
 
     def _check_sparse(self, index: int, group: dict[str, Any], p: torch.Tensor) -> None:
         owner = type(self).__name__

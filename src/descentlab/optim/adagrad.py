@@ -51,6 +51,10 @@ class Adagrad(Optimizer):
         convention: ``"torch"`` (default), ``"keras"``, ``"optax"`` or a
             :class:`~descentlab.optim.conventions.Convention`; Adagrad reads
             ``eps_inside_sqrt``.
+        skip_nonfinite: if a gradient holds a NaN or an infinity, skip the whole
+            step, leaving every parameter and all state untouched, and count it
+            in ``skipped_steps`` (default False: as in torch.optim, a non-finite
+            gradient flows into the parameters).
 
     State (per parameter, created with the optimizer as torch.optim does):
         ``sum`` (:math:`s`) and ``step`` (:math:`t`, a 0-dim float tensor).
@@ -102,13 +106,14 @@ class Adagrad(Optimizer):
         differentiable: bool = False,
         fused: bool | None = None,
         convention: Any = "torch",
+        skip_nonfinite: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value, foreach=foreach,
             maximize=maximize, differentiable=differentiable, fused=fused,
         )  # fmt: skip
-        super().__init__(params, defaults, convention=convention)
+        super().__init__(params, defaults, convention=convention, skip_nonfinite=skip_nonfinite)
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         for key in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):

@@ -71,6 +71,10 @@ _ARGS = r"""
         convention: ``"torch"`` (default), ``"keras"``, ``"optax"`` or a
             :class:`~descentlab.optim.conventions.Convention`; Adam reads
             ``eps_hat`` and ``amsgrad_max_of_corrected``.
+        skip_nonfinite: if a gradient holds a NaN or an infinity, skip the whole
+            step, leaving every parameter and all state untouched, and count it
+            in ``skipped_steps`` (default False: as in torch.optim, a non-finite
+            gradient flows into the parameters).
 
     State (per parameter):
         ``step`` (0-dim float tensor), ``exp_avg``, ``exp_avg_sq``, and
@@ -132,6 +136,7 @@ class Adam(Optimizer):
         decoupled_weight_decay: bool = False,
         eps_root: float = 0.0,
         convention: Any = "torch",
+        skip_nonfinite: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
@@ -139,7 +144,7 @@ class Adam(Optimizer):
             differentiable=differentiable, fused=fused,
             decoupled_weight_decay=decoupled_weight_decay, eps_root=eps_root,
         )  # fmt: skip
-        super().__init__(params, defaults, convention=convention)
+        super().__init__(params, defaults, convention=convention, skip_nonfinite=skip_nonfinite)
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         owner = type(self).__name__
@@ -219,11 +224,13 @@ class AdamW(Adam):
         fused: bool | None = None,
         eps_root: float = 0.0,
         convention: Any = "torch",
+        skip_nonfinite: bool = False,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
             capturable=capturable, differentiable=differentiable, fused=fused,
             decoupled_weight_decay=True, eps_root=eps_root, convention=convention,
+            skip_nonfinite=skip_nonfinite,
         )  # fmt: skip
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -54,6 +54,10 @@ class RMSprop(Optimizer):
         convention: ``"torch"`` (default), ``"keras"``, ``"optax"`` or a
             :class:`~descentlab.optim.conventions.Convention`; RMSprop reads
             ``eps_inside_sqrt`` and ``lr_inside_momentum``.
+        skip_nonfinite: if a gradient holds a NaN or an infinity, skip the whole
+            step, leaving every parameter and all state untouched, and count it
+            in ``skipped_steps`` (default False: as in torch.optim, a non-finite
+            gradient flows into the parameters).
 
     State (per parameter):
         ``step`` (0-dim float tensor), ``square_avg``, ``momentum_buffer`` if
@@ -108,13 +112,14 @@ class RMSprop(Optimizer):
         differentiable: bool = False,
         *,
         convention: Any = "torch",
+        skip_nonfinite: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
             weight_decay=weight_decay, capturable=capturable, foreach=foreach,
             maximize=maximize, differentiable=differentiable,
         )  # fmt: skip
-        super().__init__(params, defaults, convention=convention)
+        super().__init__(params, defaults, convention=convention, skip_nonfinite=skip_nonfinite)
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         owner = "RMSprop"

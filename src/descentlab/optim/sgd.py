@@ -61,6 +61,10 @@ class SGD(Optimizer):
         convention: ``"torch"`` (default), ``"keras"``, ``"optax"`` or a
             :class:`~descentlab.optim.conventions.Convention`; SGD reads
             ``lr_inside_momentum``.
+        skip_nonfinite: if a gradient holds a NaN or an infinity, skip the whole
+            step, leaving every parameter and all state untouched, and count it
+            in ``skipped_steps`` (default False: as in torch.optim, a non-finite
+            gradient flows into the parameters).
 
     State (per parameter, only when ``momentum > 0``):
         ``momentum_buffer`` (:math:`b`) and ``step`` (:math:`t`, a 0-dim float tensor).
@@ -119,6 +123,7 @@ class SGD(Optimizer):
         momentum_form: str = "heavy_ball",
         debias: bool = False,
         convention: Any = "torch",
+        skip_nonfinite: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
@@ -126,7 +131,7 @@ class SGD(Optimizer):
             differentiable=differentiable, fused=fused,
             momentum_form=momentum_form, debias=debias,
         )  # fmt: skip
-        super().__init__(params, defaults, convention=convention)
+        super().__init__(params, defaults, convention=convention, skip_nonfinite=skip_nonfinite)
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         owner = "SGD"
