@@ -293,15 +293,17 @@ def test_tensor_learning_rate_works_as_in_torch(name, config):
 
 @pytest.mark.parametrize(("name", "config"), all_configs())
 def test_implementation_flags_are_accepted_and_change_no_number(name, config):
+    """False selects the per-tensor loop, bit for bit; True the fast path, equal to rounding."""
     accepted = inspect.signature(OPTIMIZERS[name].__init__).parameters
-    baseline, _ = run(OPTIMIZERS[name], dict(config.kwargs))
-    variants = [{"foreach": True}, {"foreach": False}]
-    if "fused" in accepted:
-        variants += [{"fused": True}, {"fused": False}]
-    for flags in variants:
-        params, _ = run(OPTIMIZERS[name], {**config.kwargs, **flags})
-        for a, b in zip(params, baseline):
-            assert torch.equal(a, b), flags
+    baseline, _ = run(OPTIMIZERS[name], dict(config.kwargs))  # small: automatic keeps the per-tensor path
+    flags = ["foreach", "fused"] if "fused" in accepted else ["foreach"]
+    for flag in flags:
+        params, opt = run(OPTIMIZERS[name], {**config.kwargs, flag: False})
+        assert all(torch.equal(a, b) for a, b in zip(params, baseline)), f"{flag}=False"
+        assert opt.implementation() == ["per-tensor", "per-tensor"]
+        params, opt = run(OPTIMIZERS[name], {**config.kwargs, flag: True})
+        assert max(relative_error(a, b) for a, b in zip(params, baseline)) <= 1e-12, f"{flag}=True"
+        assert all(i.startswith("fast") for i in opt.implementation()), opt.implementation()
 
 
 def _takes(flag: str) -> list:

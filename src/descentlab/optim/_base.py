@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from . import _checks, conventions
+from . import _checks, _flat, conventions
 
 
 def is_set(x: float | torch.Tensor) -> bool:
@@ -58,11 +58,6 @@ def _all_finite(grads: list[torch.Tensor]) -> bool:
             # The largest magnitude is finite iff every entry is (a sum could overflow).
             by_device.setdefault(g.device, []).append(g.abs().amax().float())
     return all(bool(torch.isfinite(torch.stack(m)).all()) for m in by_device.values())
-
-
-def _scalar_dtype() -> torch.dtype:
-    # torch.optim keeps `step` in float32 unless float64 is the default dtype.
-    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
 class Optimizer(torch.optim.Optimizer):
@@ -103,6 +98,8 @@ class Optimizer(torch.optim.Optimizer):
         convention: Any = "torch",
         skip_nonfinite: bool = False,
     ) -> None:
+        self._fast_path: _flat.FastPath | None = None
+        self._auto: dict[int, tuple[tuple[int, int], bool]] = {}  # group id -> (params layout, large enough)
         owner = type(self).__name__
         rule = conventions.resolve(convention, owner)
         defaults = {
@@ -247,7 +244,7 @@ class Optimizer(torch.optim.Optimizer):
             # SGD) has state but no step: it has taken at least one.
             start = 1.0 if state else 0.0
             device = p.device if group.get("capturable") else "cpu"
-            state["step"] = torch.tensor(start, dtype=_scalar_dtype(), device=device)
+            state["step"] = torch.tensor(start, dtype=_flat.step_dtype(), device=device)
         for key, initial in active.items():
             if key not in state:
                 # A complex parameter is updated as (real, imaginary) pairs, both
@@ -270,22 +267,37 @@ class Optimizer(torch.optim.Optimizer):
         if closure is not None:
             with torch.enable_grad():
                 loss = closure()
-        work = []
+        # Prepare every group first (fast-path buckets refreshed, gradients
+        # gathered, every check made): no number changes until all has passed.
+        plans = []
         for index, group in enumerate(self.param_groups):
-            params = [p for p in group["params"] if p.grad is not None]
+            prepared, params = [], None
+            if self._use_fast_path(group):
+                if self._fast_path is None:
+                    self._fast_path = _flat.FastPath()
+                prepared, params = self._fast_path.prepare(self, group)
+            if params is None:
+                params = [p for p in group["params"] if p.grad is not None]
             for p in params:
                 if p.grad.is_sparse:
                     self._check_sparse(index, group, p)
-            work.append((group, params))
-        guarded = [p.grad for group, params in work if group["skip_nonfinite"] for p in params]
+            plans.append((group, prepared, params))
+        guarded = [
+            g
+            for group, prepared, params in plans
+            if group["skip_nonfinite"]
+            for g in (*(x for b, has in prepared for x in b.gradients(has)), *(p.grad for p in params))
+        ]
         if guarded and not _all_finite(guarded):
             for group in self.param_groups:
                 group["skipped_steps"] += 1
             return loss
-        # Every check has passed: only now is anything modified.
-        for group, params in work:
+        for group, prepared, params in plans:
+            if prepared:
+                assert self._fast_path is not None
+                params = params + self._fast_path.update(self, group, prepared)
             if params:
-                self._step_group(group, params)
+                self._step_tensors(group, params)
         return loss
 
     @property
@@ -308,7 +320,52 @@ class Optimizer(torch.optim.Optimizer):
     def _check_sparse_options(self, owner: str, at: str, group: dict[str, Any]) -> None:
         """Raise if ``group``'s options cannot be combined with a sparse gradient."""
 
-    def _step_group(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+    def _use_fast_path(self, group: dict[str, Any]) -> bool:
+        """Whether to try the fast path for ``group`` (see :mod:`._flat`)."""
+        choice = _flat.wanted(group)
+        if choice is False or group.get("capturable") or torch.compiler.is_compiling():
+            # capturable: CUDA-graph capture needs the per-tensor path's on-device
+            # step counts; under torch.compile, the caller's compiler does the fusing.
+            return False
+        if choice:
+            return True
+        layout = (id(group["params"]), len(group["params"]))
+        if self._auto.get(id(group), (None,))[0] != layout:
+            self._auto[id(group)] = (
+                layout,
+                sum(p.numel() for p in group["params"]) >= _flat.AUTO_MIN_ELEMENTS,
+            )
+        return self._auto[id(group)][1]
+
+    def implementation(self) -> list[str]:
+        """For each parameter group, which implementation updated it last, in words."""
+        if self._fast_path is None:
+            return ["per-tensor" for _ in self.param_groups]
+        return [self._fast_path.describe(group) for group in self.param_groups]
+
+    def zero_grad(self, set_to_none: bool = True) -> None:
+        """Reset the gradients, as torch.optim does.
+
+        With ``set_to_none=False`` the fast path zeroes each flat gradient buffer
+        in one pass, and backward then accumulates straight into it: the
+        fastest loop. With ``set_to_none=True`` (the default) gradients become
+        None, as in torch; the next step copies the new ones into the buffer.
+        """
+        if set_to_none or self._fast_path is None:
+            super().zero_grad(set_to_none)
+            return
+        done = self._fast_path.zero_grad()
+        for group in self.param_groups:
+            for p in group["params"]:
+                if p.grad is not None and id(p) not in done:
+                    if p.grad.grad_fn is not None:
+                        p.grad.detach_()
+                    else:
+                        p.grad.requires_grad_(False)
+                    p.grad.zero_()
+
+    def _step_tensors(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
+        """The per-tensor path: the rule applied to each parameter in turn."""
         scalars = self._scalars(group)
         names = self._active_state(group)
         capturable = group.get("capturable", False)
@@ -338,6 +395,10 @@ class Optimizer(torch.optim.Optimizer):
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         super().__setstate__(state)
+        # The buckets are not part of the state (torch's __getstate__ leaves them
+        # out of pickles and deep copies); the next step rebuilds them.
+        self._fast_path = None
+        self._auto = {}
         # Checkpoints from torch.optim (or older descentlab) lack the keys
         # descentlab adds; give them the defaults, which reproduce torch's rule.
         for group in self.param_groups:

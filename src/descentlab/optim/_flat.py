@@ -1,0 +1,492 @@
+"""The fast path: one compiled pass over flat buffers per group, device and dtype.
+
+An optimizer step is memory-bound: Adam reads a parameter, its gradient and
+two moments and writes three of them back, whatever the arithmetic. The
+fastest step touches each byte once with no per-tensor overhead. So the fast
+path keeps, for each (parameter group, device, dtype), one *bucket*:
+
+- the parameters' data in one contiguous buffer (each ``p.data`` is re-pointed
+  to its slice, keeping its shape and strides);
+- the gradients in one buffer (each ``p.grad`` a view into it, so backward
+  accumulates in place; a gradient that is not such a view, e.g. a fresh one
+  after ``zero_grad(set_to_none=True)``, is copied in by one ``_foreach_copy_``);
+- each state tensor (``exp_avg``, ...) in one buffer, ``optimizer.state[p]``
+  holding views into it, so ``state_dict()`` keeps torch.optim's format;
+- the step counts in one CPU tensor, ``state[p]["step"]`` a 0-dim view into it.
+
+Each step computes the rule's step-dependent *coefficients* once on the host
+(bias corrections, step size) and calls a ``torch.compile``-generated kernel
+of the rule's *elementwise* update over the whole bucket: vectorised C++ with
+OpenMP on CPU, Triton on CUDA. Hyperparameters reach the kernel as 0-dim CPU
+float64 tensors, so a scheduler changing ``lr``, ``betas`` or ``momentum``
+never recompiles, and the buffer length is symbolic, so nothing recompiles on
+the second step either. Parameters without a gradient in a step, or whose step
+counts differ, split the bucket into runs of consecutive parameters, one
+kernel call each.
+
+Anything the fast path cannot take is left to the per-tensor path, which works
+on the same state views: sparse gradients, tensor subclasses, parameters
+whose storage is shared or only partly theirs, and everything when the
+compiler is missing or fails (said once, in a :class:`FastPathWarning`).
+"""
+
+from __future__ import annotations
+
+import operator
+import types
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import torch
+
+if TYPE_CHECKING:
+    from ._base import Optimizer
+
+#: Below this many elements in a group, ``fused=None`` (automatic) keeps the
+#: per-tensor path: compiling takes seconds once per process, which a small
+#: model does not win back. ``fused=True`` forces the fast path at any size.
+AUTO_MIN_ELEMENTS = 1 << 20
+
+#: The largest bucket, in elements; a larger group is split into several
+#: buckets, which bounds the memory that (re)building a bucket borrows.
+MAX_BUCKET_ELEMENTS = 1 << 26
+
+
+class FastPathWarning(UserWarning):
+    """The fast path could not run here; the per-tensor path gives the same numbers."""
+
+
+_warned: set[str] = set()
+
+
+def _warn_once(message: str) -> None:
+    if message not in _warned:
+        _warned.add(message)
+        warnings.warn(message, FastPathWarning, stacklevel=4)
+
+
+def step_dtype() -> torch.dtype:
+    """The dtype of ``state["step"]``: torch.optim's float32, or float64 when that is the default dtype."""
+    return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
+
+
+def wanted(group: dict[str, Any]) -> bool | None:
+    """True if the user forces the fast path, False if they switch it off, None for automatic.
+
+    ``fused`` and ``foreach`` are torch.optim's flags: False selects the
+    per-tensor loop (torch's "for-loop"), True selects the one-pass
+    implementation, which for descentlab is this fast path.
+    """
+    fused, foreach = group.get("fused"), group.get("foreach")
+    if fused is False or foreach is False:
+        return False
+    if fused or foreach:
+        return True
+    return None
+
+
+def ineligible(p: torch.Tensor) -> str | None:
+    """Why ``p`` cannot live in a flat buffer, or None if it can."""
+    if type(p) not in (torch.Tensor, torch.nn.Parameter):
+        return f"it is a {type(p).__name__}"
+    if not p.is_leaf:
+        return "it is not a leaf"
+    if p.device.type not in ("cpu", "cuda"):
+        return f"it is on {p.device.type}"
+    if p.grad is not None and (p.grad.is_sparse or p.grad.layout != torch.strided):
+        return "its gradient is sparse"
+    if p.is_complex() and not p.is_contiguous():
+        return "it is complex and not contiguous"
+    if not _dense(p):
+        return "its layout has gaps or overlaps"
+    if not _placed(p) and p.untyped_storage().nbytes() != p.numel() * p.element_size():
+        return "it shares a larger storage with other tensors"
+    return None
+
+
+# Where the fast path put a parameter, kept on the parameter itself: a
+# parameter that is still there lives in a descentlab buffer, whose sharing
+# with other parameters is ours to undo; anywhere else, sharing a storage
+# means the user aliases it, and moving it would break that.
+_PLACED = "_descentlab_flat_data_ptr"
+
+
+def _placed(p: torch.Tensor) -> bool:
+    return getattr(p, _PLACED, None) == p.data_ptr()
+
+
+def _dense(p: torch.Tensor) -> bool:
+    """Whether ``p`` covers its memory exactly once (any order of dimensions)."""
+    expected = 1
+    for stride, size in sorted((t, s) for s, t in zip(p.shape, p.stride(), strict=True) if s != 1):
+        if stride != expected:
+            return False
+        expected *= size
+    return True
+
+
+def _real(p: torch.Tensor) -> tuple[torch.dtype, int]:
+    """The buffer dtype and the number of buffer elements of ``p``."""
+    if p.is_complex():
+        return p.real.dtype, 2 * p.numel()
+    return p.dtype, p.numel()
+
+
+def _shaped(buffer: torch.Tensor, offset: int, p: torch.Tensor) -> torch.Tensor:
+    """The slice of ``buffer`` at ``offset`` viewed with ``p``'s shape, strides and dtype."""
+    if p.is_complex():
+        return torch.view_as_complex(buffer[offset : offset + 2 * p.numel()].view(*p.shape, 2))
+    return buffer.as_strided(p.shape, p.stride(), buffer.storage_offset() + offset)
+
+
+# -- compiled kernels --------------------------------------------------------------
+
+_KERNELS: dict[tuple[Any, ...], _Kernel] = {}
+
+
+@dataclass
+class _Kernel:
+    fn: Callable[..., None]
+    ok: bool = False  # has run once: later failures are real errors, not a missing compiler
+    broken: str | None = None
+
+
+def _kernel(
+    update: Callable[..., None],
+    numeric: tuple[str, ...],
+    flags: tuple[tuple[str, bool], ...],
+    present: tuple[bool, ...],
+    device: str,
+    dtype: torch.dtype,
+) -> _Kernel:
+    """The compiled fast-path kernel of ``update`` for one signature (cached for the process)."""
+    key = (update, numeric, flags, present, device, dtype)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        n_states, bools = len(present), dict(flags)
+
+        def flat_step(param: torch.Tensor, grad: torch.Tensor, *rest: Any) -> None:
+            update(param, grad, *rest[:n_states], **dict(zip(numeric, rest[n_states:], strict=True)), **bools)
+
+        # Dynamo keeps one cache, with a recompile limit, per code object: a code
+        # object of its own per kernel keeps different optimizers and dtypes from
+        # evicting each other.
+        code = flat_step.__code__.replace(co_name=f"descentlab_{update.__name__}_{len(_KERNELS)}")
+        fresh = types.FunctionType(code, flat_step.__globals__, code.co_name, None, flat_step.__closure__)
+        kernel = _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True))
+        _KERNELS[key] = kernel
+    return kernel
+
+
+# -- buckets -----------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Bucket:
+    """Parameters of one group, device and dtype, with their gradients and state, in flat buffers."""
+
+    params: list[torch.Tensor]
+    offsets: list[int]
+    names: tuple[str, ...]
+    param_buffer: torch.Tensor
+    grad_buffer: torch.Tensor
+    state_buffers: dict[str, torch.Tensor]
+    steps: torch.Tensor  # the step count of each parameter: the truth, viewed by state[p]["step"]
+    uniform: int | None  # the count all parameters share, or None
+    grad_views: list[torch.Tensor]
+    pointers: list[int] = field(default_factory=list)
+    scalars: torch.Tensor | None = None
+    scalar_views: list[torch.Tensor] = field(default_factory=list)
+
+    @classmethod
+    def build(cls, optimizer: Optimizer, group: dict[str, Any], params: list[torch.Tensor]) -> Bucket:
+        """Move ``params``, their gradients and state into new flat buffers."""
+        active = optimizer._active_state(group)
+        names = tuple(n for n in optimizer.state_names if n in active)
+        dtype, _ = _real(params[0])
+        device = params[0].device
+        offsets, total = [], 0
+        for p in params:
+            offsets.append(total)
+            total += _real(p)[1]
+        kw = {"dtype": dtype, "device": device}
+        param_buffer, grad_buffer = torch.empty(total, **kw), torch.zeros(total, **kw)
+        state_buffers = {n: torch.empty(total, **kw) for n in names}
+        steps = torch.zeros(len(params), dtype=step_dtype())
+        counts, grad_views = [], []
+        for i, (p, offset) in enumerate(zip(params, offsets, strict=True)):
+            state = optimizer.state[p]
+            # A parameter with state but no step comes from a framework that does
+            # not count steps (torch's SGD): it has taken at least one.
+            count = int(state["step"].item()) if "step" in state else (1 if state else 0)
+            view = _shaped(param_buffer, offset, p)
+            view.copy_(p.detach())
+            p.data = view
+            setattr(p, _PLACED, p.data_ptr())
+            for n in names:
+                slot = _shaped(state_buffers[n], offset, p)
+                if n in state:
+                    slot.copy_(state[n])
+                else:
+                    state_buffers[n][offset : offset + _real(p)[1]].fill_(active[n])
+                state[n] = slot
+            counts.append(count)
+            steps[i] = count
+            state["step"] = steps[i]
+            grad_view = _shaped(grad_buffer, offset, p)
+            if p.grad is not None:
+                grad_view.copy_(p.grad)
+                p.grad = grad_view
+            grad_views.append(grad_view)
+        uniform = counts[0] if counts.count(counts[0]) == len(counts) else None
+        bucket = cls(
+            params, offsets, names, param_buffer, grad_buffer, state_buffers, steps, uniform, grad_views
+        )
+        bucket.pointers = [p.data_ptr() for p in params]
+        return bucket
+
+    def current(self, group: dict[str, Any], optimizer: Optimizer) -> bool:
+        """Whether the parameters still live in this bucket and the group still uses its state."""
+        active = optimizer._active_state(group)
+        return (
+            tuple(n for n in optimizer.state_names if n in active) == self.names
+            and list(map(torch.Tensor.data_ptr, self.params)) == self.pointers
+        )
+
+    def gather(self) -> list[bool] | None:
+        """Bring every gradient into the buffer; which parameters have one (None: a sparse one)."""
+        grads = [p.grad for p in self.params]
+        if all(map(operator.is_, grads, self.grad_views)):  # the usual case: all in place
+            return [True] * len(grads)
+        has = [g is not None for g in grads]
+        stray = [
+            i
+            for i, (g, v) in enumerate(zip(grads, self.grad_views, strict=True))
+            if g is not None and g is not v
+        ]
+        if stray:
+            if any(grads[i].is_sparse or grads[i].layout != torch.strided for i in stray):
+                return None
+            torch._foreach_copy_([self.grad_views[i] for i in stray], [grads[i] for i in stray])
+            for i in stray:
+                self.params[i].grad = self.grad_views[i]
+        return has
+
+    def runs(self, has: list[bool]) -> list[tuple[int, int, int]]:
+        """(first, end, step) for each run of consecutive parameters with a gradient and one step count."""
+        n = len(self.params)
+        if self.uniform is not None and all(has):  # the usual case: one run
+            return [(0, n, self.uniform + 1)]
+        counts = [int(c) for c in self.steps.tolist()]
+        out: list[tuple[int, int, int]] = []
+        start = None
+        for i in range(n + 1):
+            if start is not None and (i == n or not has[i] or counts[i] != counts[start]):
+                out.append((start, i, counts[start] + 1))
+                start = None
+            if i < n and has[i] and start is None:
+                start = i
+        return out
+
+    def gradients(self, has: list[bool]) -> list[torch.Tensor]:
+        """The gradients this step will use (the whole buffer when every parameter has one)."""
+        if all(has):
+            return [self.grad_buffer]
+        return [v for v, h in zip(self.grad_views, has, strict=True) if h]
+
+    def end(self, index: int) -> int:
+        return self.offsets[index] if index < len(self.params) else self.param_buffer.numel()
+
+    def slices(self, first: int, end: int) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
+        """The buffers' ranges for parameters ``first`` to ``end`` (the buffers themselves for all)."""
+        buffers = [self.param_buffer, self.grad_buffer, *(self.state_buffers[n] for n in self.names)]
+        if first > 0 or end < len(self.params):
+            a, b = self.offsets[first], self.end(end)
+            buffers = [x[a:b] for x in buffers]
+        return buffers[0], buffers[1], buffers[2:]
+
+    def advance(self, has: list[bool]) -> None:
+        """Count one step for every parameter that had a gradient."""
+        self.steps.add_(torch.tensor(has, dtype=self.steps.dtype) if not all(has) else 1)
+        if self.uniform is not None and all(has):
+            self.uniform += 1
+        else:
+            counts = self.steps.tolist()
+            self.uniform = int(counts[0]) if counts.count(counts[0]) == len(counts) else None
+
+    def set_scalars(self, values: list[float]) -> list[torch.Tensor]:
+        """0-dim CPU float64 tensors holding ``values`` (what the kernel reads its hyperparameters from)."""
+        if self.scalars is None or self.scalars.numel() != len(values):
+            self.scalars = torch.zeros(len(values), dtype=torch.float64)
+            self.scalar_views = [self.scalars[i] for i in range(len(values))]
+        self.scalars.copy_(torch.tensor(values, dtype=torch.float64))
+        return self.scalar_views
+
+
+class FastPath:
+    """The buckets of one optimizer, per parameter group; rebuilt whenever they go stale."""
+
+    def __init__(self) -> None:
+        self.buckets: dict[int, list[Bucket]] = {}
+        self.members: dict[int, set[int]] = {}
+        self.order: dict[int, list[torch.Tensor]] = {}  # the members, in the group's order
+        self.layout: dict[int, tuple[int, int]] = {}  # the group's params list: (id, length) at build
+        self.excluded: set[int] = set()  # ids of parameters the fast path must leave alone
+        self.off: dict[int, str] = {}  # groups the fast path gave up on, with the reason
+
+    def prepare(
+        self, optimizer: Optimizer, group: dict[str, Any]
+    ) -> tuple[list[tuple[Bucket, list[bool]]], list[torch.Tensor] | None]:
+        """Make ``group``'s buckets current and gather their gradients; change no number.
+
+        Returns the buckets with which of their parameters have a gradient, and
+        the parameters with a gradient left to the per-tensor path (None: all
+        of them, the fast path being off for this group).
+        """
+        key = id(group)
+        if key in self.off:
+            return [], None
+        params = group["params"]
+        for _ in range(3):
+            order = self.order.get(key)
+            complete = (
+                order is not None and len(order) == len(params) and all(map(operator.is_, order, params))
+            )
+            fresh: set[int] = set()
+            if not complete:
+                members = self.members.get(key, set())
+                fresh = {id(p) for p in params if p.grad is not None and id(p) not in members}
+                fresh -= self.excluded
+            if fresh or self._stale(optimizer, group):
+                self._build(optimizer, group, fresh)
+                continue  # recheck completeness against the new buckets
+            gathered = [b.gather() for b in self.buckets[key]]
+            if all(has is not None for has in gathered):
+                break
+            # A gradient turned sparse: that parameter leaves the fast path.
+            self.excluded.update(id(p) for p in params if p.grad is not None and p.grad.is_sparse)
+            self.buckets.pop(key)
+        else:  # pragma: no cover - settles after at most one rebuild
+            return [], None
+        prepared = list(zip(self.buckets[key], gathered, strict=True))
+        if complete:
+            return prepared, []
+        members = self.members[key]
+        return prepared, [p for p in params if p.grad is not None and id(p) not in members]
+
+    def update(
+        self, optimizer: Optimizer, group: dict[str, Any], prepared: list[tuple[Bucket, list[bool]]]
+    ) -> list[torch.Tensor]:
+        """Run the kernels; return the parameters left to the per-tensor path (after a failed compile)."""
+        for index, (bucket, has) in enumerate(prepared):
+            try:
+                self._run(optimizer, group, bucket, has)
+            except _CompilerUnavailable as err:
+                key = id(group)
+                self.off[key] = str(err)
+                for table in (self.buckets, self.members, self.order):
+                    table.pop(key, None)
+                return [p for b, h in prepared[index:] for p, x in zip(b.params, h, strict=True) if x]
+        return []
+
+    def _stale(self, optimizer: Optimizer, group: dict[str, Any]) -> bool:
+        key = id(group)
+        if key not in self.buckets or self.layout[key] != (id(group["params"]), len(group["params"])):
+            return True
+        return any(not b.current(group, optimizer) for b in self.buckets[key])
+
+    def _build(self, optimizer: Optimizer, group: dict[str, Any], fresh: set[int]) -> None:
+        key = id(group)
+        previous = self.members.get(key, set())
+        storages: dict[int, int] = {}
+        candidates = []
+        for p in group["params"]:
+            if id(p) in self.excluded or not (id(p) in previous or id(p) in fresh):
+                continue
+            if ineligible(p) is not None:
+                self.excluded.add(id(p))
+                continue
+            if not _placed(p):
+                storage = p.untyped_storage().data_ptr()
+                if storage in storages:  # two parameters on one storage: keep both apart
+                    self.excluded.update({id(p), storages[storage]})
+                storages[storage] = id(p)
+            candidates.append(p)
+        by_kind: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+        for p in candidates:
+            if id(p) not in self.excluded:
+                by_kind.setdefault((p.device, _real(p)[0]), []).append(p)
+        buckets = []
+        for same_kind in by_kind.values():
+            chunk: list[torch.Tensor] = []
+            size = 0
+            for p in same_kind:
+                if chunk and size + _real(p)[1] > MAX_BUCKET_ELEMENTS:
+                    buckets.append(Bucket.build(optimizer, group, chunk))
+                    chunk, size = [], 0
+                chunk.append(p)
+                size += _real(p)[1]
+            if chunk:
+                buckets.append(Bucket.build(optimizer, group, chunk))
+        self.buckets[key] = buckets
+        self.members[key] = {id(p) for b in buckets for p in b.params}
+        self.order[key] = [p for p in group["params"] if id(p) in self.members[key]]
+        self.layout[key] = (id(group["params"]), len(group["params"]))
+
+    def _run(self, optimizer: Optimizer, group: dict[str, Any], bucket: Bucket, has: list[bool]) -> None:
+        cls = type(optimizer)
+        hyper = optimizer._scalars(group)
+        for first, end, step in bucket.runs(has):
+            coefficients = cls.coefficients(step, **hyper)
+            numeric = tuple(k for k, v in coefficients.items() if not isinstance(v, bool))
+            flags = tuple((k, v) for k, v in coefficients.items() if isinstance(v, bool))
+            param, grad, states = bucket.slices(first, end)
+            state_args = [
+                states[bucket.names.index(n)] if n in bucket.names else None for n in cls.state_names
+            ]
+            present = tuple(s is not None for s in state_args)
+            kernel = _kernel(cls.update, numeric, flags, present, param.device.type, param.dtype)
+            if kernel.broken:
+                raise _CompilerUnavailable(kernel.broken)
+            values = bucket.set_scalars([float(coefficients[k]) for k in numeric])
+            try:
+                kernel.fn(param, grad, *state_args, *values)
+            except Exception as err:
+                if kernel.ok:
+                    raise
+                kernel.broken = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:300]}"
+                _warn_once(
+                    f"descentlab: the fast path cannot compile {cls.__name__}'s update on "
+                    f"{param.device.type} ({param.dtype}): {kernel.broken}; using the per-tensor "
+                    "path, which gives the same numbers, more slowly"
+                )
+                raise _CompilerUnavailable(kernel.broken) from err
+            kernel.ok = True
+        bucket.advance(has)
+
+    def zero_grad(self) -> set[int]:
+        """Zero, in one pass per bucket, the gradients that live in a buffer; their parameters' ids."""
+        done: set[int] = set()
+        for buckets in self.buckets.values():
+            for b in buckets:
+                if all(p.grad is v for p, v in zip(b.params, b.grad_views, strict=True)):
+                    b.grad_buffer.zero_()
+                    done.update(id(p) for p in b.params)
+        return done
+
+    def describe(self, group: dict[str, Any]) -> str:
+        """Which implementation updated ``group`` last, in words."""
+        key = id(group)
+        if key in self.off:
+            return f"per-tensor (the fast path is off: {self.off[key]})"
+        buckets = self.buckets.get(key)
+        if not buckets:
+            return "per-tensor"
+        n = sum(len(b.params) for b in buckets)
+        return f"fast: {n} parameter(s) in {len(buckets)} flat bucket(s)"
+
+
+class _CompilerUnavailable(Exception):
+    """The kernel for this update cannot be compiled here."""
