@@ -234,7 +234,8 @@ class Bucket:
                 state[n] = slot
             counts.append(count)
             steps[i] = count
-            state["step"] = steps[i]
+            if names:  # a rule with no state (SGD without momentum) keeps no step either
+                state["step"] = steps[i]
             grad_view = _shaped(grad_buffer, offset, p)
             if p.grad is not None:
                 grad_view.copy_(p.grad)
@@ -439,7 +440,7 @@ class FastPath:
         cls = type(optimizer)
         hyper = optimizer._scalars(group)
         for first, end, step in bucket.runs(has):
-            coefficients = cls.coefficients(step, **hyper)
+            coefficients = cls.coefficients(step if bucket.names else None, **hyper)
             numeric = tuple(k for k, v in coefficients.items() if not isinstance(v, bool))
             flags = tuple((k, v) for k, v in coefficients.items() if isinstance(v, bool))
             param, grad, states = bucket.slices(first, end)

@@ -1,0 +1,364 @@
+"""``descentlab bench``: time ``step()`` for every implementation, against torch.optim, in one process.
+
+An optimizer step is memory-bound, so each result is also given as the
+effective bandwidth it reaches (the bytes the rule must move, divided by the
+time) and as a share of a streaming probe (``a += b``) measured in the same
+process. Implementations are timed in turns, round after round, so that the
+machine's noise falls on all of them alike; compare ratios within one run.
+
+>>> from descentlab.bench import WORKLOADS
+>>> [(w.name, round(w.parameters / 1e6, 1), len(w.shapes)) for w in WORKLOADS.values()]
+[('transformer', 15.8, 60), ('many-small', 8.2, 2000)]
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, TextIO
+
+import torch
+
+from . import __version__
+from .optim import OPTIMIZERS, Optimizer
+
+
+@dataclass(frozen=True)
+class Workload:
+    """A set of parameter shapes to time a step on."""
+
+    name: str
+    description: str
+    shapes: tuple[tuple[int, ...], ...]
+
+    @property
+    def parameters(self) -> int:
+        return sum(math.prod(s) for s in self.shapes)
+
+    def scaled(self, factor: float) -> Workload:
+        """The same number of tensors, each dimension's first size scaled by ``factor``."""
+        if factor == 1:
+            return self
+        shapes = tuple((max(1, round(s[0] * factor)), *s[1:]) for s in self.shapes)
+        return Workload(self.name, f"{self.description}, sizes x{factor:g}", shapes)
+
+
+def _transformer(d: int = 512, layers: int = 5) -> tuple[tuple[int, ...], ...]:
+    block = [
+        (3 * d, d),
+        (3 * d,),
+        (d, d),
+        (d,),
+        (4 * d, d),
+        (4 * d,),
+        (d, 4 * d),
+        (d,),
+        (d,),
+        (d,),
+        (d,),
+        (d,),
+    ]
+    return tuple(block * layers)
+
+
+WORKLOADS: dict[str, Workload] = {
+    "transformer": Workload(
+        "transformer", "5 transformer blocks, d=512: 15.8M parameters in 60 tensors", _transformer()
+    ),
+    "many-small": Workload("many-small", "2000 tensors of 64x64: 8.2M parameters", ((64, 64),) * 2000),
+}
+
+
+@dataclass(frozen=True)
+class Algorithm:
+    """One optimizer configuration, as descentlab's class and torch.optim's."""
+
+    name: str
+    kwargs: dict[str, Any]
+    state_tensors: int  # per-parameter state tensors the step reads and writes
+
+    @property
+    def ours(self) -> type[Optimizer]:
+        return OPTIMIZERS[self.name]
+
+    @property
+    def theirs(self) -> type[torch.optim.Optimizer]:
+        return getattr(torch.optim, self.ours.__name__)
+
+    def bytes_per_element(self, element_size: int) -> int:
+        """Bytes one step must move per parameter: read p, g and the state; write p and the state."""
+        return element_size * (3 + 2 * self.state_tensors)
+
+
+ALGORITHMS: dict[str, Algorithm] = {
+    "sgd": Algorithm("sgd", {"lr": 1e-3, "momentum": 0.9}, 1),
+    "adagrad": Algorithm("adagrad", {"lr": 1e-3}, 1),
+    "rmsprop": Algorithm("rmsprop", {"lr": 1e-4}, 1),
+    "adam": Algorithm("adam", {"lr": 1e-4}, 2),
+    "adamw": Algorithm("adamw", {"lr": 1e-4}, 2),
+}
+
+#: implementation name -> (library, constructor flags); torch's rows for the flags torch accepts
+IMPLEMENTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "descentlab fast": ("descentlab", {"foreach": True}),
+    "descentlab per-tensor": ("descentlab", {"foreach": False}),
+    "torch for-loop": ("torch", {"foreach": False}),
+    "torch foreach": ("torch", {"foreach": True}),
+    "torch fused": ("torch", {"fused": True}),
+}
+
+
+@dataclass
+class Measurement:
+    """One (workload, algorithm, implementation) result; times in milliseconds."""
+
+    workload: str
+    algorithm: str
+    implementation: str
+    parameters: int
+    ms_per_step: float
+    ms_first_step: float
+    step_times_ms: list[float]
+    bytes_per_step: int
+    gb_per_s: float
+    percent_of_probe: float
+    extra_peak_bytes: int | None
+    ratio_to_torch_best: float | None = None  # torch's fastest time / this time (> 1: faster)
+
+
+@dataclass
+class Report:
+    """Everything one ``descentlab bench`` run measured, with the machine it ran on."""
+
+    machine: dict[str, Any]
+    probe_gb_per_s: float
+    measurements: list[Measurement] = field(default_factory=list)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=1)
+
+
+def machine_info(device: torch.device) -> dict[str, Any]:
+    info: dict[str, Any] = {
+        "platform": platform.platform(),
+        "processor": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "torch_threads": torch.get_num_threads(),
+        "python": sys.version.split()[0],
+        "torch": torch.__version__,
+        "descentlab": __version__,
+        "device": str(device),
+    }
+    if device.type == "cuda":
+        info["gpu"] = torch.cuda.get_device_name(device)
+    return info
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def bandwidth_probe(device: torch.device, elements: int = 1 << 26, repeats: int = 10) -> float:
+    """GB/s of the in-place streaming update ``a += b`` (reads a and b, writes a)."""
+    a = torch.ones(elements, device=device)
+    b = torch.ones(elements, device=device)
+    times = []
+    for _ in range(repeats + 2):
+        _sync(device)
+        start = time.perf_counter()
+        a.add_(b)
+        _sync(device)
+        times.append(time.perf_counter() - start)
+    return 3 * a.element_size() * elements / statistics.median(times[2:]) / 1e9
+
+
+def step_peak_memory(optimizer: torch.optim.Optimizer) -> int | None:
+    """Bytes the next ``step()`` allocates at its peak, above what it started with.
+
+    On CUDA from the allocator's peak statistics; on CPU from the allocation
+    records of torch's profiler (None where they are unavailable).
+    """
+    device = next(p.device for g in optimizer.param_groups for p in g["params"])
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        before = torch.cuda.memory_allocated(device)
+        optimizer.step()
+        torch.cuda.synchronize(device)
+        return torch.cuda.max_memory_allocated(device) - before
+    try:
+        from torch._C._profiler import _EventType
+        from torch.profiler import ProfilerActivity, profile
+    except ImportError:  # pragma: no cover - older torch
+        optimizer.step()
+        return None
+    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+        optimizer.step()
+    allocations: list[tuple[int, int]] = []
+
+    def walk(nodes: Sequence[Any]) -> None:
+        for node in nodes:
+            if node.tag == _EventType.Allocation:
+                allocations.append((node.start_time_ns, node.extra_fields.alloc_size))
+            walk(node.children)
+
+    walk(prof.profiler.kineto_results.experimental_event_tree())
+    level = peak = 0
+    for _, size in sorted(allocations):
+        level += size
+        peak = max(peak, level)
+    return peak
+
+
+def _make(
+    algorithm: Algorithm, implementation: str, workload: Workload, device: torch.device, seed: int
+) -> torch.optim.Optimizer | None:
+    library, flags = IMPLEMENTATIONS[implementation]
+    generator = torch.Generator().manual_seed(seed)
+    params = []
+    for shape in workload.shapes:
+        p = torch.randn(shape, generator=generator).to(device).requires_grad_()
+        p.grad = (torch.randn(shape, generator=generator) * 1e-2).to(device)
+        params.append(p)
+    cls = algorithm.ours if library == "descentlab" else algorithm.theirs
+    try:
+        return cls(params, **algorithm.kwargs, **flags)
+    except (RuntimeError, TypeError, ValueError):
+        return None  # torch has no such implementation of this algorithm (e.g. fused RMSprop)
+
+
+def run(
+    workloads: Sequence[Workload],
+    algorithms: Sequence[Algorithm],
+    *,
+    device: torch.device,
+    steps: int = 10,
+    rounds: int = 3,
+    seed: int = 0,
+    progress: Callable[[str], None] | None = None,
+) -> Report:
+    """Measure every (workload, algorithm, implementation); implementations take turns."""
+    say = progress or (lambda message: None)
+    say("measuring the streaming bandwidth (a += b over 2 x 256 MB)")
+    report = Report(machine_info(device), bandwidth_probe(device))
+    total = len(workloads) * len(algorithms)
+    done = 0
+    for workload in workloads:
+        for algorithm in algorithms:
+            done += 1
+            say(f"[{done}/{total}] {workload.name}: {algorithm.name} (first steps, including compiles)")
+            optimizers: dict[str, torch.optim.Optimizer] = {}
+            first: dict[str, float] = {}
+            for implementation in IMPLEMENTATIONS:
+                opt = _make(algorithm, implementation, workload, device, seed)
+                if opt is None:
+                    continue
+                _sync(device)
+                start = time.perf_counter()
+                opt.step()
+                _sync(device)
+                first[implementation] = (time.perf_counter() - start) * 1e3
+                optimizers[implementation] = opt
+            times: dict[str, list[float]] = {name: [] for name in optimizers}
+            for round_ in range(rounds):
+                say(f"[{done}/{total}] {workload.name}: {algorithm.name}, round {round_ + 1}/{rounds}")
+                for implementation, opt in optimizers.items():
+                    opt.step()  # warm
+                    for _ in range(steps):
+                        _sync(device)
+                        start = time.perf_counter()
+                        opt.step()
+                        _sync(device)
+                        times[implementation].append((time.perf_counter() - start) * 1e3)
+            rows = []
+            for implementation, opt in optimizers.items():
+                element = next(p.element_size() for g in opt.param_groups for p in g["params"])
+                moved = algorithm.bytes_per_element(element) * workload.parameters
+                ms = statistics.median(times[implementation])
+                gbs = moved / ms / 1e6
+                rows.append(
+                    Measurement(
+                        workload=workload.name,
+                        algorithm=algorithm.name,
+                        implementation=implementation,
+                        parameters=workload.parameters,
+                        ms_per_step=ms,
+                        ms_first_step=first[implementation],
+                        step_times_ms=times[implementation],
+                        bytes_per_step=moved,
+                        gb_per_s=gbs,
+                        percent_of_probe=100 * gbs / report.probe_gb_per_s,
+                        extra_peak_bytes=step_peak_memory(opt),
+                    )
+                )
+            optimizers.clear()
+            best = min((r.ms_per_step for r in rows if r.implementation.startswith("torch")), default=None)
+            for r in rows:
+                r.ratio_to_torch_best = None if best is None else best / r.ms_per_step
+            report.measurements.extend(rows)
+    return report
+
+
+def _bytes(n: int | None) -> str:
+    if n is None:
+        return "n/a"
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)  # pragma: no cover
+
+
+def table(report: Report) -> str:
+    """The report as a text table, one row per measurement."""
+    head = (
+        f"{'workload':<12} {'optimizer':<9} {'implementation':<22} {'ms/step':>8} {'Mparam/s':>9} "
+        f"{'GB/s':>6} {'%probe':>6} {'x torch':>7} {'1st step':>9} {'extra peak':>10}"
+    )
+    lines = [head, "-" * len(head)]
+    for m in report.measurements:
+        ratio = "-" if m.ratio_to_torch_best is None else f"{m.ratio_to_torch_best:.2f}"
+        lines.append(
+            f"{m.workload:<12} {m.algorithm:<9} {m.implementation:<22} {m.ms_per_step:8.2f} "
+            f"{m.parameters / m.ms_per_step / 1e3:9.0f} {m.gb_per_s:6.1f} {m.percent_of_probe:6.0f} "
+            f"{ratio:>7} {m.ms_first_step / 1e3:8.2f}s {_bytes(m.extra_peak_bytes):>10}"
+        )
+    machine = report.machine
+    lines.append(
+        f"probe (a += b): {report.probe_gb_per_s:.1f} GB/s on {machine['processor']}, "
+        f"{machine['cpu_count']} cores, torch {machine['torch']} ({machine['device']})"
+    )
+    return "\n".join(lines)
+
+
+def progress_printer(stream: TextIO = sys.stderr) -> Callable[[str], None]:
+    """Progress on one line that rewrites itself on a terminal, one line per message otherwise."""
+    live = stream.isatty()
+
+    def say(message: str) -> None:
+        if live:
+            stream.write("\r\x1b[2K" + message)
+        else:
+            stream.write(message + "\n")
+        stream.flush()
+
+    return say

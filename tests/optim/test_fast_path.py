@@ -1,0 +1,450 @@
+"""The fast path (one compiled pass over flat buffers): same numbers, same state, wherever users put it."""
+
+from __future__ import annotations
+
+import copy
+import inspect
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+from torch import nn
+
+from cases import CASES, all_configs, torch_kwargs
+from descentlab.optim import OPTIMIZERS, SGD, Adagrad, Adam, _flat
+from helpers import Problem, groups, relative_error, run, same
+
+TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6}
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
+
+
+def force(name: str) -> str:
+    """The flag that forces the fast path: torch's `fused` where it exists, else `foreach`."""
+    return "fused" if "fused" in inspect.signature(OPTIMIZERS[name].__init__).parameters else "foreach"
+
+
+def fast(name: str, **kwargs):
+    return OPTIMIZERS[name], {**kwargs, force(name): True}
+
+
+def slow(name: str, **kwargs):
+    return OPTIMIZERS[name], {**kwargs, force(name): False}
+
+
+def assert_close(a, b, dtype=torch.float64):
+    for i, (x, y) in enumerate(zip(a, b)):
+        assert relative_error(x, y) <= TOLERANCE[dtype], f"parameter {i}: {relative_error(x, y):.3g}"
+
+
+# -- same numbers -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(("name", "config"), all_configs())
+def test_fast_path_matches_the_per_tensor_path(name, config, dtype):
+    """60 steps, two groups, a changing lr, a parameter that misses gradients: every configuration."""
+    closed = dtype == torch.float64
+    ours, opt = run(*fast(name, **config.kwargs), dtype, closed_loop=closed)
+    theirs, ref = run(*slow(name, **config.kwargs), dtype, closed_loop=closed)
+    assert all(i.startswith("fast") for i in opt.implementation()), opt.implementation()
+    assert_close(ours, theirs, dtype)
+    for a, b in zip(ours, theirs):
+        assert opt.state[a].keys() == ref.state[b].keys()
+        for key in ref.state[b]:
+            assert opt.state[a][key].dtype == ref.state[b][key].dtype
+            assert relative_error(opt.state[a][key], ref.state[b][key]) <= TOLERANCE[dtype], key
+
+
+# -- same state: checkpoints move between the paths -----------------------------------------
+
+
+def _steps(params, opt, ts):
+    problem = Problem()
+    for t in ts:
+        for i, p in enumerate(params):
+            g = problem.grad(i, p.detach().numpy(), t)
+            p.grad = None if g is None else torch.as_tensor(g)
+        opt.step()
+
+
+@pytest.mark.parametrize(("name", "config"), all_configs())
+def test_a_checkpoint_moves_between_the_paths(name, config, tmp_path):
+    kwargs = dict(config.kwargs)
+    results = {}
+    for first, second in (("fast", "slow"), ("slow", "fast"), ("fast", "fast")):
+        make1, kw1 = (fast if first == "fast" else slow)(name, **kwargs)
+        params = Problem().params()
+        opt = make1(groups(params, kwargs), **kw1)
+        _steps(params, opt, range(1, 26))
+        torch.save({"p": [p.detach() for p in params], "o": opt.state_dict()}, tmp_path / "c.pt")
+        _steps(params, opt, range(26, 51))
+        saved = torch.load(tmp_path / "c.pt", weights_only=True)
+        make2, kw2 = (fast if second == "fast" else slow)(name, **kwargs)
+        resumed = [p.clone().requires_grad_() for p in saved["p"]]
+        opt2 = make2(groups(resumed, kwargs), **kw2)
+        opt2.load_state_dict(saved["o"])
+        _steps(resumed, opt2, range(26, 51))
+        results[(first, second)] = (params, resumed, opt, opt2)
+    # within the fast path a resume is bit-exact; across paths, the same to rounding
+    params, resumed, opt, opt2 = results[("fast", "fast")]
+    assert all(torch.equal(a, b) for a, b in zip(params, resumed))
+    for params, resumed, _, _ in results.values():
+        assert_close(resumed, params)
+    # the format is the same whichever path wrote it
+    fast_sd, slow_sd = results[("fast", "slow")][2].state_dict(), results[("slow", "fast")][2].state_dict()
+    assert fast_sd["state"].keys() == slow_sd["state"].keys()
+    for k in fast_sd["state"]:
+        for key, value in fast_sd["state"][k].items():
+            other = slow_sd["state"][k][key]
+            assert (value.shape, value.dtype, value.device) == (other.shape, other.dtype, other.device), key
+
+
+@pytest.mark.parametrize(("name", "config"), all_configs(torch_only=True))
+def test_a_fast_path_checkpoint_loads_into_torch_optim(name, config):
+    params = Problem().params()
+    make, kw = fast(name, **config.kwargs)
+    opt = make(groups(params, config.kwargs), **kw)
+    _steps(params, opt, range(1, 11))
+    theirs = CASES[name].torch_cls(groups([p.detach().clone().requires_grad_() for p in params], config.kwargs),
+                                   **torch_kwargs(config.kwargs))  # fmt: skip
+    theirs.load_state_dict(opt.state_dict())
+    for a, b in zip(opt.param_groups[0]["params"], theirs.param_groups[0]["params"]):
+        for key, value in theirs.state[b].items():
+            assert torch.equal(value, opt.state[a][key])
+
+
+# -- correct wherever users put it ------------------------------------------------------------
+
+
+def _twins():
+    """The same small model twice, one for each path."""
+    models = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        models.append(nn.Sequential(nn.Linear(6, 5), nn.Tanh(), nn.Linear(5, 3)).double())
+    x = torch.randn(16, 6, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    return models, x
+
+
+@pytest.mark.parametrize("set_to_none", [True, False])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_real_training_loop_with_zero_grad(name, set_to_none):
+    models, x = _twins()
+    opts = [OPTIMIZERS[name](models[0].parameters(), lr=0.01, **{force(name): True}),
+            OPTIMIZERS[name](models[1].parameters(), lr=0.01, **{force(name): False})]  # fmt: skip
+    for _ in range(30):
+        for model, opt in zip(models, opts):
+            opt.zero_grad(set_to_none=set_to_none)
+            if set_to_none:
+                assert all(p.grad is None for p in model.parameters())
+            model(x).pow(2).mean().backward()
+            opt.step()
+    assert_close(list(models[0].parameters()), list(models[1].parameters()))
+    assert opts[0].implementation()[0].startswith("fast")
+    storages = {p.grad.untyped_storage().data_ptr() for p in models[0].parameters()}
+    assert len(storages) == 1, "gradients live in one flat buffer after a fast step"
+
+
+def wiggle(p: torch.Tensor, t: int) -> torch.Tensor:
+    """A bounded gradient that changes with the step (complex sines overflow)."""
+    x = p.detach()
+    return x * (0.1 * t / (1 + x.abs())) + 0.1 if x.is_complex() else torch.sin(x * t) + 0.1
+
+
+def _pair(name, build, kwargs, steps, every_step=None):
+    """Run ``build`` (which makes parameters) under both paths, calling ``every_step(t, params, opt)``."""
+    out = []
+    for maker in (fast, slow):
+        params = build()
+        make, kw = maker(name, **kwargs)
+        opt = make(params, **kw)
+        flat = [p for g in opt.param_groups for p in g["params"]]
+        for t in range(1, steps + 1):
+            if every_step:
+                every_step(t, flat, opt)
+            else:
+                for p in flat:
+                    p.grad = wiggle(p, t)
+            opt.step()
+        out.append((flat, opt))
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_gradients_that_are_views_of_another_buffer(name):
+    """As DDP's gradient_as_bucket_view: gradients live in someone else's flat buffer."""
+
+    def assign(t, params, opt):
+        bucket = torch.empty(sum(p.numel() for p in params), dtype=torch.float64)
+        offset = 0
+        for p in params:
+            view = bucket[offset : offset + p.numel()].view_as(p)
+            view.copy_(torch.cos(p.detach() * t))
+            p.grad = view
+            offset += p.numel()
+
+    (a, _), (b, _) = _pair(name, lambda: Problem().params(), {"lr": 0.01}, 20, assign)
+    assert_close(a, b)
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_add_param_group_and_different_hyperparameters_per_group(name):
+    extra = {"sgd": {"momentum": 0.5}, "adagrad": {"lr_decay": 0.1}, "rmsprop": {"alpha": 0.9},
+             "adam": {"betas": (0.8, 0.9)}, "adamw": {"weight_decay": 0.3}}[name]  # fmt: skip
+
+    def step(t, params, opt):
+        if t == 6:
+            opt.add_param_group({"params": late[len(runs)], "lr": 0.02, **extra})
+        for g in opt.param_groups:
+            for p in g["params"]:
+                p.grad = torch.sin(p.detach() * t) + 0.1
+
+    late = [[torch.ones(3, 2, dtype=torch.float64, requires_grad=True)] for _ in range(2)]
+    runs = []
+    for maker in (fast, slow):
+        params = Problem().params()
+        make, kw = maker(name, lr=0.01)
+        opt = make(params, **kw)
+        for t in range(1, 21):
+            step(t, params, opt)
+            opt.step()
+        runs.append(([p for g in opt.param_groups for p in g["params"]], opt))
+    assert_close(runs[0][0], runs[1][0])
+    assert runs[0][1].implementation()[1].startswith("fast")
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_parameters_without_gradients_in_some_steps_keep_their_own_step_counts(name):
+    def step(t, params, opt):
+        for i, p in enumerate(params):
+            p.grad = None if (i + t) % 3 == 0 else torch.sin(p.detach() * t) + 0.1
+
+    (a, fa), (b, sb) = _pair(name, lambda: Problem().params(), {"lr": 0.01}, 30, step)
+    assert_close(a, b)
+    for p, q in zip(a, b):
+        if "step" in sb.state[q]:
+            assert fa.state[p]["step"].item() == sb.state[q]["step"].item()
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_mixed_dtypes_complex_and_non_contiguous_parameters(name):
+    def build():
+        g = torch.Generator().manual_seed(3)
+        return [
+            torch.randn(4, 3, dtype=torch.float64, generator=g).requires_grad_(),
+            torch.randn(5, dtype=torch.float32, generator=g).requires_grad_(),
+            torch.randn(3, 6, dtype=torch.float64, generator=g)
+            .t()
+            .detach()
+            .requires_grad_(),  # strides (1, 6)
+            torch.randn(4, dtype=torch.complex128, generator=g).requires_grad_(),
+            torch.randn(2, 2, dtype=torch.bfloat16, generator=g).requires_grad_(),
+        ]
+
+    (a, fa), (b, _) = _pair(name, build, {"lr": 0.01}, 25)
+    assert [p.dtype for p in a] == [p.dtype for p in b]
+    assert a[2].stride() == (1, 6), "a non-contiguous parameter keeps its layout"
+    for x, y in zip(a, b):
+        tolerance = {torch.float32: 1e-6, torch.bfloat16: 2e-2}.get(x.dtype, 1e-12)
+        assert relative_error(torch.view_as_real(x) if x.is_complex() else x,
+                              torch.view_as_real(y) if y.is_complex() else y) <= tolerance  # fmt: skip
+    assert (
+        "3 flat bucket(s)" in fa.implementation()[0]
+    )  # float64 (with complex128's parts), float32, bfloat16
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_moved_parameters_and_changed_options_rebuild_the_buckets(name):
+    """model.to(...), a parameter whose data is replaced, and amsgrad/momentum turned on mid-run."""
+    switch = {"sgd": {"momentum": 0.9}, "rmsprop": {"momentum": 0.9, "centered": True},
+              "adam": {"amsgrad": True}, "adamw": {"amsgrad": True}, "adagrad": {"eps": 1e-3}}[name]  # fmt: skip
+
+    def step(t, params, opt):
+        if t == 8:
+            params[0].data = params[0].data.clone()  # as module.to() does
+        if t == 15:
+            opt.param_groups[0].update(switch)
+        for p in params:
+            p.grad = torch.sin(p.detach() * t) + 0.1
+
+    (a, fa), (b, _) = _pair(name, lambda: Problem().params(), {"lr": 0.01}, 25, step)
+    assert_close(a, b)
+    assert fa.implementation()[0].startswith("fast")
+
+
+def test_sparse_gradients_leave_the_fast_path_for_the_per_tensor_one():
+    results = []
+    for flag in (True, False):
+        torch.manual_seed(0)
+        emb = nn.Embedding(10, 4, sparse=True, dtype=torch.float64)
+        head = nn.Linear(4, 1, dtype=torch.float64)
+        opt = Adagrad(list(emb.parameters()) + list(head.parameters()), lr=0.1, fused=flag)
+        for batch in ([1, 2, 2], [3, 1], [7, 8, 9]):
+            opt.zero_grad()
+            head(emb(torch.tensor(batch))).sum().backward()
+            opt.step()
+        results.append((emb.weight.detach(), head.weight.detach(), opt))
+    assert relative_error(results[0][0], results[1][0]) <= 1e-12
+    assert relative_error(results[0][1], results[1][1]) <= 1e-12
+    assert "fast: 2 parameter(s)" in results[0][2].implementation()[0]  # the head's weight and bias
+
+
+def test_parameters_that_alias_other_tensors_are_left_in_place():
+    base = torch.zeros(10, dtype=torch.float64)
+    sliced = nn.Parameter(base[2:6])  # a slice of a tensor the user keeps
+    twin_a = nn.Parameter(torch.ones(3, dtype=torch.float64))
+    twin_b = nn.Parameter(twin_a.data)  # two parameters on one storage
+    own = nn.Parameter(torch.ones(4, dtype=torch.float64))
+    opt = SGD([sliced, twin_a, twin_b, own], lr=0.5, fused=True)
+    for p in (sliced, twin_a, twin_b, own):
+        p.grad = torch.ones_like(p)
+    opt.step()
+    assert torch.equal(base[2:6], sliced.detach()), "the user's tensor still sees the parameter"
+    assert twin_a.data_ptr() == twin_b.data_ptr()
+    assert "fast: 1 parameter(s)" in opt.implementation()[0]
+
+
+# -- no recompiles, automatic choice, fallback, memory -------------------------------------------
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_no_recompilation_on_the_second_step_nor_when_schedulers_change_hyperparameters(name):
+    from torch._dynamo.utils import counters
+
+    w = [torch.randn(40, 30, dtype=torch.float32, requires_grad=True), torch.randn(30, requires_grad=True)]
+    kwargs = {"sgd": {"momentum": 0.9}, "rmsprop": {"momentum": 0.9}}.get(name, {})
+    opt = OPTIMIZERS[name](w, lr=0.01, **kwargs, **{force(name): True})
+    cycle = "betas" in opt.param_groups[0] or "momentum" in kwargs
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=30, cycle_momentum=cycle)
+    for p in w:
+        p.grad = torch.ones_like(p)
+    opt.step()
+    sched.step()
+    graphs = counters["stats"]["unique_graphs"]
+    lrs = set()
+    for _ in range(20):
+        opt.step()
+        sched.step()
+        lrs.add(opt.param_groups[0]["lr"])
+    opt.param_groups[0]["weight_decay"] = 0.01  # any numeric hyperparameter
+    opt.step()
+    assert len(lrs) == 20, "the scheduler changed lr at every step"
+    assert counters["stats"]["unique_graphs"] == graphs, "no graph was compiled after the first step"
+
+
+def test_automatic_choice_follows_the_size_and_the_flags():
+    small = [torch.zeros(100, requires_grad=True)]
+    large = [torch.zeros(_flat.AUTO_MIN_ELEMENTS, requires_grad=True)]
+    cases = [(small, {}, "per-tensor"), (large, {}, "fast"), (large, {"fused": False}, "per-tensor"),
+             (large, {"foreach": False}, "per-tensor"), (small, {"foreach": True}, "fast")]  # fmt: skip
+    for params, flags, expected in cases:
+        opt = Adam(params, **flags)
+        params[0].grad = torch.ones_like(params[0])
+        opt.step()
+        assert opt.implementation()[0].startswith(expected), (flags, opt.implementation())
+
+
+def test_capturable_keeps_the_per_tensor_path():
+    w = [torch.zeros(10, requires_grad=True)]
+    opt = Adam(w, capturable=True, foreach=True)
+    w[0].grad = torch.ones(10)
+    opt.step()
+    assert opt.implementation() == ["per-tensor"]
+
+
+def test_without_a_compiler_it_warns_once_and_gives_the_per_tensor_numbers(tmp_path):
+    script = textwrap.dedent(
+        """
+        import warnings, torch
+        from descentlab.optim import Adam
+        def train(fused):
+            w = torch.linspace(-1, 1, 50, dtype=torch.float64).requires_grad_()
+            opt = Adam([w], lr=0.1, fused=fused)
+            for t in range(5):
+                w.grad = torch.sin(w.detach() * t)
+                opt.step()
+            return w, opt
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            a, opt = train(True)
+            a2, _ = train(True)
+        b, _ = train(False)
+        ours = [str(c.message) for c in caught if "descentlab" in str(c.message)]
+        print(len(ours), torch.equal(a, b), torch.equal(a2, b), opt.implementation()[0])
+        print(ours[0])
+        """
+    )
+    env = {**os.environ, "CXX": "/nonexistent/c++", "TORCHINDUCTOR_CACHE_DIR": str(tmp_path / "cache")}
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    first, message = done.stdout.strip().splitlines()[-2:]
+    assert first.startswith("1 True True per-tensor (the fast path is off: ")
+    assert "the fast path cannot compile Adam's update on cpu (torch.float64)" in message
+    assert "No working C++ compiler" in message
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_fast_step_allocates_less_than_one_percent_of_the_parameter_bytes(name):
+    from descentlab.bench import step_peak_memory
+
+    params = [torch.randn(128, 128, requires_grad=True) for _ in range(30)]
+    for p in params:
+        p.grad = torch.randn_like(p)
+    opt = OPTIMIZERS[name](params, lr=1e-3, **{force(name): True})
+    opt.step()
+    extra = step_peak_memory(opt)
+    assert extra <= 0.01 * sum(p.numel() * p.element_size() for p in params), extra
+
+
+def test_deepcopy_and_pickle_of_a_fast_optimizer():
+    import pickle
+
+    params = Problem().params()
+    opt = Adam(params, lr=0.01, fused=True)
+    _steps(params, opt, range(1, 6))
+    params2, opt2 = copy.deepcopy((params, opt))
+    _steps(params, opt, range(6, 11))
+    _steps(params2, opt2, range(6, 11))
+    assert all(torch.equal(a, b) for a, b in zip(params, params2))
+    opt3 = pickle.loads(pickle.dumps(opt))
+    assert same(opt3.state_dict()["param_groups"], opt.state_dict()["param_groups"])
+
+
+# -- CUDA (skipped without a device) ----------------------------------------------------------
+
+
+@CUDA
+@pytest.mark.parametrize(("name", "config"), all_configs())
+def test_fast_path_on_cuda_matches_the_per_tensor_path(name, config):
+    problem = Problem()
+    out = []
+    for maker in (fast, slow):
+        params = [p.detach().cuda().requires_grad_() for p in problem.params(torch.float32)]
+        make, kw = maker(name, **config.kwargs)
+        opt = make(groups(params, config.kwargs), **kw)
+        for t in range(1, 51):
+            for i, p in enumerate(params):
+                g = problem.grad(i, problem.init[i], t)
+                p.grad = None if g is None else torch.as_tensor(g, dtype=torch.float32, device="cuda")
+            opt.step()
+        out.append([p.cpu() for p in params])
+    assert_close(out[0], out[1], torch.float32)
+
+
+@CUDA
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_parameters_on_two_devices(name):
+    def build():
+        g = torch.Generator().manual_seed(0)
+        return [torch.randn(5, 3, dtype=torch.float64, generator=g).requires_grad_(),
+                torch.randn(7, dtype=torch.float64, generator=g).cuda().requires_grad_()]  # fmt: skip
+
+    (a, fa), (b, _) = _pair(name, build, {"lr": 0.01}, 20)
+    assert [p.device.type for p in a] == ["cpu", "cuda"]
+    assert_close([p.cpu() for p in a], [p.cpu() for p in b])
+    assert "2 flat bucket(s)" in fa.implementation()[0]
