@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import warnings
 
 import pytest
 import torch
@@ -282,10 +283,14 @@ def test_sparse_gradients_leave_the_fast_path_for_the_per_tensor_one():
         emb = nn.Embedding(10, 4, sparse=True, dtype=torch.float64)
         head = nn.Linear(4, 1, dtype=torch.float64)
         opt = Adagrad(list(emb.parameters()) + list(head.parameters()), lr=0.1, fused=flag)
-        for batch in ([1, 2, 2], [3, 1], [7, 8, 9]):
-            opt.zero_grad()
-            head(emb(torch.tensor(batch))).sum().backward()
-            opt.step()
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for batch in ([1, 2, 2], [3, 1], [7, 8, 9]):
+                opt.zero_grad()
+                head(emb(torch.tensor(batch))).sum().backward()
+                opt.step()
+        said = [str(w.message) for w in caught if issubclass(w.category, _flat.FastPathWarning)]
+        assert len(said) == flag and all("where its gradient is sparse (1 here)" in m for m in said)
         results.append((emb.weight.detach(), head.weight.detach(), opt))
     assert relative_error(results[0][0], results[1][0]) <= 1e-12
     assert relative_error(results[0][1], results[1][1]) <= 1e-12
@@ -301,7 +306,12 @@ def test_parameters_that_alias_other_tensors_are_left_in_place():
     opt = SGD([sliced, twin_a, twin_b, own], lr=0.5, fused=True)
     for p in (sliced, twin_a, twin_b, own):
         p.grad = torch.ones_like(p)
-    opt.step()
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        opt.step()
+    said = sorted(str(w.message).split(" where ")[1] for w in caught if w.category is _flat.FastPathWarning)
+    assert said == ["it shares a larger storage with other tensors (1 here)",
+                    "it shares its storage with another parameter (2 here)"]  # fmt: skip
     assert torch.equal(base[2:6], sliced.detach()), "the user's tensor still sees the parameter"
     assert twin_a.data_ptr() == twin_b.data_ptr()
     assert "fast: 1 parameter(s)" in opt.implementation()[0]
@@ -411,6 +421,7 @@ def test_deepcopy_and_pickle_of_a_fast_optimizer():
     _steps(params, opt, range(6, 11))
     _steps(params2, opt2, range(6, 11))
     assert all(torch.equal(a, b) for a, b in zip(params, params2))
+    assert opt2.implementation() == opt.implementation(), "the copy keeps the fast path"
     opt3 = pickle.loads(pickle.dumps(opt))
     assert same(opt3.state_dict()["param_groups"], opt.state_dict()["param_groups"])
 

@@ -109,12 +109,18 @@ def ineligible(p: torch.Tensor) -> str | None:
 # Where the fast path put a parameter, kept on the parameter itself: a
 # parameter that is still there lives in a descentlab buffer, whose sharing
 # with other parameters is ours to undo; anywhere else, sharing a storage
-# means the user aliases it, and moving it would break that.
-_PLACED = "_descentlab_flat_data_ptr"
+# means someone aliases it (the user, or FSDP's flat parameter), and moving
+# it would break that. The mark is the place within the buffer (offset and
+# buffer size), which a deep copy keeps and a replaced ``p.data`` loses.
+_PLACED = "_descentlab_flat_place"
+
+
+def _place(p: torch.Tensor) -> tuple[int, int]:
+    return p.storage_offset(), p.untyped_storage().nbytes()
 
 
 def _placed(p: torch.Tensor) -> bool:
-    return getattr(p, _PLACED, None) == p.data_ptr()
+    return getattr(p, _PLACED, None) == _place(p)
 
 
 def _dense(p: torch.Tensor) -> bool:
@@ -224,7 +230,7 @@ class Bucket:
             view = _shaped(param_buffer, offset, p)
             view.copy_(p.detach())
             p.data = view
-            setattr(p, _PLACED, p.data_ptr())
+            setattr(p, _PLACED, _place(p))
             for n in names:
                 slot = _shaped(state_buffers[n], offset, p)
                 if n in state:
@@ -336,6 +342,7 @@ class FastPath:
         self.layout: dict[int, tuple[int, int]] = {}  # the group's params list: (id, length) at build
         self.excluded: set[int] = set()  # ids of parameters the fast path must leave alone
         self.off: dict[int, str] = {}  # groups the fast path gave up on, with the reason
+        self.warned: set[str] = set()
 
     def prepare(
         self, optimizer: Optimizer, group: dict[str, Any]
@@ -403,18 +410,33 @@ class FastPath:
         previous = self.members.get(key, set())
         storages: dict[int, int] = {}
         candidates = []
+        reasons: dict[str, int] = {}
         for p in group["params"]:
             if id(p) in self.excluded or not (id(p) in previous or id(p) in fresh):
                 continue
-            if ineligible(p) is not None:
-                self.excluded.add(id(p))
-                continue
-            if not _placed(p):
+            reason = ineligible(p)
+            if reason is None and not _placed(p):
                 storage = p.untyped_storage().data_ptr()
                 if storage in storages:  # two parameters on one storage: keep both apart
-                    self.excluded.update({id(p), storages[storage]})
+                    reason = "it shares its storage with another parameter"
+                    if storages[storage] not in self.excluded:
+                        self.excluded.add(storages[storage])
+                        reasons[reason] = reasons.get(reason, 0) + 1
                 storages[storage] = id(p)
+            if reason is not None:
+                self.excluded.add(id(p))
+                reasons[reason] = reasons.get(reason, 0) + 1
+                continue
             candidates.append(p)
+        for reason, count in reasons.items():
+            if reason not in self.warned:  # once per optimizer and reason
+                self.warned.add(reason)
+                warnings.warn(
+                    f"descentlab: {type(optimizer).__name__}'s fast path leaves parameters to the "
+                    f"per-tensor path (same numbers, more slowly) where {reason} ({count} here)",
+                    FastPathWarning,
+                    stacklevel=5,
+                )
         by_kind: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
         for p in candidates:
             if id(p) not in self.excluded:

@@ -44,8 +44,11 @@ class Adagrad(Optimizer):
         weight_decay: L2 penalty :math:`\lambda \ge 0` (default 0).
         initial_accumulator_value: :math:`s_0 \ge 0` (default 0; Keras and optax use 0.1).
         eps: :math:`\epsilon \ge 0` (default 1e-10; Keras and optax use 1e-7).
-        foreach, fused: torch.optim's implementation flags; accepted, and the
-            result does not depend on them (default None).
+        foreach, fused: torch.optim's implementation flags, mapped to descentlab's:
+            True (either) forces the fast path, one compiled pass over flat
+            buffers; False (either) the per-tensor loop; None (default)
+            chooses the fast path for groups of at least 2**20 elements. Both
+            give the same numbers to rounding; see ``implementation()``.
         maximize: ascend instead of descend (default False).
         differentiable: must be False.
         convention: ``"torch"`` (default), ``"keras"``, ``"optax"`` or a

@@ -61,10 +61,14 @@ _ARGS = r"""
         weight_decay: :math:`\lambda \ge 0` (default {weight_decay}).
         amsgrad: use the AMSGrad maximum of :math:`v` (default False).
         maximize: ascend instead of descend (default False).
-        foreach, fused: torch.optim's implementation flags; accepted, and the
-            result does not depend on them (default None).
+        foreach, fused: torch.optim's implementation flags, mapped to descentlab's:
+            True (either) forces the fast path, one compiled pass over flat
+            buffers; False (either) the per-tensor loop; None (default)
+            chooses the fast path for groups of at least 2**20 elements. Both
+            give the same numbers to rounding; see ``implementation()``.
         capturable: keep ``step`` on the parameter's device and never read
-            tensors on the host during a step (default False).
+            tensors on the host during a step, as CUDA-graph capture needs;
+            uses the per-tensor path (default False).
         differentiable: must be False.{extra}
         eps_root: :math:`\epsilon_r \ge 0` inside the square root, as optax's
             ``eps_root`` (default 0; not with ``eps_hat``).

@@ -46,9 +46,12 @@ class RMSprop(Optimizer):
         centered: divide by the estimated standard deviation instead of the
             root mean square (default False).
         capturable: keep ``step`` on the parameter's device and never read
-            tensors on the host during a step (default False).
-        foreach: torch.optim's implementation flag; accepted, and the result
-            does not depend on it (default None).
+            tensors on the host during a step, as CUDA-graph capture needs;
+            uses the per-tensor path (default False).
+        foreach: torch.optim's implementation flag, mapped to descentlab's: True
+            forces the fast path, one compiled pass over flat buffers; False the
+            per-tensor loop; None (default) chooses the fast path for groups of
+            at least 2**20 elements. Both give the same numbers to rounding.
         maximize: ascend instead of descend (default False).
         differentiable: must be False.
         convention: ``"torch"`` (default), ``"keras"``, ``"optax"`` or a

@@ -53,8 +53,11 @@ class SGD(Optimizer):
         nesterov: use Nesterov momentum; needs ``momentum > 0`` and, for the
             heavy-ball form, ``dampening = 0`` (default False).
         maximize: ascend the objective instead of descending (default False).
-        foreach, fused: torch.optim's implementation flags; accepted, and the
-            result does not depend on them (default None).
+        foreach, fused: torch.optim's implementation flags, mapped to descentlab's:
+            True (either) forces the fast path, one compiled pass over flat
+            buffers; False (either) the per-tensor loop; None (default)
+            chooses the fast path for groups of at least 2**20 elements. Both
+            give the same numbers to rounding; see ``implementation()``.
         differentiable: must be False: autograd through the step is not supported.
         momentum_form: ``"heavy_ball"`` (default, PyTorch's) or ``"ema"``.
         debias: divide the EMA buffer by :math:`1-\mu^t`; EMA form only (default False).
