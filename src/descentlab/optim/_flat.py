@@ -205,6 +205,9 @@ class Bucket:
     pointers: list[int] = field(default_factory=list)
     scalars: torch.Tensor | None = None
     scalar_views: list[torch.Tensor] = field(default_factory=list)
+    pinned: list[torch.Tensor] = field(default_factory=list)  # CUDA: two host buffers, used in turn
+    copied: list[Any] = field(default_factory=lambda: [None, None])  # CUDA: the event of each one's copy
+    turn: int = 0
 
     @classmethod
     def build(cls, optimizer: Optimizer, group: dict[str, Any], params: list[torch.Tensor]) -> Bucket:
@@ -324,11 +327,31 @@ class Bucket:
             self.uniform = int(counts[0]) if counts.count(counts[0]) == len(counts) else None
 
     def set_scalars(self, values: list[float]) -> list[torch.Tensor]:
-        """0-dim CPU float64 tensors holding ``values`` (what the kernel reads its hyperparameters from)."""
+        """0-dim float64 tensors holding ``values``: what the kernel reads its hyperparameters from.
+
+        On CPU they are host tensors. On CUDA they live on the device: a host
+        scalar would make the compiled graph copy it with a blocking copy, a
+        host-device synchronisation at every call. Each step's values go up by
+        an asynchronous copy from one of two pinned buffers, and a pinned
+        buffer is rewritten only once its previous copy has run.
+        """
+        device = self.param_buffer.device
         if self.scalars is None or self.scalars.numel() != len(values):
-            self.scalars = torch.zeros(len(values), dtype=torch.float64)
+            self.scalars = torch.zeros(len(values), dtype=torch.float64, device=device)
             self.scalar_views = [self.scalars[i] for i in range(len(values))]
-        self.scalars.copy_(torch.tensor(values, dtype=torch.float64))
+            if device.type == "cuda":
+                self.pinned = [torch.zeros(len(values), dtype=torch.float64, pin_memory=True) for _ in "ab"]
+        host = torch.tensor(values, dtype=torch.float64)
+        if device.type != "cuda":
+            self.scalars.copy_(host)
+            return self.scalar_views
+        turn, self.turn = self.turn, 1 - self.turn
+        if self.copied[turn] is not None:
+            self.copied[turn].synchronize()  # waits only if the GPU is two steps behind
+        self.pinned[turn].copy_(host)
+        self.scalars.copy_(self.pinned[turn], non_blocking=True)
+        self.copied[turn] = torch.cuda.Event()
+        self.copied[turn].record()
         return self.scalar_views
 
 
