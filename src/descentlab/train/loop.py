@@ -24,7 +24,7 @@ import math
 import os
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +51,11 @@ class _Position:
     consumed: int = 0  # samples read from a stream
     skipped_base: int = 0  # the optimizer's skipped_steps when the run started
     scheduler_from: int = 0  # first update since the scheduler last stepped
+    # What the end of the run added off the intervals (a final evaluation, final
+    # observations); removed again if a resumed run goes on, so that extending
+    # a budget gives the record of a run that had the larger budget from the start.
+    end_evaluations: int = 0
+    end_observers: list[str] = field(default_factory=list)
 
 
 def fit(
@@ -273,8 +278,8 @@ class _Loop:
         if self.record.diverged:
             self.record.stop_reason = "diverged"
         elif not self.record.held_out.step or self.record.held_out.step[-1] != position.step:
-            self._evaluate()
-        self._observe(force=False)
+            position.end_evaluations = int(self._evaluate())
+        position.end_observers = self._observe(force=False)
         self._finish_record()
         self.progress.update(
             self._fraction(), position.step, self.record.final_train_loss, position.seconds, True
@@ -416,9 +421,10 @@ class _Loop:
     def _fired(every: Every, before: dict[str, float], after: dict[str, float]) -> bool:
         return math.floor(after[every.unit] / every.n) > math.floor(before[every.unit] / every.n)
 
-    def _evaluate(self) -> None:
+    def _evaluate(self) -> bool:
+        """Evaluate on the held-out data (if any); return whether an evaluation was recorded."""
         if self.held_out is None:
-            return
+            return False
         loss, accuracy = evaluate(self.model, self.held_out, self.loss, self.accuracy, self.eval_chunk_size)
         p, held = self.position, self.record.held_out
         held.step.append(p.step)
@@ -428,13 +434,17 @@ class _Loop:
         held.accuracy.append(accuracy)
         if not math.isfinite(loss) and not self.record.diverged:
             self._diverge(loss)
+        return True
 
-    def _observe(self, force: bool) -> None:
-        """Call every observer that has not yet seen this step (all of them when ``force``)."""
+    def _observe(self, force: bool) -> list[str]:
+        """Call every observer that has not yet seen this step (all when ``force``); return their names."""
+        called = []
         for observer in self.observers:
             series = self.record.observations.get(observer.name)
             if force or series is None or not series.step or series.step[-1] != self.position.step:
                 self._observe_one(observer)
+                called.append(observer.name)
+        return called
 
     def _observe_one(self, observer: Observer) -> None:
         p = self.position
@@ -503,8 +513,17 @@ class _Loop:
             torch.cuda.set_rng_state(payload["rng"][f"cuda:{index}"], index)  # pragma: no cover
         self.position = _Position(**payload["position"])
         self.record = RunRecord.from_json(payload["record"])
-        # The run may continue past where it stopped (a larger budget): the outcome is decided anew.
+        # The run may go on (a larger budget): what its end added and its outcome are decided anew.
         self.record.stop_reason = ""
+        held = self.record.held_out
+        for _ in range(self.position.end_evaluations):
+            for column in (held.step, held.samples, held.seconds, held.loss, held.accuracy):
+                column.pop()
+        for name in self.position.end_observers:
+            series = self.record.observations[name]
+            for column in (series.step, series.samples, series.value):
+                column.pop()
+        self.position.end_evaluations, self.position.end_observers = 0, []
         if self.reader is not None:
             self.reader.restore(self.position.consumed, payload["stream"])
 
