@@ -147,7 +147,7 @@ SURFACES: MappingProxyType[str, SurfaceSpec] = MappingProxyType(
             ),
             SurfaceSpec(
                 key="saddle",
-                title="a saddle at the origin (x^2 - y^2, bounded below by y^4)",
+                title="saddle at the origin, bounded below by the y^4 term",
                 formula="x^2 - y^2 + 0.5 y^4",
                 f=_saddle,
                 bounds=((-2.0, 2.0), (-2.0, 2.0)),
@@ -162,7 +162,7 @@ SURFACES: MappingProxyType[str, SurfaceSpec] = MappingProxyType(
             ),
             SurfaceSpec(
                 key="trap",
-                title="a tilted double well: a local minimum traps plain descent from the start",
+                title="tilted double well whose local minimum traps plain descent",
                 formula="(x^2 - 1)^2 + 0.5 x + y^2",
                 f=_trap,
                 bounds=((-2.0, 2.0), (-1.5, 1.5)),
