@@ -122,7 +122,7 @@ def default_config(
         optimizer=optimizer,
         hyperparameters=hyper,
         regime=regime or setting.regime,  # type: ignore[arg-type]
-        batch_size=batch_size or setting.batch_size,
+        batch_size=batch_size if batch_size is not None else setting.batch_size,
         budget=budget,
         problem_options=options,
         **fields,
