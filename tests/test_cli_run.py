@@ -115,6 +115,7 @@ BAD = {
     ),
     "infinite seconds": (["--problem", "saddle", "--seconds", "inf"], "seconds must be a finite number > 0"),
     "negative seed": (["--problem", "saddle", "--seed", "-1"], "seed must be an integer >= 0"),
+    "zero threads": (["--problem", "saddle", "--threads", "0"], "--threads must be a positive integer"),
     "bad interval": (
         ["--problem", "saddle", "--eval-every", "often"],
         "an interval is a number and an optional unit",

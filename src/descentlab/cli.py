@@ -49,8 +49,16 @@ def _assignments(pairs: Sequence[str], what: str) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    import torch
+
     from ._files import check_writable, write_text_atomic
     from .train import Budget, Every, default_config, run
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive integer; received {args.threads}")
+        # This process is the command's own: setting torch's global thread count is ours to do.
+        torch.set_num_threads(args.threads)
 
     options = _assignments(args.option, "--option")
     if args.data_dir is not None:
@@ -133,6 +141,12 @@ def build_parser() -> argparse.ArgumentParser:
     budget.add_argument("--samples", type=int, help="samples used by the updates")
     budget.add_argument("--seconds", type=float, help="training time")
     runner.add_argument("--seed", type=int, default=0, help="initialisation and data order (default 0)")
+    runner.add_argument(
+        "--threads",
+        type=int,
+        help="torch's intra-op threads for this process (default: torch's); 1 is fastest for the small "
+        "problems when other processes share the cores",
+    )
     runner.add_argument(
         "--option",
         action="append",

@@ -193,3 +193,13 @@ def test_mnist1d_is_generated_with_the_requested_size():
     (x, y), (x_test, _) = problem.splits().train, problem.splits().test
     assert x.shape == (160, 40) and x_test.shape == (40, 40) and set(y.tolist()) <= set(range(10))
     assert problem.model(0)(x[:3]).shape == (3, 10)
+
+
+def test_readme_lists_every_problem():
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    section = readme.split("## Problems")[1].split("## ")[0]
+    for name in PROBLEMS:
+        base = name.removesuffix("-noisy").removesuffix("-outliers")
+        assert f"`{base}`" in section, name

@@ -221,12 +221,15 @@ def evaluate(
     """
     table = data if isinstance(data, Table) else Table(data)
     n = len(table)
+    device = next((p.device for p in model.parameters()), torch.device("cpu"))
     was_training = model.training
     model.eval()
     try:
         total, correct = 0.0, 0.0
         for start in range(0, n, chunk_size):
             batch = table.slice(start, min(start + chunk_size, n))
+            if device.type != "cpu":  # pragma: no cover - no GPU in CI
+                batch = tuple(t.to(device, non_blocking=True) for t in batch)
             share = batch[0].shape[0] / n
             output, value = model_loss(model, loss, batch)
             total += float(value) * share

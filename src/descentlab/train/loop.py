@@ -245,7 +245,8 @@ class _Loop:
     def _start(self) -> None:
         torch.random.default_generator.manual_seed(_random.derive(self.seed, "global"))
         for index in self.cuda_devices:
-            torch.cuda.manual_seed(_random.derive(self.seed, "cuda", index))  # pragma: no cover
+            generator = torch.cuda.default_generators[index]  # pragma: no cover - no GPU in CI
+            generator.manual_seed(_random.derive(self.seed, "cuda", index))  # pragma: no cover
         self.position.skipped_base = int(getattr(self.optimizer, "skipped_steps", 0))
         if self.reader is not None:
             self.reader.restore(0, None)
