@@ -217,3 +217,27 @@ def test_progress_bar_draws_on_a_terminal_only():
     assert terminal.text.startswith("\r[############------------]  50%  step 10  loss 0.25")
     assert terminal.text.endswith("\n")
     assert pipe.text == ""
+
+
+def test_configs_and_records_pickle_for_worker_processes():
+    import pickle
+
+    config = RunConfig("saddle-noisy", "sgd", {"lr": 0.05}, budget=Budget(steps=5), observers=("path",))
+    record = run(pickle.loads(pickle.dumps(config)))
+    assert pickle.loads(pickle.dumps(record)).to_json() == record.to_json()
+
+
+def test_skip_nonfinite_is_a_run_setting_not_a_hyperparameter():
+    with pytest.raises(ValueError, match=r"RunConfig\.skip_nonfinite"):
+        build_optimizer("sgd", [torch.nn.Parameter(torch.zeros(1))], {"skip_nonfinite": True})
+    record = run(RunConfig("saddle", "sgd", {"lr": 0.1}, budget=Budget(steps=3), skip_nonfinite=True))
+    assert record.skipped_steps == 0 and record.updates == 3
+
+
+def test_prequential_curve_is_the_running_mean_online_only():
+    online = run(RunConfig("sparse-logreg", "adagrad", {"lr": 0.5}, regime="online", budget=Budget(steps=50)))
+    curve = online.prequential_curve()
+    assert len(curve) == 50 and curve[0] == online.train_loss[0]
+    assert curve[-1] == pytest.approx(online.prequential_loss, rel=1e-12)
+    batch = run(RunConfig("sparse-logreg", "adagrad", {"lr": 0.5}, budget=Budget(steps=5)))
+    assert batch.prequential_curve() == [] and batch.prequential_loss is None

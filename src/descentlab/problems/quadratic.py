@@ -32,7 +32,8 @@ class QuadraticModel(torch.nn.Module):
 
     def __init__(self, hessian: torch.Tensor) -> None:
         super().__init__()
-        self.register_buffer("hessian", hessian)
+        # A copy: models built from one problem must not share a tensor that load_state_dict writes into.
+        self.register_buffer("hessian", hessian.clone())
         self.theta = torch.nn.Parameter(torch.ones(hessian.shape[0]))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -218,6 +218,13 @@ class _Loop:
         default = Every(1000, "samples") if streaming else Every(1, "epochs")
         self.eval_every = eval_every or default
         self.checkpoint_every = checkpoint_every or (Every(10_000, "samples") if streaming else default)
+        if streaming:
+            # A stream has no epochs: an interval in epochs would silently never fire.
+            intervals = {"eval_every": self.eval_every, "checkpoint_every": self.checkpoint_every}
+            intervals.update({f"observer {o.name!r}": o.every for o in observers})
+            for what, every in intervals.items():
+                if every.unit == "epochs":
+                    raise ValueError(f"{what} is in epochs, but a stream has no epochs; use steps or samples")
         self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.cuda_devices = sorted(
             {p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"}

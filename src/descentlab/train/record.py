@@ -113,6 +113,19 @@ class RunRecord:
             return None
         return math.fsum(self.train_loss) / len(self.train_loss)
 
+    def prequential_curve(self) -> list[float]:
+        """The running prequential loss of an online run: the mean of the first k losses, for each k.
+
+        Empty for the other regimes, whose per-update losses are not test-then-train.
+        """
+        if self.regime != "online":
+            return []
+        total, curve = 0.0, []
+        for k, loss in enumerate(self.train_loss, start=1):
+            total += loss
+            curve.append(total / k)
+        return curve
+
     @property
     def reached_target(self) -> bool | None:
         """Whether the final held-out loss is at or below ``target_loss`` (None if either is unknown)."""

@@ -60,6 +60,11 @@ def build_optimizer(
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "params")]
     accepted = [p for p in accepted if p != "skip_nonfinite"]
     for key in hyperparameters:
+        if key == "skip_nonfinite":
+            raise ValueError(
+                "skip_nonfinite is a setting of the run (RunConfig.skip_nonfinite, --skip-nonfinite), "
+                "not a hyperparameter"
+            )
         if key not in accepted:
             lookup(f"hyperparameter of {name}", key, dict.fromkeys(accepted))
     kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hyperparameters.items()}
