@@ -4,9 +4,10 @@ Feature :math:`j` (numbered by frequency rank, 0 the most common) has weight
 :math:`p_j \propto (j + 1)^{-s}`, a Zipf law with exponent ``zipf`` :math:`s`;
 each sample switches on ``active`` distinct features, drawn with those weights
 (binary values). Most features are therefore rare: with the defaults, about
-four in five appear in fewer than 1% of the samples, and the rarest a handful
-of times in the training set. The true weights are larger on rare features
-(:math:`N(0, 3^2)`) than on common ones (:math:`N(0, 0.5^2)`), and the label is
+four in five appear in fewer than 1% of the samples; the typical one of those
+appears about eight times in the 2,000 training samples, and some never. The
+true weights are larger on rare features (:math:`N(0, 3^2)`) than on common
+ones (:math:`N(0, 0.5^2)`), and the label is
 :math:`y \sim \mathrm{Bernoulli}(\sigma(x^\top w^*))`. A method has to take
 large steps on a rare coordinate the few times it sees it, which is what
 per-coordinate step sizes (Adagrad) are said to do better than one global
