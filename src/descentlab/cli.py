@@ -3,19 +3,102 @@
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, NoReturn
 
 from . import __version__
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (no usage block), like the library's errors."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def _list(args: argparse.Namespace) -> int:
     from .optim import OPTIMIZERS
+    from .problems import PROBLEMS, make_problem
 
-    width = max(map(len, OPTIMIZERS))
+    problems = {name: make_problem(name).summary for name in PROBLEMS}
+    width = max(map(len, [*OPTIMIZERS, *problems]))
     print("optimizers (descentlab.optim):")
     for name, cls in OPTIMIZERS.items():
         print(f"  {name:<{width}}  {cls.summary}")
+    print("problems (descentlab.problems):")
+    for name, summary in problems.items():
+        print(f"  {name:<{width}}  {summary}")
+    return 0
+
+
+def _assignments(pairs: Sequence[str], what: str) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs as a dict; values are read as JSON (numbers, true, lists) or kept as text."""
+    out: dict[str, Any] = {}
+    for pair in pairs:
+        key, sep, text = pair.partition("=")
+        if not sep or not key:
+            raise ValueError(f"{what} must be KEY=VALUE; received {pair!r}")
+        try:
+            out[key] = json.loads(text)
+        except json.JSONDecodeError:
+            out[key] = text
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    import torch
+
+    from ._files import check_writable, write_text_atomic
+    from .train import Budget, Every, default_config, run
+
+    if args.threads is not None:
+        if args.threads < 1:
+            raise ValueError(f"--threads must be a positive integer; received {args.threads}")
+        # This process is the command's own: setting torch's global thread count is ours to do.
+        torch.set_num_threads(args.threads)
+
+    options = _assignments(args.option, "--option")
+    if args.data_dir is not None:
+        options["data_dir"] = args.data_dir
+    limits = {"steps": args.steps, "epochs": args.epochs, "samples": args.samples, "seconds": args.seconds}
+    given = {k: v for k, v in limits.items() if v is not None}
+    config = default_config(
+        args.problem,
+        optimizer=args.optimizer,
+        lr=args.lr,
+        hyperparameters=_assignments(args.hyper, "--hyper"),
+        regime=args.regime,
+        batch_size=args.batch_size,
+        budget=Budget(**given) if given else None,
+        problem_options=options,
+        seed=args.seed,
+        chunk_size=args.chunk_size,
+        drop_last=args.drop_last,
+        eval_every=Every.parse(args.eval_every) if args.eval_every else None,
+        observers=tuple(args.observe),
+        skip_nonfinite=args.skip_nonfinite,
+    )
+    out = Path(
+        args.out
+        or f"descentlab-out/runs/{config.problem}-{config.optimizer}-{config.regime}-seed{config.seed}.json"
+    )
+    # Checked before training, so a bad path costs nothing and leaves nothing behind.
+    check_writable(out)
+    if args.checkpoint:
+        check_writable(args.checkpoint)
+    record = run(
+        config,
+        checkpoint=args.checkpoint,
+        checkpoint_every=Every.parse(args.checkpoint_every) if args.checkpoint_every else None,
+        resume=args.resume,
+        progress=None,
+    )
+    write_text_atomic(out, record.to_json() + "\n")
+    print(record.summary())
+    print(f"record      {out}")
     return 0
 
 
@@ -32,7 +115,7 @@ def _bench(args: argparse.Namespace) -> int:
     import torch
 
     from . import bench
-    from ._io import writable_path, write_text_atomic
+    from ._files import check_writable, write_text_atomic
 
     workloads = [w.scaled(args.scale) for w in _names("workload", args.workloads, bench.WORKLOADS)]
     algorithms = _names("optimizer", args.optimizers, bench.ALGORITHMS)
@@ -43,7 +126,7 @@ def _bench(args: argparse.Namespace) -> int:
     device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available here")
-    out = writable_path(args.out)
+    out = check_writable(args.out)
     report = bench.run(
         workloads, algorithms, device=device, steps=args.steps, rounds=args.rounds,
         progress=bench.progress_printer(),
@@ -56,13 +139,13 @@ def _bench(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="descentlab",
         description="Gradient descent for deep learning, done right and shown plainly.",
     )
     parser.add_argument("--version", action="version", version=f"descentlab {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    listing = commands.add_parser("list", help="list the optimizers, one line each")
+    listing = commands.add_parser("list", help="list the optimizers and the problems, one line each")
     listing.set_defaults(func=_list)
     timing = commands.add_parser(
         "bench",
@@ -82,6 +165,71 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--scale", type=float, default=1.0, help="scale the workloads' sizes (default 1)")
     timing.add_argument("--out", default="bench.json", help="where to write the results (default bench.json)")
     timing.set_defaults(func=_bench)
+
+    runner = commands.add_parser(
+        "run",
+        help="train on one problem with one optimizer and write the run's record as JSON",
+        description="Train on a problem; options not given come from the problem's documented setting "
+        "(descentlab list shows the problems).",
+    )
+    runner.set_defaults(func=_run)
+    runner.add_argument("--problem", required=True, help="a problem name (descentlab list)")
+    runner.add_argument("--optimizer", help="an optimizer name (default: the problem's documented one)")
+    runner.add_argument("--lr", type=float, help="learning rate")
+    runner.add_argument(
+        "--hyper",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="an optimizer argument, e.g. momentum=0.9 or betas=[0.9,0.99]",
+    )
+    runner.add_argument("--regime", choices=("full-batch", "mini-batch", "online"))
+    runner.add_argument("--batch-size", type=int, help="mini-batch size")
+    runner.add_argument(
+        "--chunk-size", type=int, default=1024, help="full-batch chunk (bounds memory; default 1024)"
+    )
+    runner.add_argument("--drop-last", action="store_true", help="skip each epoch's last, smaller mini-batch")
+    budget = runner.add_argument_group("budget (the first reached stops the run; default: the problem's)")
+    budget.add_argument("--steps", type=int, help="updates")
+    budget.add_argument("--epochs", type=int, help="passes over the data")
+    budget.add_argument("--samples", type=int, help="samples used by the updates")
+    budget.add_argument("--seconds", type=float, help="training time")
+    runner.add_argument("--seed", type=int, default=0, help="initialisation and data order (default 0)")
+    runner.add_argument(
+        "--threads",
+        type=int,
+        help="torch's intra-op threads for this process (default: torch's); 1 is fastest for the small "
+        "problems when other processes share the cores",
+    )
+    runner.add_argument(
+        "--option",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a problem option, e.g. n_samples=2000",
+    )
+    runner.add_argument(
+        "--data-dir", help="directory holding a local data set (MNIST, Fashion-MNIST, CIFAR-10)"
+    )
+    runner.add_argument(
+        "--eval-every", metavar="N[UNIT]", help="held-out evaluation interval, e.g. 100 (steps) or 1epochs"
+    )
+    runner.add_argument(
+        "--observe",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="record an observer: path, effective-lr",
+    )
+    runner.add_argument(
+        "--skip-nonfinite", action="store_true", help="skip steps whose gradient is not finite"
+    )
+    runner.add_argument("--out", help="the record's JSON file (default descentlab-out/runs/...)")
+    runner.add_argument("--checkpoint", help="checkpoint file (written atomically)")
+    runner.add_argument(
+        "--checkpoint-every", metavar="N[UNIT]", help="checkpoint interval (default: every epoch)"
+    )
+    runner.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
     return parser
 
 
@@ -93,7 +241,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return args.func(args)
     except (ValueError, LookupError, OSError) as err:
         # Known user errors: one line, no traceback.
-        print(f"descentlab {args.command}: error: {err}", file=sys.stderr)
+        message = " ".join(str(err).split())
+        print(f"descentlab {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"descentlab {args.command}: interrupted", file=sys.stderr)

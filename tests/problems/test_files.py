@@ -1,0 +1,124 @@
+"""The local-file loaders read MNIST's IDX and CIFAR-10's pickles exactly, on tiny files the tests
+write, and refuse missing, malformed or tampered files with messages that name them."""
+
+from __future__ import annotations
+
+import gzip
+import os
+import pickle
+
+import numpy as np
+import pytest
+import torch
+
+from datafiles import images, write_cifar10, write_idx, write_mnist
+from descentlab.problems import make_problem, read_cifar10, read_idx, read_mnist
+from descentlab.problems.files import MNIST_FILES
+
+
+@pytest.mark.parametrize("gz", [False, True])
+def test_idx_round_trip(tmp_path, gz):
+    array = np.arange(2 * 3 * 4, dtype=np.uint8).reshape(2, 3, 4)
+    path = write_idx(tmp_path / "a-idx3-ubyte", array, gz)
+    assert np.array_equal(read_idx(path), array)
+
+
+def test_idx_refuses_what_is_not_idx(tmp_path):
+    bad = tmp_path / "bad"
+    bad.write_bytes(b"\x01\x02\x03\x04rest")
+    with pytest.raises(ValueError, match="bad' is not an IDX file"):
+        read_idx(bad)
+    short = write_idx(tmp_path / "short", np.zeros((4, 4), np.uint8))
+    short.write_bytes(short.read_bytes()[:-3])
+    with pytest.raises(ValueError, match=r"short' has 25 bytes; its header .* says 28"):
+        read_idx(short)
+    broken = tmp_path / "broken.gz"
+    broken.write_bytes(gzip.compress(b"\x00\x00\x08\x01\x00\x00\x00\x02ab")[:-6])
+    with pytest.raises(ValueError, match="not a readable gzip file"):
+        read_idx(broken)
+
+
+@pytest.mark.parametrize("layout", ["flat", "flat-gz", "torchvision"])
+def test_mnist_reads_every_layout(tmp_path, layout):
+    where = tmp_path / "MNIST" / "raw" if layout == "torchvision" else tmp_path
+    write_mnist(where, n_train=30, n_test=10, gz=layout == "flat-gz")
+    splits = read_mnist(tmp_path)
+    x, y = images(30, (28, 28), 0)
+    assert splits.train[0].dtype == torch.uint8 and torch.equal(splits.train[0], torch.from_numpy(x))
+    assert torch.equal(splits.train[1], torch.from_numpy(y.astype(np.int64)))
+    assert splits.test[0].shape == (10, 28, 28)
+
+
+def test_mnist_errors_name_the_directory_and_the_files(tmp_path):
+    with pytest.raises(FileNotFoundError, match=r"data directory .*nowhere' does not exist"):
+        read_mnist(tmp_path / "nowhere")
+    expected = "expected train-images-idx3-ubyte, train-labels-idx1-ubyte, t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"
+    with pytest.raises(FileNotFoundError, match=f"MNIST: no data in '{tmp_path}': {expected}"):
+        read_mnist(tmp_path)
+    write_mnist(tmp_path, n_train=10, n_test=10)
+    os.remove(tmp_path / MNIST_FILES[3])
+    with pytest.raises(FileNotFoundError, match=f"'{tmp_path}' lacks t10k-labels-idx1-ubyte"):
+        read_mnist(tmp_path)
+    write_idx(tmp_path / MNIST_FILES[3], np.zeros(9, np.uint8))
+    with pytest.raises(ValueError, match="expected 10 labels, one per image"):
+        read_mnist(tmp_path)
+
+
+def test_fashion_mnist_uses_its_own_torchvision_folder(tmp_path):
+    write_mnist(tmp_path / "FashionMNIST" / "raw", n_train=10, n_test=10)
+    assert read_mnist(tmp_path, "fashion-mnist").train[0].shape == (10, 28, 28)
+    with pytest.raises(FileNotFoundError, match="Fashion-MNIST: no data"):
+        read_mnist(tmp_path / "FashionMNIST", "fashion-mnist")  # the files are one level further down
+
+
+def test_cifar10_reads_the_python_batches(tmp_path):
+    write_cifar10(tmp_path / "cifar-10-batches-py", per_batch=12)
+    splits = read_cifar10(tmp_path)
+    assert splits.train[0].shape == (60, 3, 32, 32) and splits.train[0].dtype == torch.uint8
+    first, labels = images(12, (3, 32, 32), 0)
+    assert torch.equal(splits.train[0][:12], torch.from_numpy(first))
+    assert torch.equal(splits.train[1][:12], torch.from_numpy(labels.astype(np.int64)))
+    assert splits.test[0].shape == (12, 3, 32, 32)
+    assert read_cifar10(tmp_path / "cifar-10-batches-py").train[0].shape == (60, 3, 32, 32)
+
+
+class Exploit:
+    def __reduce__(self):
+        return (os.system, ("touch pwned",))
+
+
+def test_cifar10_pickles_cannot_run_code(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_cifar10(tmp_path, per_batch=4)
+    (tmp_path / "test_batch").write_bytes(pickle.dumps({b"data": Exploit(), b"labels": []}, protocol=2))
+    with pytest.raises(
+        ValueError, match=r"test_batch' is not a CIFAR-10 batch .*refusing to load posix\.system"
+    ):
+        read_cifar10(tmp_path)
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_cifar10_checks_the_batches(tmp_path):
+    write_cifar10(tmp_path, per_batch=4)
+    (tmp_path / "data_batch_3").write_bytes(
+        pickle.dumps({b"data": np.zeros((4, 10), np.uint8), b"labels": [0] * 4})
+    )
+    with pytest.raises(ValueError, match="data_batch_3': expected uint8 data of shape \\(N, 3072\\)"):
+        read_cifar10(tmp_path)
+    os.remove(tmp_path / "data_batch_3")
+    with pytest.raises(FileNotFoundError, match="lacks data_batch_3"):
+        read_cifar10(tmp_path)
+
+
+def test_local_problems_need_a_data_directory():
+    with pytest.raises(
+        ValueError, match="mnist-mlp reads MNIST from a local directory and downloads nothing"
+    ):
+        make_problem("mnist-mlp").splits()
+
+
+def test_limit_keeps_the_first_training_images(tmp_path):
+    write_mnist(tmp_path, n_train=30, n_test=10)
+    problem = make_problem("mnist-mlp", data_dir=str(tmp_path), limit=7)
+    assert problem.splits().train[0].shape == (7, 28, 28) and problem.splits().test[0].shape == (10, 28, 28)
+    assert problem.model(0)(problem.splits().train[0]).shape == (7, 10)

@@ -1,0 +1,243 @@
+"""Configurations and records go to JSON and back exactly; settings validate themselves;
+files are written atomically; run(config) is deterministic and leaves global state alone."""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+
+import numpy as np
+import pytest
+import torch
+
+from descentlab import _files
+from descentlab._registry import UnknownNameError
+from descentlab.train import (
+    Budget,
+    Every,
+    FullBatch,
+    MiniBatch,
+    ProgressBar,
+    RunConfig,
+    RunRecord,
+    Schedule,
+    build_optimizer,
+    default_config,
+    run,
+)
+
+
+def strict_loads(text):
+    def refuse(token):
+        raise AssertionError(f"non-standard JSON token {token}")
+
+    return json.loads(text, parse_constant=refuse)
+
+
+def test_config_round_trips_through_json():
+    config = RunConfig(
+        "rosenbrock-noisy",
+        "adam",
+        {"lr": 0.1 + 0.2, "betas": [0.9, 0.999], "amsgrad": True},
+        regime="online",
+        budget=Budget(steps=10, seconds=2.5),
+        seed=3,
+        eval_every=Every(250, "samples"),
+        schedule=Schedule("StepLR", {"step_size": 5}, "epoch"),
+        problem_options={"noise_scale": 1.5, "start": [0.0, 1.0]},
+        observers=("path", "effective-lr"),
+        skip_nonfinite=True,
+    )
+    text = config.to_json()
+    strict_loads(text)
+    again = RunConfig.from_json(text)
+    assert again == config and again.hyperparameters["lr"] == 0.1 + 0.2
+    assert isinstance(again.observers, tuple) and isinstance(again.budget.seconds, float)
+
+
+def test_record_round_trips_including_divergence():
+    config = RunConfig(
+        "saddle", "sgd", {"lr": 50.0}, regime="full-batch", budget=Budget(steps=50), observers=("path",)
+    )
+    record = run(config)
+    assert record.diverged and not math.isfinite(record.diverged_loss)
+    text = record.to_json()
+    strict_loads(text)
+    again = RunRecord.from_json(text)
+    assert again.to_json() == text  # (== on the records would fail on NaN != NaN)
+    assert math.isnan(again.held_out.loss[-1]) and again.train_loss == record.train_loss
+    assert again.observations["path"].value[0] == [1.5, 1e-3]
+    assert again.summary() == record.summary() and "diverged    yes" in again.summary()
+
+
+def test_record_json_is_checked():
+    with pytest.raises(ValueError, match="not valid JSON"):
+        RunRecord.from_json("{")
+    with pytest.raises(ValueError, match="unknown field"):
+        RunRecord.from_json('{"regime": "online", "colour": 1}')
+    with pytest.raises(ValueError, match="version 99"):
+        RunRecord.from_json('{"regime": "online", "version": 99}')
+    with pytest.raises(ValueError, match="train_loss\\[0\\]: expected float"):
+        RunRecord.from_json('{"regime": "online", "train_loss": ["x"]}')
+
+
+@pytest.mark.parametrize(
+    ("make", "message"),
+    [
+        (lambda: Budget(), "at least one of steps"),
+        (lambda: Budget(steps=0), "steps must be a positive integer"),
+        (lambda: Budget(epochs=2.5), "epochs must be a positive integer"),
+        (lambda: Budget(seconds=float("nan")), "seconds must be a finite number > 0"),
+        (lambda: MiniBatch(0), "batch_size must be a positive integer"),
+        (lambda: FullBatch(-1), "chunk_size must be a positive integer"),
+        (lambda: Every(0), "n must be a positive integer"),
+        (lambda: Every(3, "hours"), "unit must be one of"),
+        (lambda: Every.parse("3 weeks"), "an interval is a number and an optional unit"),
+        (lambda: Every.parse("1.5epochs"), "whole number"),
+        (lambda: RunConfig("digits-mlp", "sgd", regime="batch"), "regime must be one of"),
+        (lambda: RunConfig("digits-mlp", "sgd", seed=-1), "seed must be an integer >= 0"),
+        (lambda: RunConfig("digits-mlp", "sgd", {"lr": float("inf")}), "hyperparameter lr must be finite"),
+        (lambda: Schedule("StepLR", interval="sometimes"), "interval must be 'step' or 'epoch'"),
+    ],
+)
+def test_settings_validate_themselves(make, message):
+    with pytest.raises(ValueError, match=message):
+        make()
+
+
+def test_every_parses_units():
+    assert Every.parse("100") == Every(100, "steps")
+    assert Every.parse("5000samples") == Every(5000, "samples")
+    assert Every.parse("1epoch") == Every(1, "epochs")
+    assert Every.parse("2.5seconds") == Every(2.5, "seconds")
+
+
+def test_hyperparameters_and_schedules_are_checked_by_name(tmp_path):
+    params = [torch.nn.Parameter(torch.zeros(2))]
+    with pytest.raises(
+        UnknownNameError, match="unknown hyperparameter of sgd 'momentun'; did you mean 'momentum'"
+    ):
+        build_optimizer("sgd", params, {"momentun": 0.9})
+    with pytest.raises(ValueError, match="lr must be a finite number"):
+        build_optimizer("sgd", params, {"lr": -1.0})
+    with pytest.raises(ValueError, match="lr must be a real number"):
+        build_optimizer("sgd", params, {"lr": "fast"})
+    adam = build_optimizer("adam", params, {"betas": [0.8, 0.9]})
+    assert adam.param_groups[0]["betas"] == (0.8, 0.9)
+    config = RunConfig(
+        "saddle", "sgd", {"lr": 0.1}, schedule=Schedule("StepLr", {"step_size": 2}), budget=Budget(steps=2)
+    )
+    with pytest.raises(UnknownNameError, match="did you mean 'StepLR'"):
+        run(config)
+
+
+def test_schedule_from_config_sets_the_learning_rate():
+    config = RunConfig(
+        "saddle",
+        "sgd",
+        {"lr": 0.1},
+        regime="full-batch",
+        budget=Budget(steps=6),
+        schedule=Schedule("StepLR", {"step_size": 2, "gamma": 0.5}),
+    )
+    assert run(config).lr == pytest.approx([0.1, 0.1, 0.05, 0.05, 0.025, 0.025])
+
+
+def test_run_is_deterministic_and_leaves_global_generators_alone():
+    torch.manual_seed(11)
+    np.random.seed(11)
+    random.seed(11)
+    states = torch.random.get_rng_state(), np.random.get_state(), random.getstate()
+    config = default_config("sparse-logreg", budget=Budget(epochs=1))
+    first, second = run(config), run(config)
+    other = run(RunConfig(**{**config.__dict__, "seed": 1}))
+    assert torch.equal(torch.random.get_rng_state(), states[0])
+    assert np.array_equal(np.random.get_state()[1], states[1][1]) and random.getstate() == states[2]
+    assert first.train_loss == second.train_loss and first.held_out.loss == second.held_out.loss
+    assert first.train_loss != other.train_loss  # another data order
+
+
+def test_default_config_fills_in_the_problems_setting():
+    config = default_config("digits-mlp")
+    assert (config.optimizer, config.hyperparameters, config.budget) == (
+        "adam",
+        {"lr": 0.003},
+        Budget(epochs=15),
+    )
+    config = default_config(
+        "digits-mlp", optimizer="sgd", lr=0.1, hyperparameters={"momentum": 0.9}, regime="online"
+    )
+    assert config.hyperparameters == {"lr": 0.1, "momentum": 0.9} and config.regime == "online"
+    with pytest.raises(UnknownNameError, match="did you mean 'adagrad'"):
+        default_config("digits-mlp", optimizer="adagard")
+
+
+def test_atomic_write_keeps_the_old_file_when_writing_fails(tmp_path):
+    path = tmp_path / "record.json"
+    _files.write_text_atomic(path, "old")
+    with pytest.raises(RuntimeError), _files.atomic_writer(path) as file:
+        file.write(b"half of the new")
+        raise RuntimeError("disk full")
+    assert path.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["record.json"]
+
+
+def test_check_writable_names_the_path(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    with pytest.raises(OSError, match=r"cannot write .*file/out\.json"):
+        _files.check_writable(blocker / "out.json")
+    with pytest.raises(OSError, match="it is a directory"):
+        _files.check_writable(tmp_path)
+    assert _files.check_writable(tmp_path / "new" / "out.json").parent.is_dir()
+    assert list((tmp_path / "new").iterdir()) == []
+
+
+class FakeTerminal:
+    def __init__(self, tty):
+        self.tty, self.text = tty, ""
+
+    def isatty(self):
+        return self.tty
+
+    def write(self, text):
+        self.text += text
+
+    def flush(self):
+        pass
+
+
+def test_progress_bar_draws_on_a_terminal_only():
+    terminal, pipe = FakeTerminal(True), FakeTerminal(False)
+    for stream in (terminal, pipe):
+        bar = ProgressBar(stream)
+        bar.update(0.5, 10, 0.25, 1.0, force=True)
+        bar.close()
+    assert terminal.text.startswith("\r[############------------]  50%  step 10  loss 0.25")
+    assert terminal.text.endswith("\n")
+    assert pipe.text == ""
+
+
+def test_configs_and_records_pickle_for_worker_processes():
+    import pickle
+
+    config = RunConfig("saddle-noisy", "sgd", {"lr": 0.05}, budget=Budget(steps=5), observers=("path",))
+    record = run(pickle.loads(pickle.dumps(config)))
+    assert pickle.loads(pickle.dumps(record)).to_json() == record.to_json()
+
+
+def test_skip_nonfinite_is_a_run_setting_not_a_hyperparameter():
+    with pytest.raises(ValueError, match=r"RunConfig\.skip_nonfinite"):
+        build_optimizer("sgd", [torch.nn.Parameter(torch.zeros(1))], {"skip_nonfinite": True})
+    record = run(RunConfig("saddle", "sgd", {"lr": 0.1}, budget=Budget(steps=3), skip_nonfinite=True))
+    assert record.skipped_steps == 0 and record.updates == 3
+
+
+def test_prequential_curve_is_the_running_mean_online_only():
+    online = run(RunConfig("sparse-logreg", "adagrad", {"lr": 0.5}, regime="online", budget=Budget(steps=50)))
+    curve = online.prequential_curve()
+    assert len(curve) == 50 and curve[0] == online.train_loss[0]
+    assert curve[-1] == pytest.approx(online.prequential_loss, rel=1e-12)
+    batch = run(RunConfig("sparse-logreg", "adagrad", {"lr": 0.5}, budget=Budget(steps=5)))
+    assert batch.prequential_curve() == [] and batch.prequential_loss is None
