@@ -7,20 +7,11 @@ import subprocess
 import sys
 
 import pytest
-import torch
 
 from datafiles import write_mnist
 from descentlab.cli import main
 from descentlab.problems import PROBLEMS
 from descentlab.train import RunRecord
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_list_names_every_problem(capsys):
