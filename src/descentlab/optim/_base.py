@@ -97,6 +97,7 @@ class Optimizer(torch.optim.Optimizer):
         *,
         convention: Any = "torch",
         skip_nonfinite: bool = False,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         self._fast_path: _flat.FastPath | None = None
         self._auto: dict[int, tuple[tuple[int, int], bool]] = {}  # group id -> (params layout, large enough)
@@ -107,6 +108,7 @@ class Optimizer(torch.optim.Optimizer):
             **rule.switches_for(self.name, self.switches, owner),
             "skip_nonfinite": skip_nonfinite,
             "skipped_steps": 0,
+            "state_dtype": state_dtype,
         }
         self._check_group(defaults)
         if isinstance(params, (set, frozenset)):
@@ -150,6 +152,7 @@ class Optimizer(torch.optim.Optimizer):
         _checks.in_range(owner, "lr", group["lr"])
         _checks.flag(owner, "maximize", group["maximize"])
         _checks.flag(owner, "skip_nonfinite", group["skip_nonfinite"])
+        _checks.floating_dtype(owner, "state_dtype", group["state_dtype"])
         skipped = group["skipped_steps"]
         if isinstance(skipped, bool) or not isinstance(skipped, int) or skipped < 0:
             raise ValueError(
@@ -250,7 +253,8 @@ class Optimizer(torch.optim.Optimizer):
                 # A complex parameter is updated as (real, imaginary) pairs, both
                 # parts starting from the initial value (torch.optim does the same).
                 fill = complex(initial, initial) if p.is_complex() else initial
-                state[key] = torch.full_like(p, fill, memory_format=torch.preserve_format)
+                dtype = _flat.state_dtype(group, p)
+                state[key] = torch.full_like(p, fill, dtype=dtype, memory_format=torch.preserve_format)
 
     # -- the step --------------------------------------------------------------
 
@@ -368,7 +372,9 @@ class Optimizer(torch.optim.Optimizer):
         """The per-tensor path: the rule applied to each parameter in turn."""
         scalars = self._scalars(group)
         names = self._active_state(group)
-        capturable = group.get("capturable", False)
+        # Under torch.compile, reading a tensor on the host breaks the graph (once
+        # per parameter here): keep the step on the device, as capturable does.
+        on_device = group.get("capturable", False) or torch.compiler.is_compiling()
         coefficients, update = type(self).coefficients, type(self).update
         for p in params:
             state = self.state[p]
@@ -376,18 +382,22 @@ class Optimizer(torch.optim.Optimizer):
             step: Any = None
             if names:
                 state["step"] += 1
-                step = state["step"].item() if not capturable else _device_step(state["step"], p)
+                step = _device_step(state["step"], p) if on_device else state["step"].item()
             tensors = [state[n] if n in names else None for n in self.state_names]
             grad = p.grad
+            if names and _flat.state_dtype(group, p) != p.dtype:
+                grad = grad.to(_flat.state_dtype(group, p))  # the rule's arithmetic in the state's precision
             if p.is_complex():
                 p, grad = torch.view_as_real(p), torch.view_as_real(grad)
                 tensors = [None if t is None else torch.view_as_real(t) for t in tensors]
             update(p, grad, *tensors, **coefficients(step, **scalars))
 
     def _lr(self, group: dict[str, Any]) -> float | torch.Tensor:
-        """The group's learning rate; a tensor lr is read now unless capturable."""
+        """The group's learning rate; a tensor lr is read now, unless capturable or compiling."""
         lr = group["lr"]
-        if isinstance(lr, torch.Tensor) and not group.get("capturable", False):
+        if isinstance(lr, torch.Tensor) and not (
+            group.get("capturable", False) or torch.compiler.is_compiling()
+        ):
             return lr.item()
         return lr
 
@@ -422,15 +432,27 @@ class Optimizer(torch.optim.Optimizer):
             result = hook(self, state_dict)
             if result is not None:
                 state_dict = result
-        self._check_checkpoint(state_dict)
+        params = self._check_checkpoint(state_dict)
         hooks = self._optimizer_load_state_dict_pre_hooks
         self._optimizer_load_state_dict_pre_hooks = OrderedDict()  # already run above
         try:
             super().load_state_dict(state_dict)
         finally:
             self._optimizer_load_state_dict_pre_hooks = hooks
+        # torch.optim casts floating state to the parameter's dtype; where the
+        # group keeps its state in another dtype, take the saved values again.
+        owner = {id(p): g for g in self.param_groups for p in g["params"]}
+        for pid, entry in state_dict["state"].items():
+            p = params.get(pid)
+            if p is None or owner[id(p)].get("state_dtype") is None:
+                continue
+            dtype = _flat.state_dtype(owner[id(p)], p)
+            for key, value in entry.items():
+                if key != "step" and isinstance(value, torch.Tensor) and value.is_floating_point():
+                    self.state[p][key] = value.to(device=p.device, dtype=dtype)
 
-    def _check_checkpoint(self, state_dict: dict[str, Any]) -> None:
+    def _check_checkpoint(self, state_dict: dict[str, Any]) -> dict[Any, torch.Tensor]:
+        """Check all of ``state_dict``; return its parameter ids mapped to this optimizer's parameters."""
         owner = type(self).__name__
         if not {"state", "param_groups"} <= set(state_dict):
             raise ValueError(
@@ -482,6 +504,7 @@ class Optimizer(torch.optim.Optimizer):
                         f"{owner}: the checkpoint's {key!r} of parameter {pid} has shape "
                         f"{tuple(value.shape)}, but the parameter has shape {tuple(p.shape)}"
                     )
+        return params
 
 
 def _guess(saved_group: dict[str, Any]) -> str:

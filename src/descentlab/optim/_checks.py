@@ -114,3 +114,13 @@ def pair(owner: str, name: str, value: object) -> tuple[object, object]:
             f"{owner}: {name} must be a pair (a, b); received {len(items)} values: {name}={value!r}"
         )
     return items
+
+
+def floating_dtype(owner: str, name: str, value: object) -> torch.dtype | None:
+    """Check that ``value`` is None or a floating-point ``torch.dtype``."""
+    if value is None or (isinstance(value, torch.dtype) and value.is_floating_point):
+        return value
+    raise ValueError(
+        f"{owner}: {name} must be a floating-point torch.dtype (e.g. torch.float32) or None; "
+        f"received {name}={value!r}"
+    )

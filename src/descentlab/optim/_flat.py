@@ -72,6 +72,16 @@ def step_dtype() -> torch.dtype:
     return torch.float64 if torch.get_default_dtype() == torch.float64 else torch.float32
 
 
+def state_dtype(group: dict[str, Any], p: torch.Tensor) -> torch.dtype:
+    """The dtype of ``p``'s state tensors: the group's ``state_dtype``, else ``p``'s own.
+
+    Complex parameters keep their dtype (``state_dtype`` is for real ones, e.g.
+    float32 state for bfloat16 parameters).
+    """
+    wanted = group.get("state_dtype")
+    return p.dtype if wanted is None or p.is_complex() else wanted
+
+
 def wanted(group: dict[str, Any]) -> bool | None:
     """True if the user forces the fast path, False if they switch it off, None for automatic.
 
@@ -166,14 +176,18 @@ def _kernel(
     present: tuple[bool, ...],
     device: str,
     dtype: torch.dtype,
+    state: torch.dtype,
 ) -> _Kernel:
     """The compiled fast-path kernel of ``update`` for one signature (cached for the process)."""
-    key = (update, numeric, flags, present, device, dtype)
+    key = (update, numeric, flags, present, device, dtype, state)
     kernel = _KERNELS.get(key)
     if kernel is None:
         n_states, bools = len(present), dict(flags)
+        upcast = state if state != dtype else None
 
         def flat_step(param: torch.Tensor, grad: torch.Tensor, *rest: Any) -> None:
+            if upcast is not None:  # fused into the kernel: the gradient is read once, never stored
+                grad = grad.to(upcast)
             update(param, grad, *rest[:n_states], **dict(zip(numeric, rest[n_states:], strict=True)), **bools)
 
         # Dynamo keeps one cache, with a recompile limit, per code object: a code
@@ -222,7 +236,8 @@ class Bucket:
             total += _real(p)[1]
         kw = {"dtype": dtype, "device": device}
         param_buffer, grad_buffer = torch.empty(total, **kw), torch.zeros(total, **kw)
-        state_buffers = {n: torch.empty(total, **kw) for n in names}
+        kept = {"dtype": state_dtype(group, params[0]), "device": device}
+        state_buffers = {n: torch.empty(total, **kept) for n in names}
         steps = torch.zeros(len(params), dtype=step_dtype())
         counts, grad_views = [], []
         for i, (p, offset) in enumerate(zip(params, offsets, strict=True)):
@@ -262,6 +277,7 @@ class Bucket:
         active = optimizer._active_state(group)
         return (
             tuple(n for n in optimizer.state_names if n in active) == self.names
+            and all(b.dtype == state_dtype(group, self.params[0]) for b in self.state_buffers.values())
             and list(map(torch.Tensor.data_ptr, self.params)) == self.pointers
         )
 
@@ -493,7 +509,8 @@ class FastPath:
                 states[bucket.names.index(n)] if n in bucket.names else None for n in cls.state_names
             ]
             present = tuple(s is not None for s in state_args)
-            kernel = _kernel(cls.update, numeric, flags, present, param.device.type, param.dtype)
+            state = bucket.state_buffers[bucket.names[0]].dtype if bucket.names else param.dtype
+            kernel = _kernel(cls.update, numeric, flags, present, param.device.type, param.dtype, state)
             if kernel.broken:
                 raise _CompilerUnavailable(kernel.broken)
             values = bucket.set_scalars([float(coefficients[k]) for k in numeric])

@@ -58,6 +58,11 @@ class Adagrad(Optimizer):
             step, leaving every parameter and all state untouched, and count it
             in ``skipped_steps`` (default False: as in torch.optim, a non-finite
             gradient flows into the parameters).
+        state_dtype: keep the state tensors (moments, accumulators) in this
+            floating dtype, and do the rule's arithmetic in it, whatever the
+            parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
+            parameters, whose 8-bit mantissa cannot hold Adam's second moment
+            (default None: the parameter's dtype, as torch.optim).
 
     State (per parameter, created with the optimizer as torch.optim does):
         ``sum`` (:math:`s`) and ``step`` (:math:`t`, a 0-dim float tensor).
@@ -110,13 +115,16 @@ class Adagrad(Optimizer):
         fused: bool | None = None,
         convention: Any = "torch",
         skip_nonfinite: bool = False,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         defaults = dict(
             lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
             initial_accumulator_value=initial_accumulator_value, foreach=foreach,
             maximize=maximize, differentiable=differentiable, fused=fused,
         )  # fmt: skip
-        super().__init__(params, defaults, convention=convention, skip_nonfinite=skip_nonfinite)
+        super().__init__(
+            params, defaults, convention=convention, skip_nonfinite=skip_nonfinite, state_dtype=state_dtype
+        )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         for key in ("lr_decay", "weight_decay", "initial_accumulator_value", "eps"):

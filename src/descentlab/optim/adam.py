@@ -79,6 +79,11 @@ _ARGS = r"""
             step, leaving every parameter and all state untouched, and count it
             in ``skipped_steps`` (default False: as in torch.optim, a non-finite
             gradient flows into the parameters).
+        state_dtype: keep the state tensors (moments, accumulators) in this
+            floating dtype, and do the rule's arithmetic in it, whatever the
+            parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
+            parameters, whose 8-bit mantissa cannot hold Adam's second moment
+            (default None: the parameter's dtype, as torch.optim).
 
     State (per parameter):
         ``step`` (0-dim float tensor), ``exp_avg``, ``exp_avg_sq``, and
@@ -141,6 +146,7 @@ class Adam(Optimizer):
         eps_root: float = 0.0,
         convention: Any = "torch",
         skip_nonfinite: bool = False,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
@@ -148,7 +154,9 @@ class Adam(Optimizer):
             differentiable=differentiable, fused=fused,
             decoupled_weight_decay=decoupled_weight_decay, eps_root=eps_root,
         )  # fmt: skip
-        super().__init__(params, defaults, convention=convention, skip_nonfinite=skip_nonfinite)
+        super().__init__(
+            params, defaults, convention=convention, skip_nonfinite=skip_nonfinite, state_dtype=state_dtype
+        )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         owner = type(self).__name__
@@ -229,12 +237,14 @@ class AdamW(Adam):
         eps_root: float = 0.0,
         convention: Any = "torch",
         skip_nonfinite: bool = False,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
             capturable=capturable, differentiable=differentiable, fused=fused,
             decoupled_weight_decay=True, eps_root=eps_root, convention=convention,
             skip_nonfinite=skip_nonfinite,
+            state_dtype=state_dtype,
         )  # fmt: skip
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -61,6 +61,11 @@ class RMSprop(Optimizer):
             step, leaving every parameter and all state untouched, and count it
             in ``skipped_steps`` (default False: as in torch.optim, a non-finite
             gradient flows into the parameters).
+        state_dtype: keep the state tensors (moments, accumulators) in this
+            floating dtype, and do the rule's arithmetic in it, whatever the
+            parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
+            parameters, whose 8-bit mantissa cannot hold Adam's second moment
+            (default None: the parameter's dtype, as torch.optim).
 
     State (per parameter):
         ``step`` (0-dim float tensor), ``square_avg``, ``momentum_buffer`` if
@@ -116,13 +121,16 @@ class RMSprop(Optimizer):
         *,
         convention: Any = "torch",
         skip_nonfinite: bool = False,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         defaults = dict(
             lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
             weight_decay=weight_decay, capturable=capturable, foreach=foreach,
             maximize=maximize, differentiable=differentiable,
         )  # fmt: skip
-        super().__init__(params, defaults, convention=convention, skip_nonfinite=skip_nonfinite)
+        super().__init__(
+            params, defaults, convention=convention, skip_nonfinite=skip_nonfinite, state_dtype=state_dtype
+        )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         owner = "RMSprop"

@@ -68,6 +68,11 @@ class SGD(Optimizer):
             step, leaving every parameter and all state untouched, and count it
             in ``skipped_steps`` (default False: as in torch.optim, a non-finite
             gradient flows into the parameters).
+        state_dtype: keep the state tensors (moments, accumulators) in this
+            floating dtype, and do the rule's arithmetic in it, whatever the
+            parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
+            parameters, whose 8-bit mantissa cannot hold Adam's second moment
+            (default None: the parameter's dtype, as torch.optim).
 
     State (per parameter, only when ``momentum > 0``):
         ``momentum_buffer`` (:math:`b`) and ``step`` (:math:`t`, a 0-dim float tensor).
@@ -127,6 +132,7 @@ class SGD(Optimizer):
         debias: bool = False,
         convention: Any = "torch",
         skip_nonfinite: bool = False,
+        state_dtype: torch.dtype | None = None,
     ) -> None:
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
@@ -134,7 +140,9 @@ class SGD(Optimizer):
             differentiable=differentiable, fused=fused,
             momentum_form=momentum_form, debias=debias,
         )  # fmt: skip
-        super().__init__(params, defaults, convention=convention, skip_nonfinite=skip_nonfinite)
+        super().__init__(
+            params, defaults, convention=convention, skip_nonfinite=skip_nonfinite, state_dtype=state_dtype
+        )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
         owner = "SGD"
