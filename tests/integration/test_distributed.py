@@ -1,0 +1,55 @@
+"""descentlab's optimizers under torch.distributed: DDP and ZeroRedundancyOptimizer (gloo, 2 processes)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+import dist_workers
+from descentlab.optim import OPTIMIZERS
+from helpers import relative_error
+
+WORLD = 2
+
+
+def _spawn(worker, tmp_path):
+    out = tmp_path / "results.pt"
+    mp.spawn(worker, args=(WORLD, str(tmp_path / "init"), str(out)), nprocs=WORLD, join=True)
+    return torch.load(out, weights_only=False)
+
+
+@pytest.fixture(scope="module")
+def ddp_results(tmp_path_factory):
+    return _spawn(dist_workers.ddp_worker, tmp_path_factory.mktemp("ddp"))
+
+
+@pytest.fixture(scope="module")
+def zero_results(tmp_path_factory):
+    return _spawn(dist_workers.zero_worker, tmp_path_factory.mktemp("zero"))
+
+
+@pytest.mark.parametrize("bucket_view", [False, True], ids=["grads", "gradient_as_bucket_view"])
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_ddp_gives_the_single_process_parameters(ddp_results, name, fast, bucket_view):
+    params, implementation = ddp_results[(name, fast, bucket_view)]
+    expected = dist_workers.reference(name, 6)
+    for a, b in zip(params, expected, strict=True):
+        assert relative_error(a, b) <= 1e-12
+    assert implementation[0].startswith("fast" if fast else "per-tensor"), implementation
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_zero_redundancy_optimizer_shards_consolidates_and_resumes(zero_results, name, fast):
+    expected = dist_workers.reference(name, 6)
+    shard_sizes = []
+    for rank_results in zero_results:
+        trained, resumed, shard, _ = rank_results[(name, fast)]
+        shard_sizes.append(shard)
+        for a, b in zip(trained, expected, strict=True):
+            assert relative_error(a, b) <= 1e-12, "sharded training equals unsharded"
+        for a, b in zip(resumed, trained, strict=True):
+            assert torch.equal(a, b), "resumed from the consolidated state_dict"
+    assert sum(shard_sizes) == 4 and all(shard_sizes), "each rank updates a share of the 4 parameters"
