@@ -1,0 +1,38 @@
+"""The lab: sweeps over methods and problems, run on a process pool or Ray, kept in a durable store.
+
+- :class:`Store`: an SQLite file (WAL mode) that commits each finished run
+  atomically with its configuration, record, status and versions;
+  :func:`run_key` identifies a configuration;
+- :func:`run_sweep`: runs the configurations a store lacks on an
+  :class:`Executor` (:class:`LocalExecutor`, :class:`RayExecutor`,
+  :class:`SerialExecutor`), committing each as it finishes; killed and
+  started again, it resumes;
+"""
+
+from __future__ import annotations
+
+from .executors import Executor, LocalExecutor, RayExecutor, SerialExecutor, default_workers
+from .store import SCHEMA_VERSION, Store, StoredRun, StoreError, run_key, versions
+from .sweep import Best, Outcome, Progress, best_per_problem, describe_config, execute, run_sweep, summary
+
+__all__ = [
+    "SCHEMA_VERSION",
+    "Best",
+    "Executor",
+    "LocalExecutor",
+    "Outcome",
+    "Progress",
+    "RayExecutor",
+    "SerialExecutor",
+    "Store",
+    "StoreError",
+    "StoredRun",
+    "best_per_problem",
+    "default_workers",
+    "describe_config",
+    "execute",
+    "run_key",
+    "run_sweep",
+    "summary",
+    "versions",
+]
