@@ -12,25 +12,53 @@
 from __future__ import annotations
 
 from .executors import Executor, LocalExecutor, RayExecutor, SerialExecutor, default_workers
+from .space import (
+    DIMENSIONS,
+    Choice,
+    Dimension,
+    Grid,
+    LogGrid,
+    LogUniform,
+    Space,
+    SpaceError,
+    Spec,
+    Uniform,
+    check_config,
+    load_spec,
+    parse_spec,
+)
 from .store import SCHEMA_VERSION, Store, StoredRun, StoreError, run_key, versions
 from .sweep import Best, Outcome, Progress, best_per_problem, describe_config, execute, run_sweep, summary
 
 __all__ = [
+    "DIMENSIONS",
     "SCHEMA_VERSION",
     "Best",
+    "Choice",
+    "Dimension",
     "Executor",
+    "Grid",
     "LocalExecutor",
+    "LogGrid",
+    "LogUniform",
     "Outcome",
     "Progress",
     "RayExecutor",
     "SerialExecutor",
+    "Space",
+    "SpaceError",
+    "Spec",
     "Store",
     "StoreError",
     "StoredRun",
+    "Uniform",
     "best_per_problem",
+    "check_config",
     "default_workers",
     "describe_config",
     "execute",
+    "load_spec",
+    "parse_spec",
     "run_key",
     "run_sweep",
     "summary",
