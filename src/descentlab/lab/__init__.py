@@ -27,12 +27,23 @@ from .space import (
     load_spec,
     parse_spec,
 )
-from .store import SCHEMA_VERSION, Store, StoredRun, StoreError, run_key, versions
-from .sweep import Best, Outcome, Progress, best_per_problem, describe_config, execute, run_sweep, summary
+from .store import SCHEMA_VERSION, STORE_FILENAME, Store, StoredRun, StoreError, run_key, versions
+from .sweep import (
+    Best,
+    Outcome,
+    Progress,
+    ProgressLine,
+    best_per_problem,
+    describe_config,
+    execute,
+    run_sweep,
+    summary,
+)
 
 __all__ = [
     "DIMENSIONS",
     "SCHEMA_VERSION",
+    "STORE_FILENAME",
     "Best",
     "Choice",
     "Dimension",
@@ -43,6 +54,7 @@ __all__ = [
     "LogUniform",
     "Outcome",
     "Progress",
+    "ProgressLine",
     "RayExecutor",
     "SerialExecutor",
     "Space",

@@ -49,6 +49,9 @@ from ..train import RunConfig, RunRecord
 #: version is refused (never migrated silently, never modified).
 SCHEMA_VERSION = 1
 
+#: The store's file name inside an output directory (``descentlab-out/lab.sqlite``).
+STORE_FILENAME = "lab.sqlite"
+
 # "dlab" in ASCII: SQLite's documented way for a file format to say whose it is.
 APPLICATION_ID = 0x646C6162
 
@@ -219,7 +222,15 @@ class Store:
     # -- opening ---------------------------------------------------------------------------
 
     def _connect(self, *, readonly: bool) -> sqlite3.Connection:
-        uri = f"{self.path.absolute().as_uri()}?mode={'ro' if readonly else 'rwc'}"
+        if not readonly:
+            mode = "mode=rwc"
+        elif Path(f"{self.path}-wal").exists():
+            mode = "mode=ro"  # the log may hold committed pages the main file lacks
+        else:
+            # Without a log the file is the whole truth; immutable makes SQLite create
+            # nothing beside it (a read-only WAL reader would leave -shm and -wal files).
+            mode = "immutable=1"
+        uri = f"{self.path.absolute().as_uri()}?{mode}"
         try:
             # isolation_level=None: transactions are the explicit BEGIN/COMMIT below, not sqlite3's guesses.
             db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30, check_same_thread=False)

@@ -13,10 +13,13 @@ import contextlib
 import dataclasses
 import functools
 import math
+import shutil
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TextIO
 
 from ..train import RunConfig, RunRecord, run
 from .executors import Executor, LocalExecutor, default_workers
@@ -166,6 +169,51 @@ def run_sweep(
                 stored[outcome.key] = result
                 report(result)
     return [stored[key] for key in keys]
+
+
+# -- what ``descentlab sweep`` shows ---------------------------------------------------------------
+
+
+class ProgressLine:
+    """A :func:`run_sweep` progress callback drawing one line on stderr; silent when it is not a terminal.
+
+    ``[#####-----] 12/40  ran 8, stored before 4, diverged 1, failed 0  3.2s  last: ...``,
+    redrawn in place after each run and cut to the terminal's width.
+    """
+
+    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None, width: int = 20) -> None:
+        self.stream = stream if stream is not None else sys.stderr
+        isatty = getattr(self.stream, "isatty", None)
+        self.enabled = bool(isatty and isatty()) if enabled is None else enabled
+        self.width = width
+        self.start = time.monotonic()
+        self.last: Progress | None = None
+        self._drawn = False
+
+    def __call__(self, progress: Progress) -> None:
+        self.last = progress
+        if not self.enabled:
+            return
+        fraction = progress.done / progress.total if progress.total else 1.0
+        filled = round(fraction * self.width)
+        text = (
+            f"[{'#' * filled}{'-' * (self.width - filled)}] {progress.done}/{progress.total}  "
+            f"ran {progress.ran}, stored before {progress.skipped}, diverged {progress.diverged}, "
+            f"failed {progress.failed}  {time.monotonic() - self.start:.1f}s"
+        )
+        if progress.last is not None:
+            text += f"  last: {progress.last.config.problem}, {describe_config(progress.last.config)}"
+        columns = shutil.get_terminal_size().columns
+        self.stream.write("\r" + text[: max(columns - 1, 20)].ljust(max(columns - 1, 20)))
+        self.stream.flush()
+        self._drawn = True
+
+    def close(self) -> None:
+        """End the line, so that what is printed next starts on a new one."""
+        if self._drawn:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._drawn = False
 
 
 # -- the account of a sweep that ``descentlab sweep`` prints ----------------------------------
