@@ -138,6 +138,56 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    import time
+
+    from ._files import check_writable
+    from .lab import LocalExecutor, ProgressLine, RayExecutor, Store, load_spec, run_sweep, summary
+
+    # Everything is checked before anything runs or is written: the spec (every
+    # configuration in it), the flags, the store (an incompatible one is refused
+    # read-only, so it is not modified), and the executor.
+    spec = load_spec(args.spec)
+    configs = spec.configs()
+    experiment = args.experiment if args.experiment is not None else spec.name
+    if not experiment:
+        raise ValueError("--experiment must be a non-empty name")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be a positive integer; received {args.workers}")
+    if args.executor != "ray" and args.address is not None:
+        raise ValueError("--address is for --executor ray")
+    if args.address is not None and args.workers is not None:
+        raise ValueError(
+            "--workers sets the cores of a local Ray instance; a cluster at --address has its own"
+        )
+    store_path = Path(args.store)
+    if store_path.exists() and not store_path.is_dir():
+        Store(store_path).close()
+    else:
+        check_writable(store_path)
+
+    if args.executor == "ray":
+        try:
+            executor: LocalExecutor | RayExecutor = RayExecutor(
+                args.address, **({"num_cpus": args.workers} if args.workers else {})
+            )
+        except ImportError as err:
+            raise ValueError(str(err)) from None
+    else:
+        executor = LocalExecutor(args.workers)
+    start = time.monotonic()
+    line = ProgressLine()
+    with executor, Store(store_path) as store:
+        try:
+            runs = run_sweep(store, experiment, configs, executor=executor, progress=line)
+        finally:
+            line.close()
+    assert line.last is not None  # run_sweep reports before running anything
+    print(summary(runs, line.last, seconds=time.monotonic() - start))
+    print(f"store       {store_path} (experiment {experiment!r})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="descentlab",
@@ -230,6 +280,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every", metavar="N[UNIT]", help="checkpoint interval (default: every epoch)"
     )
     runner.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+
+    sweeper = commands.add_parser(
+        "sweep",
+        help="run every configuration of a search space, each stored as it finishes; rerun to resume",
+        description="Run the runs a spec file (TOML or JSON) declares, on a local process pool or Ray, "
+        "committing each to an SQLite store as it finishes. Runs already in the store under the same "
+        "experiment are not run again, so the same command resumes a sweep that was stopped or killed.",
+    )
+    sweeper.set_defaults(func=_sweep)
+    sweeper.add_argument("spec", metavar="SPEC", help="the sweep's spec file (.toml, or .json)")
+    sweeper.add_argument(
+        "--store",
+        default="descentlab-out/lab.sqlite",
+        help="the SQLite store (default descentlab-out/lab.sqlite)",
+    )
+    sweeper.add_argument(
+        "--experiment",
+        help="the name the runs are stored under (default: the spec's name, else its file name)",
+    )
+    sweeper.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="a local process pool (default) or Ray"
+    )
+    sweeper.add_argument("--address", help="a Ray cluster to join (default: start or join a local Ray)")
+    sweeper.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default: one per core; with Ray: a local instance's cores)",
+    )
     return parser
 
 
