@@ -54,15 +54,17 @@ class Outcome:
         )
 
 
-def execute(config: RunConfig) -> Outcome:
+def execute(config: RunConfig, runner: Callable[[RunConfig], RunRecord] = run) -> Outcome:
     """Train one configuration (the function workers run): never raises for a bad or failing run.
 
     An exception becomes a ``"failed"`` outcome with ``'Type: message'`` on
     one line; a run whose loss became non-finite is ``"diverged"``.
+    ``runner`` trains (default :func:`descentlab.train.run`); the lab's
+    formula checks pass one that builds deliberately wrong update rules.
     """
     key = run_key(config)
     try:
-        record = run(config)
+        record = runner(config)
     except Exception as err:
         message = " ".join(str(err).split())
         return Outcome(key, "failed", None, f"{type(err).__name__}: {message}", _versions())
@@ -106,6 +108,7 @@ def run_sweep(
     *,
     executor: Executor | None = None,
     progress: Callable[[Progress], None] | None = None,
+    worker: Callable[[RunConfig], Outcome] = execute,
 ) -> list[StoredRun]:
     """Run the configurations the store lacks under ``experiment``, committing each as it finishes.
 
@@ -115,6 +118,8 @@ def run_sweep(
     and its error, a diverged one with ``"diverged"``; neither stops the
     sweep. Without ``executor``, a :class:`LocalExecutor` with one worker per
     core (and no more than there are runs) is started and stopped here.
+    ``worker`` is what the executor runs for each configuration (picklable:
+    :func:`execute`, or a ``functools.partial`` of it with another runner).
 
     >>> from descentlab.lab import SerialExecutor
     >>> from descentlab.train import Budget
@@ -160,7 +165,7 @@ def run_sweep(
         with contextlib.ExitStack() as stack:
             if owned:
                 stack.enter_context(executor)  # type: ignore[arg-type]
-            outcomes = stack.enter_context(contextlib.closing(executor.map_unordered(execute, todo)))
+            outcomes = stack.enter_context(contextlib.closing(executor.map_unordered(worker, todo)))
             for outcome in outcomes:
                 result = outcome.stored(unique[outcome.key], experiment)
                 if not store.add(result):
