@@ -188,6 +188,76 @@ def _sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def _compare(args: argparse.Namespace) -> int:
+    from .lab import LocalExecutor, RayExecutor
+    from .lab.compare import DEFAULT_OUT, PhaseLines, compare, prepare
+    from .lab.suite import get_suite
+
+    # Everything is checked before anything runs or is written: names, flags, the
+    # output directory and a store already in it.
+    if args.quick and args.suite is not None:
+        raise ValueError("--quick is --suite quick; give one of them")
+    suite = get_suite("quick" if args.quick else (args.suite or "default"))
+    methods = _csv(args.methods)
+    problems = _csv(args.problems)
+    if methods is not None or problems is not None:
+        suite = suite.restricted(methods, problems)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be a positive integer; received {args.workers}")
+    if args.executor != "ray" and args.address is not None:
+        raise ValueError("--address is for --executor ray")
+    out = Path(args.out) if args.out else DEFAULT_OUT
+    prepare(out)
+    if args.executor == "ray":
+        try:
+            executor: LocalExecutor | RayExecutor = RayExecutor(
+                args.address, **({"num_cpus": args.workers} if args.workers else {})
+            )
+        except ImportError as err:
+            raise ValueError(str(err)) from None
+    else:
+        executor = LocalExecutor(args.workers)
+    lines = PhaseLines()
+    lines.note(f"descentlab compare: suite {suite.name} ({suite.summary}) into {out}")
+    with executor:
+        try:
+            path, evidence = compare(
+                out, suite, executor=executor, progress=lines,
+                on_report=lambda: lines.note("report: drawing the figures and writing the page"),
+            )  # fmt: skip
+        finally:
+            lines.close()
+    _print_verdicts(evidence)
+    print(f"report      {path}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .lab.compare import render
+
+    path, evidence = render(args.directory)
+    _print_verdicts(evidence)
+    print(f"report      {path}")
+    return 0
+
+
+def _print_verdicts(evidence) -> None:
+    from .lab.claims import CLAIMS
+
+    for claim in CLAIMS.values():
+        finding = claim.judge(evidence)
+        print(f"{claim.key:<4}{finding.verdict:<15}{claim.statement}")
+
+
+def _csv(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ValueError(f"expected comma-separated names; received {text!r}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="descentlab",
@@ -308,6 +378,35 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="worker processes (default: one per core; with Ray: a local instance's cores)",
     )
+
+    comparer = commands.add_parser(
+        "compare",
+        help="the main job: every method on the problems, tuned fairly; a report with verdicts on the usual "
+        "claims",
+        description="Run every method on the suite's problems (learning rate tuned on a log grid, the best "
+        "rerun with several seeds), store every run in an SQLite store, and write a self-contained HTML "
+        "report with its figures and the verdicts on the usual claims, computed from the runs. Runs already "
+        "stored in the output directory are not run again.",
+    )
+    comparer.set_defaults(func=_compare)
+    comparer.add_argument("--out", help="output directory (default descentlab-out/compare)")
+    comparer.add_argument("--quick", action="store_true", help="the quick suite (about 2 minutes)")
+    comparer.add_argument("--suite", help="a suite by name: default, quick or tiny (for tests)")
+    comparer.add_argument("--methods", metavar="A,B", help="only these methods of the suite")
+    comparer.add_argument("--problems", metavar="X,Y", help="only these problems of the suite")
+    comparer.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="a local process pool (default) or Ray"
+    )
+    comparer.add_argument("--address", help="a Ray cluster to join (default: start or join a local Ray)")
+    comparer.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+
+    reporter = commands.add_parser(
+        "report",
+        help="re-render a comparison's report from its store, without training",
+        description="Rebuild report.html and its figures in DIR from the store and the suite kept there.",
+    )
+    reporter.set_defaults(func=_report)
+    reporter.add_argument("directory", metavar="DIR", help="a descentlab compare output directory")
     return parser
 
 
