@@ -173,6 +173,10 @@ def _medians(evidence: Evidence, method: str, problem: str, measure: Callable) -
 # -- C1: full batch against mini-batches ------------------------------------------------------
 
 
+def _per_update(record) -> float:
+    return record.samples_seen / record.updates if record.updates else math.nan
+
+
 def _c1(evidence: Evidence, params: Params) -> list[Case]:
     cases = []
     for problem in evidence.suite.claim_problems.get("C1", ()):
@@ -198,7 +202,7 @@ def _c1(evidence: Evidence, params: Params) -> list[Case]:
                     ("updates compared", str(len(steps))),
                     ("roughness gd", number(rough_gd, 3)),
                     ("roughness sgd", number(rough_sgd, 3)),
-                    ("samples/update gd : sgd", f"{gd[0].samples[0]} : {sgd[0].samples[0]}"),
+                    ("samples/update gd : sgd", f"{_per_update(gd[0]):g} : {_per_update(sgd[0]):g}"),
                     ("ms/update gd : sgd", f"{1e3 * per_update['gd']:.3g} : {1e3 * per_update['sgd']:.3g}"),
                 ),
             )
@@ -462,8 +466,8 @@ C4 = Claim(
     measure="over the second half of each path (where it hovers near the minimum): the {quantile} quantile "
     "of the length of one update's move, i.e. the size of the largest kicks; also the mean distance from "
     "the path's centre (spread) and the final loss, for context",
-    rule="holds for a surface and comparison if momentum's median kick size is below plain SGD's by at least "
-    "{margin}",
+    rule="holds for a surface and comparison if momentum's median kick size (the {quantile} quantile of its "
+    "moves) is below plain SGD's by at least {margin}",
     params={"quantile": 0.99, "margin": 0.1},
     neighbours=(
         ("any reduction", {"margin": 0.0}),
@@ -537,16 +541,18 @@ def _c5(evidence: Evidence, params: Params) -> list[Case]:
         rare_s = analysis.median([_at(e, fraction, 1) for e in sgd])
         common_a = analysis.median([_at(e, fraction, 2) for e in ada])
         common_s = analysis.median([_at(e, fraction, 2) for e in sgd])
+        measurable = not (math.isnan(rare_a) or math.isnan(rare_s))
         cases.append(
             Case(
                 label,
-                _less(rare_a, rare_s, params["margin"]),
+                _less(rare_a, rare_s, params["margin"]) if measurable else None,
                 (
                     ("rare-weight error adagrad", number(rare_a, 3)),
                     ("rare-weight error sgd", number(rare_s, 3)),
                     ("common-weight error adagrad", number(common_a, 3)),
                     ("common-weight error sgd", number(common_s, 3)),
                 ),
+                "" if measurable else "the problem has no rare features with weight",
             )
         )
     return cases

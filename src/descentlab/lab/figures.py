@@ -11,7 +11,6 @@ timestamps, so the same evidence gives the same bytes.
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -44,9 +43,11 @@ _PNG_METADATA = {"Software": None}  # no version string: the bytes depend on the
 
 
 def _figure(width: float = 6.4, height: float = 4.0, ncols: int = 1, nrows: int = 1):
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+    FigureCanvasAgg(fig)  # this figure's own Agg canvas; pyplot's backend is left alone
     axes = fig.subplots(nrows, ncols, squeeze=False)
     return fig, axes
 
@@ -135,8 +136,12 @@ def paths(evidence: Evidence, problem: str, path: Path, methods: Sequence[str] |
 
 
 def paths_animation(evidence: Evidence, problem: str, path: Path, frames: int = 40) -> bool:
-    """The same paths, drawn update by update, as a GIF."""
-    from matplotlib.animation import PillowWriter
+    """The same paths, drawn update by update, as a looping GIF.
+
+    The contour plot is drawn once and the paths are blitted onto a copy of
+    it for each frame, which Pillow then writes as the GIF's frames.
+    """
+    from PIL import Image
 
     surface = _surface(evidence, problem)
     if surface is None:
@@ -147,29 +152,45 @@ def paths_animation(evidence: Evidence, problem: str, path: Path, frames: int = 
         return False
     longest = max(len(p) for p in found.values())
     fig, axes = _figure(4.8, 3.6)
+    fig.set_dpi(70)
     ax = axes[0, 0]
     _contour(ax, surface)
-    lines = {m: ax.plot([], [], color=COLOURS[m], linewidth=1.2, label=m)[0] for m in found}
-    heads = {m: ax.plot([], [], marker="o", color=COLOURS[m], markersize=4)[0] for m in found}
-    ax.legend(fontsize=6, loc="best")
-    title = ax.set_title("", fontsize=8)
-    # Frames at evenly spaced updates in log scale: the first moves are where the methods differ most.
+    lines = {m: ax.plot([], [], color=COLOURS[m], linewidth=1.2, label=m, animated=True)[0] for m in found}
+    heads = {m: ax.plot([], [], marker="o", color=COLOURS[m], markersize=4, animated=True)[0] for m in found}
+    ax.legend(handles=[ax.plot([], [], color=COLOURS[m], label=m)[0] for m in found], fontsize=6, loc="best")
+    title = ax.text(0.02, 0.98, "", transform=ax.transAxes, fontsize=8, va="top", animated=True)
+    canvas = fig.canvas
+    canvas.draw()
+    background = canvas.copy_from_bbox(fig.bbox)
+    # Frames at updates evenly spaced in log scale: the first moves are where the methods differ most.
     marks = sorted({round(k) for k in np.geomspace(1, longest, frames)})
-    temporary = path.with_name(f".{path.stem}.{os.getpid()}.tmp{path.suffix}")  # Pillow reads the suffix
-    try:
-        writer = PillowWriter(fps=8)
-        with writer.saving(fig, str(temporary), dpi=70):
-            for k in marks:
-                for method, points in found.items():
-                    shown = points[: min(k, len(points))]
-                    lines[method].set_data(shown[:, 0], shown[:, 1])
-                    heads[method].set_data(shown[-1:, 0], shown[-1:, 1])
-                title.set_text(f"{problem}: after {k - 1} updates")
-                writer.grab_frame()
-        os.replace(temporary, path)
-    finally:
-        if temporary.exists():
-            temporary.unlink()
+    images = []
+    for k in marks:
+        canvas.restore_region(background)
+        for method, points in found.items():
+            shown = points[: min(k, len(points))]
+            lines[method].set_data(shown[:, 0], shown[:, 1])
+            heads[method].set_data(shown[-1:, 0], shown[-1:, 1])
+            ax.draw_artist(lines[method])
+            ax.draw_artist(heads[method])
+        title.set_text(f"after {k - 1} updates")
+        ax.draw_artist(title)
+        images.append(
+            Image.frombuffer("RGBA", canvas.get_width_height(), bytes(canvas.buffer_rgba())).convert("RGB")
+        )
+    # One palette for every frame (the last shows every colour), so Pillow stores only what changed.
+    palette = images[-1].quantize(colors=64, method=Image.Quantize.MEDIANCUT)
+    frames_p = [image.quantize(palette=palette, dither=Image.Dither.NONE) for image in images]
+    with _files.atomic_writer(path) as file:
+        frames_p[0].save(
+            file,
+            format="GIF",
+            save_all=True,
+            append_images=frames_p[1:],
+            duration=120,
+            loop=0,
+            optimize=False,
+        )
     return True
 
 

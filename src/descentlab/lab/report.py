@@ -305,7 +305,7 @@ def _formula_rows(evidence: Evidence) -> list[list[str]]:
             rows.append(
                 [
                     problem,
-                    f"{mistake.summary}: {mistake.wrong}",
+                    f"{mistake.name}: {mistake.summary}, {mistake.wrong}",
                     f"{mistake.correct}: {mistake.right}",
                     number(evidence.lr(mistake.correct, problem), 3),
                     number(right_loss),

@@ -321,7 +321,7 @@ _TINY = Suite(
             full_steps=5,
             epochs=2,
             eval_every=1,
-            options={"n_train": 100, "n_test": 100, "n_features": 40},
+            options={"n_train": 100, "n_test": 100, "n_features": 200},
         ),
     ),
     lr_grid=(0.01, 0.1, 1.0),
