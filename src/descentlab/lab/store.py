@@ -191,8 +191,9 @@ class StoredRun:
 class Store:
     """An SQLite file holding runs, keyed by (experiment, :func:`run_key`); see the module docstring.
 
-    ``create=False`` refuses a path where no store exists yet (for readers
-    such as ``descentlab report``). Also a context manager that closes it.
+    A new store's missing parent directories are created; ``create=False``
+    refuses a path where no store exists yet (for readers such as
+    ``descentlab report``). Also a context manager that closes it.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
@@ -202,6 +203,12 @@ class Store:
         exists = self.path.exists() and self.path.stat().st_size > 0
         if not exists and not create:
             raise StoreError(f"no descentlab store at {str(self.path)!r}")
+        if not exists:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as err:
+                reason = err.strerror or type(err).__name__
+                raise OSError(f"cannot create store {str(self.path)!r}: {reason}") from None
         if exists:
             # Read-only first: a file of another version or another program is
             # refused before this process writes a byte to it (setting WAL mode would).
