@@ -115,7 +115,7 @@ def test_a_reader_does_not_create_a_store(tmp_path):
 
 def test_an_unwritable_place_is_an_os_error(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(OSError, match=r"cannot create store .*: Not a directory"):
+    with pytest.raises(OSError, match=r"cannot create store .*file/lab.sqlite': .*file' is not a folder"):
         Store(tmp_path / "file" / "lab.sqlite")
     with Store(tmp_path / "new" / "folder" / "lab.sqlite") as store:  # missing folders are made
         assert store.runs() == []

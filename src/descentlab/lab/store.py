@@ -206,6 +206,9 @@ class Store:
         if not exists:
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                folder = str(self.path.parent)
+                raise OSError(f"cannot create store {str(self.path)!r}: {folder!r} is not a folder") from None
             except OSError as err:
                 reason = err.strerror or type(err).__name__
                 raise OSError(f"cannot create store {str(self.path)!r}: {reason}") from None
