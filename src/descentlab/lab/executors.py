@@ -127,10 +127,13 @@ class LocalExecutor:
         if stop is not None:
             stop()
             return
+        # Shut down first, so that the pool's manager drops the cancelled work before it
+        # sees its workers die (Python <= 3.11 raises InvalidStateError in its thread otherwise).
+        pool.shutdown(wait=False, cancel_futures=True)
         # Before 3.14 the pool's processes are reachable only through this private attribute.
         for process in list((getattr(pool, "_processes", None) or {}).values()):
             process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+        pool.shutdown(wait=True)
 
     def __enter__(self) -> LocalExecutor:
         return self

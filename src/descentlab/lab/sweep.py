@@ -177,7 +177,7 @@ def run_sweep(
 class ProgressLine:
     """A :func:`run_sweep` progress callback drawing one line on stderr; silent when it is not a terminal.
 
-    ``[#####-----] 12/40  ran 8, stored before 4, diverged 1, failed 0  3.2s  last: ...``,
+    ``[#####-----] 12/40  ran 8, stored before 4, diverged 1, failed 0  3.2s (about 9s left)  last: ...``,
     redrawn in place after each run and cut to the terminal's width.
     """
 
@@ -196,11 +196,15 @@ class ProgressLine:
             return
         fraction = progress.done / progress.total if progress.total else 1.0
         filled = round(fraction * self.width)
+        elapsed = time.monotonic() - self.start
         text = (
             f"[{'#' * filled}{'-' * (self.width - filled)}] {progress.done}/{progress.total}  "
             f"ran {progress.ran}, stored before {progress.skipped}, diverged {progress.diverged}, "
-            f"failed {progress.failed}  {time.monotonic() - self.start:.1f}s"
+            f"failed {progress.failed}  {elapsed:.1f}s"
         )
+        if progress.ran > 0 and progress.done < progress.total:
+            # The runs so far include starting the workers, so this errs long at first.
+            text += f" (about {elapsed / progress.ran * (progress.total - progress.done):.0f}s left)"
         if progress.last is not None:
             text += f"  last: {progress.last.config.problem}, {describe_config(progress.last.config)}"
         columns = shutil.get_terminal_size().columns
