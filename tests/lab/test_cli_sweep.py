@@ -43,6 +43,8 @@ def test_sweep_runs_a_spec_and_resumes(tmp_path, capsys, monkeypatch):
     # The same command again runs nothing; another experiment name runs everything again.
     assert main(["sweep", "demo.toml", "--workers", "1"]) == 0
     assert capsys.readouterr().out.startswith("runs        20: 0 run now, 20 already stored; ")
+    assert main(["sweep", "demo.toml", "--retry-failed"]) == 0  # none failed; diverged runs are results
+    assert capsys.readouterr().out.startswith("runs        20: 0 run now, 20 already stored; ")
     store = tmp_path / "other.sqlite"
     assert main(["sweep", "demo.toml", "--store", str(store), "--experiment", "again", "--workers", "1"]) == 0
     assert "20 run now" in capsys.readouterr().out

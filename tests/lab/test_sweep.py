@@ -14,12 +14,13 @@ from descentlab.lab import (
     ProgressLine,
     SerialExecutor,
     Store,
+    WorkerCrashed,
     best_per_problem,
     run_key,
     run_sweep,
     summary,
 )
-from sweepcases import mixed, tiny, without_wall_times
+from sweepcases import mixed, ten_times_unless_three, tiny, without_wall_times
 
 
 class Spy(SerialExecutor):
@@ -28,9 +29,9 @@ class Spy(SerialExecutor):
     def __init__(self) -> None:
         self.ran: list = []
 
-    def map_unordered(self, fn, items):
+    def map_unordered(self, fn, items, *, on_crash=None):
         self.ran.extend(items)
-        return super().map_unordered(fn, items)
+        return super().map_unordered(fn, items, on_crash=on_crash)
 
 
 def test_every_config_comes_back_in_order_and_duplicates_run_once(tmp_path):
@@ -106,8 +107,54 @@ def test_an_error_in_the_driver_stops_the_workers_and_keeps_what_was_committed(t
         run_sweep(store, "e", configs, executor=executor, progress=stop_after_the_first)
     with Store(tmp_path / "lab.sqlite") as store:
         assert store.keys("e") == {run_key(configs[0])}
-    assert executor._pool is None
     assert time.monotonic() - start < 30  # the long runs queued behind were not waited for
+
+
+def test_a_worker_that_dies_fails_its_item_only_and_is_replaced():
+    with LocalExecutor(workers=2) as executor:
+        results = executor.map_unordered(
+            ten_times_unless_three, [1, 2, 3, 4, 5], on_crash=lambda x, why: (x, why)
+        )
+        results = list(results)
+        assert sorted(r for r in results if isinstance(r, int)) == [10, 20, 40, 50]
+        assert (3, "the worker process exited with code 3") in results
+        with pytest.raises(WorkerCrashed, match="exited with code 3") as info:
+            list(executor.map_unordered(ten_times_unless_three, [3]))
+        assert info.value.item == 3
+        assert list(executor.map_unordered(ten_times_unless_three, [6])) == [60]
+
+
+class Crashing(SerialExecutor):
+    """A serial executor whose 'worker' dies on the runs with lr 0.02."""
+
+    def map_unordered(self, fn, items, *, on_crash=None):
+        for item in items:
+            if item.hyperparameters["lr"] == 0.02:
+                yield on_crash(item, "the worker process was killed by SIGKILL")
+            else:
+                yield from super().map_unordered(fn, [item])
+
+
+def test_a_run_whose_worker_died_is_stored_as_failed_and_the_sweep_goes_on(tmp_path):
+    configs = [tiny(0.01), tiny(0.02), tiny(0.03)]
+    with Store(tmp_path / "lab.sqlite") as store:
+        runs = run_sweep(store, "e", configs, executor=Crashing())
+    assert [r.status for r in runs] == ["finished", "failed", "finished"]
+    assert runs[1].error == "WorkerCrashed: the worker process was killed by SIGKILL"
+    assert runs[1].record is None and set(runs[1].versions) == {"descentlab", "torch", "python", "platform"}
+
+
+def test_failed_runs_stay_failed_unless_retried(tmp_path):
+    configs = [tiny(0.01), tiny(0.02), tiny(0.03)]
+    with Store(tmp_path / "lab.sqlite") as store:
+        first = run_sweep(store, "e", configs, executor=Crashing())
+        spy = Spy()
+        assert run_sweep(store, "e", configs, executor=spy) == first and spy.ran == []
+        reports: list[Progress] = []
+        again = run_sweep(store, "e", configs, executor=spy, retry_failed=True, progress=reports.append)
+        assert spy.ran == [configs[1]] and (reports[0].skipped, reports[-1].done) == (2, 3)
+        assert [r.status for r in again] == ["finished"] * 3 and again[::2] == first[::2]
+        assert len(store) == 3 and [r.status for r in store.runs("e")] == ["finished"] * 3
 
 
 def test_local_executor_checks_workers():

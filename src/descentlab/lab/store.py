@@ -301,10 +301,13 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def add(self, run: StoredRun) -> bool:
+    def add(self, run: StoredRun, *, replace_failed: bool = False) -> bool:
         """Commit ``run`` in one transaction; False (and nothing written) if its (experiment, key) is stored.
 
-        When this returns, the run is on disk.
+        With ``replace_failed``, a stored run of that key whose status is
+        ``"failed"`` is replaced by ``run`` in the same transaction (a retry:
+        killed half-way, the store still holds the failure). When this
+        returns, the run is on disk.
         """
         config = run.config
         row = (
@@ -321,6 +324,11 @@ class Store:
             run.finished_at,
         )
         with self._transaction(self._db):
+            if replace_failed:
+                self._db.execute(
+                    "DELETE FROM runs WHERE experiment = ? AND key = ? AND status = 'failed'",
+                    (run.experiment, run.key),
+                )
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO runs (experiment, key, problem, optimizer, seed, status, config, "
                 "record, error, versions, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -70,6 +70,15 @@ def execute(config: RunConfig) -> Outcome:
     return Outcome(key, status, record.to_json(), None, _versions())
 
 
+def crashed(config: RunConfig, reason: str) -> Outcome:
+    """The outcome of a run whose worker process died (out of memory, a crash in native code).
+
+    It is a failed run like any other, with the driver's versions, since
+    the worker that had it could not report its own.
+    """
+    return Outcome(run_key(config), "failed", None, f"WorkerCrashed: {reason}", _versions())
+
+
 @functools.cache
 def _versions() -> dict[str, str]:
     return versions()
@@ -106,15 +115,19 @@ def run_sweep(
     *,
     executor: Executor | None = None,
     progress: Callable[[Progress], None] | None = None,
+    retry_failed: bool = False,
 ) -> list[StoredRun]:
     """Run the configurations the store lacks under ``experiment``, committing each as it finishes.
 
     Returns the stored run of every given configuration, in the given
     order. Configurations are told apart by :func:`run_key`; duplicates run
-    once. A failed run (an exception) is stored with status ``"failed"``
-    and its error, a diverged one with ``"diverged"``; neither stops the
-    sweep. Without ``executor``, a :class:`LocalExecutor` with one worker per
-    core (and no more than there are runs) is started and stopped here.
+    once. A failed run (an exception, or a worker process that died while
+    training it) is stored with status ``"failed"`` and its error, a
+    diverged one with ``"diverged"``; neither stops the sweep, and a
+    failed run stays failed when the sweep is run again, unless
+    ``retry_failed`` (then its new result replaces it). Without
+    ``executor``, a :class:`LocalExecutor` with one worker per core (and no
+    more than there are runs) is started and stopped here.
 
     >>> from descentlab.lab import SerialExecutor
     >>> from descentlab.train import Budget
@@ -134,6 +147,8 @@ def run_sweep(
     for key, config in zip(keys, configs, strict=True):
         unique.setdefault(key, config)
     stored = store.get(experiment, unique)
+    if retry_failed:
+        stored = {key: run for key, run in stored.items() if run.status != "failed"}
     todo = [config for key, config in unique.items() if key not in stored]
     skipped = len(stored)
 
@@ -160,10 +175,12 @@ def run_sweep(
         with contextlib.ExitStack() as stack:
             if owned:
                 stack.enter_context(executor)  # type: ignore[arg-type]
-            outcomes = stack.enter_context(contextlib.closing(executor.map_unordered(execute, todo)))
+            outcomes = stack.enter_context(
+                contextlib.closing(executor.map_unordered(execute, todo, on_crash=crashed))
+            )
             for outcome in outcomes:
                 result = outcome.stored(unique[outcome.key], experiment)
-                if not store.add(result):
+                if not store.add(result, replace_failed=retry_failed):
                     # Another driver committed it meanwhile; theirs is the stored one.
                     result = store.get(experiment, [outcome.key])[outcome.key]
                 stored[outcome.key] = result
