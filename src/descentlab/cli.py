@@ -310,6 +310,9 @@ def build_parser() -> argparse.ArgumentParser:
         type=int,
         help="worker processes (default: one per core; with Ray: a local instance's cores)",
     )
+    sweeper.add_argument(
+        "--retry-failed", action="store_true", help="run again the runs stored as failed (default: keep them)"
+    )
     return parser
 
 
