@@ -9,6 +9,7 @@ running the same command again.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -151,21 +152,13 @@ def run_sweep(
         stored = {key: run for key, run in stored.items() if run.status != "failed"}
     todo = [config for key, config in unique.items() if key not in stored]
     skipped = len(stored)
+    statuses = collections.Counter(run.status for run in stored.values())
 
     def report(last: StoredRun | None) -> None:
-        if progress is None:
-            return
-        statuses = [r.status for r in stored.values()]
-        progress(
-            Progress(
-                done=len(stored),
-                total=len(unique),
-                skipped=skipped,
-                failed=statuses.count("failed"),
-                diverged=statuses.count("diverged"),
-                last=last,
-            )
-        )
+        if progress is not None:
+            done = len(stored)
+            failed, diverged = statuses["failed"], statuses["diverged"]
+            progress(Progress(done, len(unique), skipped, failed, diverged, last))
 
     report(None)
     if todo:
@@ -184,6 +177,7 @@ def run_sweep(
                     # Another driver committed it meanwhile; theirs is the stored one.
                     result = store.get(experiment, [outcome.key])[outcome.key]
                 stored[outcome.key] = result
+                statuses[result.status] += 1
                 report(result)
     return [stored[key] for key in keys]
 
