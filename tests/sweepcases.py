@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 from descentlab import _serde
 from descentlab.train import Budget, RunConfig, RunRecord
 
@@ -38,3 +40,10 @@ def without_wall_times(record: RunRecord) -> dict:
         data.pop(key, None)
     data["held_out"].pop("seconds")
     return data
+
+
+def ten_times_unless_three(x: int) -> int:
+    """For executor tests (module-level, so a worker process can import it): item 3 kills its worker."""
+    if x == 3:
+        os._exit(3)
+    return 10 * x

@@ -179,7 +179,9 @@ def _sweep(args: argparse.Namespace) -> int:
     line = ProgressLine()
     with executor, Store(store_path) as store:
         try:
-            runs = run_sweep(store, experiment, configs, executor=executor, progress=line)
+            runs = run_sweep(
+                store, experiment, configs, executor=executor, progress=line, retry_failed=args.retry_failed
+            )
         finally:
             line.close()
     assert line.last is not None  # run_sweep reports before running anything
@@ -377,6 +379,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--workers",
         type=int,
         help="worker processes (default: one per core; with Ray: a local instance's cores)",
+    )
+    sweeper.add_argument(
+        "--retry-failed", action="store_true", help="run again the runs stored as failed (default: keep them)"
     )
 
     comparer = commands.add_parser(

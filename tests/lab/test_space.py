@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from pathlib import Path
 
 import pytest
 
@@ -50,7 +52,13 @@ def test_a_grid_is_every_combination_in_a_fixed_order(tmp_path):
     assert {(c.regime, c.budget) for c in configs} == {("full-batch", Budget(steps=50))}
     assert configs[-1].hyperparameters == {"betas": [0.9, 0.999]}
     # The same sweep as JSON; without a name, a spec is named after its file.
-    data = {k: v for k, v in __import__("tomllib").loads(SPEC).items() if k != "name"}
+    data = {
+        "problem": ["quadratic2d", "saddle"], "regime": "full-batch", "budget": {"steps": 50}, "seed": [0, 1],
+        "optimizers": {
+            "sgd": {"lr": {"low": 1e-3, "high": 1e-1, "n": 3, "log": True}, "momentum": [0.0, 0.9]},
+            "adam": {"betas": [[0.9, 0.999]]},
+        },
+    }  # fmt: skip
     (tmp_path / "same.json").write_text(json.dumps(data))
     assert load_spec(tmp_path / "same.json").configs() == configs
     assert load_spec(tmp_path / "same.json").name == "same"
@@ -170,3 +178,18 @@ def test_a_space_built_in_python_is_checked_too():
         Space(problem="saddle", optimizers={"sgd": {}}, settings={"chunk": 3})
     with pytest.raises(SpaceError, match=r"space: samples: must be a positive integer"):
         Space(problem="saddle", optimizers={"sgd": {}}).sample(0)
+
+
+def test_the_readme_spec_is_a_valid_sweep(tmp_path):
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (block,) = re.findall(r"```toml\n(.*?)```", readme, flags=re.DOTALL)
+    (tmp_path / "lr-tuning.toml").write_text(block)
+    spec = load_spec(tmp_path / "lr-tuning.toml")
+    assert (spec.name, len(spec.configs())) == ("lr-tuning", 2 * (7 * 2 + 7) * 3)
+    random = (
+        block.replace("# [random]", "[random]")
+        .replace("# samples", "samples")
+        .replace("# seed = 0", "seed = 0")
+    )
+    (tmp_path / "random.toml").write_text(random)
+    assert len(load_spec(tmp_path / "random.toml").configs()) == 2 * 2 * 20 * 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import sqlite3
 import time
@@ -54,6 +55,21 @@ def test_add_never_duplicates_and_experiments_are_separate(tmp_path):
         assert store.experiments() == ["e", "other"]
         assert store.runs("e")[0].finished_at == first.finished_at  # the first one stays
         assert store.get("e", [second.key, "nope"]) == {second.key: store.runs("e")[1]}
+
+
+def test_only_a_failed_run_can_be_replaced(tmp_path):
+    failed = stored(tiny(0.01, problem_options={"n_samples": -1}))
+    finished = stored(tiny(0.01))
+    with Store(tmp_path / "lab.sqlite") as store:
+        assert store.add(failed) and failed.status == "failed"
+        retried = dataclasses.replace(finished, key=failed.key, config=failed.config)
+        assert not store.add(retried)  # without replace_failed, the failure stays
+        assert store.add(retried, replace_failed=True)
+        assert [r.status for r in store.runs()] == ["finished"]
+        assert not store.add(
+            dataclasses.replace(failed, finished_at=1.0), replace_failed=True
+        )  # only failures
+        assert [r.finished_at for r in store.runs()] == [finished.finished_at]
 
 
 def test_the_database_is_in_wal_mode_with_the_schema_version(tmp_path):
@@ -115,8 +131,10 @@ def test_a_reader_does_not_create_a_store(tmp_path):
 
 def test_an_unwritable_place_is_an_os_error(tmp_path):
     (tmp_path / "file").write_text("")
-    with pytest.raises(OSError, match="cannot open store"):
+    with pytest.raises(OSError, match=r"cannot create store .*file/lab.sqlite': .*file' is not a folder"):
         Store(tmp_path / "file" / "lab.sqlite")
+    with Store(tmp_path / "new" / "folder" / "lab.sqlite") as store:  # missing folders are made
+        assert store.runs() == []
 
 
 def test_an_empty_file_becomes_a_store(tmp_path):

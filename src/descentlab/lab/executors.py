@@ -8,6 +8,11 @@ up to a hundred times slower. It also makes results independent of the
 machine's core count, so the same configuration gives the same record on
 every executor.
 
+A worker process that dies while running an item (killed by the kernel for
+memory, a crash in native code) is that item's failure, not the sweep's:
+with ``on_crash``, the executor yields ``on_crash(item, reason)`` for it and
+goes on (without, it raises :class:`WorkerCrashed`).
+
 Executors are context managers. Leaving the block normally waits for
 running work; leaving it by an exception (Ctrl-C included) stops the
 workers at once, since the driver will not store what they would return.
@@ -15,7 +20,7 @@ workers at once, since the driver will not store what they would return.
 
 from __future__ import annotations
 
-import concurrent.futures
+import collections
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -30,11 +35,30 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 
+class WorkerCrashed(RuntimeError):
+    """The process running ``item`` died before returning a result."""
+
+    def __init__(self, item: object, reason: str) -> None:
+        super().__init__(reason)
+        self.item = item
+        self.reason = reason
+
+
 class Executor(Protocol):
     """What :func:`~descentlab.lab.run_sweep` needs: results of ``fn`` over ``items``, in any order."""
 
-    def map_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        """Yield ``fn(item)`` for every item as each finishes; closing the iterator cancels the rest."""
+    def map_unordered(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        *,
+        on_crash: Callable[[T, str], R] | None = None,
+    ) -> Iterator[R]:
+        """Yield ``fn(item)`` for every item as each finishes; closing the iterator cancels the rest.
+
+        For an item whose worker died, yield ``on_crash(item, reason)``, or
+        raise :class:`WorkerCrashed` if it is None.
+        """
         ...
 
 
@@ -55,10 +79,17 @@ class SerialExecutor:
     """Runs everything in this process, one item at a time: for tiny sweeps, debugging and doctests.
 
     torch's thread count is set to one while it works and restored after,
-    so its results equal the process pool's.
+    so its results equal the process pool's. (A crash here is this
+    process's, so ``on_crash`` is never called.)
     """
 
-    def map_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
+    def map_unordered(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        *,
+        on_crash: Callable[[T, str], R] | None = None,
+    ) -> Iterator[R]:
         """Yield ``fn(item)`` for each item, in order."""
         before = torch.get_num_threads()
         torch.set_num_threads(1)
@@ -78,59 +109,111 @@ class SerialExecutor:
         self.close()
 
 
+class _Worker:
+    """One pool process and the driver's end of its pipe."""
+
+    def __init__(self, context: Any) -> None:
+        self.conn, child = context.Pipe()
+        # daemon: stopped by multiprocessing when the driver exits normally
+        self.process = context.Process(target=_serve, args=(child,), daemon=True)
+        self.process.start()
+        child.close()
+
+    def stop(self, *, kill: bool = False) -> None:
+        if not kill:
+            try:
+                self.conn.send(None)  # asks it to exit once idle
+                self.process.join(timeout=30)
+            except OSError:
+                pass
+        if self.process.is_alive():
+            self.process.terminate()
+            self.process.join(timeout=10)
+        self.conn.close()
+
+    def death(self) -> str:
+        self.process.join(timeout=10)
+        code = self.process.exitcode
+        if code is not None and code < 0:
+            try:
+                return f"the worker process was killed by {signal.Signals(-code).name}"
+            except ValueError:
+                pass
+        return f"the worker process exited with code {code}"
+
+
 class LocalExecutor:
     """A pool of ``workers`` processes on this machine (default: one per core), one torch thread each.
 
     Workers are started with ``spawn`` (a fresh interpreter each, safe
     whatever threads the driver has; scripts that use it need the usual
     ``if __name__ == "__main__":`` guard) when first needed, and reused
-    until :meth:`close`. A worker whose driver dies, SIGKILL included, exits
-    by itself instead of running on as an orphan.
+    until :meth:`close`. A worker that dies is replaced; one whose driver
+    dies, SIGKILL included, exits by itself instead of running on as an orphan.
     """
 
     def __init__(self, workers: int | None = None) -> None:
         self.workers = _check_workers(default_workers() if workers is None else workers)
-        self._pool: concurrent.futures.ProcessPoolExecutor | None = None
+        self._context = multiprocessing.get_context("spawn")
+        self._idle: list[_Worker] = []
 
-    def _start(self) -> concurrent.futures.ProcessPoolExecutor:
-        if self._pool is None:
-            self._pool = concurrent.futures.ProcessPoolExecutor(
-                max_workers=self.workers,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_init_worker,
-            )
-        return self._pool
+    def map_unordered(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        *,
+        on_crash: Callable[[T, str], R] | None = None,
+    ) -> Iterator[R]:
+        """Yield ``fn(item)`` for each item as it finishes (``fn`` must be picklable: module-level).
 
-    def map_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        """Yield ``fn(item)`` for each item as it finishes (``fn`` must be picklable: module-level)."""
-        pool = self._start()
-        futures = [pool.submit(fn, item) for item in items]
+        An exception raised by ``fn`` is raised here; closing the iterator
+        early stops the workers still running (the pool starts new ones when needed).
+        """
+        waiting = collections.deque(items)
+        busy: dict[_Worker, T] = {}
         try:
-            for future in concurrent.futures.as_completed(futures):
-                yield future.result()
+            while waiting or busy:
+                while waiting and len(busy) < self.workers:
+                    worker = self._idle.pop() if self._idle else _Worker(self._context)
+                    item = waiting.popleft()
+                    try:
+                        worker.conn.send((fn, item))
+                    except (BrokenPipeError, ConnectionResetError):  # it died while idle
+                        worker.stop(kill=True)
+                        waiting.appendleft(item)
+                        continue
+                    busy[worker] = item
+                ready = multiprocessing.connection.wait(
+                    [w.conn for w in busy] + [w.process.sentinel for w in busy]
+                )
+                for worker in [w for w in busy if w.conn in ready or w.process.sentinel in ready]:
+                    item = busy.pop(worker)
+                    try:
+                        status, value = worker.conn.recv()
+                    except (EOFError, OSError):
+                        reason = worker.death()
+                        worker.stop(kill=True)
+                        if on_crash is None:
+                            raise WorkerCrashed(item, reason) from None
+                        yield on_crash(item, reason)
+                        continue
+                    self._idle.append(worker)
+                    if status == "error":
+                        raise value
+                    yield value
         finally:
-            for future in futures:
-                future.cancel()
+            for worker in busy:  # the consumer stopped: what these run would be dropped
+                worker.stop(kill=True)
 
     def close(self) -> None:
-        """Wait for running work, then stop the workers."""
-        if self._pool is not None:
-            self._pool.shutdown(wait=True, cancel_futures=True)
-            self._pool = None
+        """Stop the workers (between maps none is running)."""
+        while self._idle:
+            self._idle.pop().stop()
 
     def terminate(self) -> None:
-        """Stop the workers now; what they were running is lost."""
-        pool, self._pool = self._pool, None
-        if pool is None:
-            return
-        stop = getattr(pool, "terminate_workers", None)  # Python >= 3.14
-        if stop is not None:
-            stop()
-            return
-        # Before 3.14 the pool's processes are reachable only through this private attribute.
-        for process in list((getattr(pool, "_processes", None) or {}).values()):
-            process.terminate()
-        pool.shutdown(wait=True, cancel_futures=True)
+        """Stop the workers now."""
+        while self._idle:
+            self._idle.pop().stop(kill=True)
 
     def __enter__(self) -> LocalExecutor:
         return self
@@ -142,7 +225,8 @@ class LocalExecutor:
             self.terminate()
 
 
-def _init_worker() -> None:
+def _serve(conn: multiprocessing.connection.Connection) -> None:
+    """A pool process: run ``(fn, item)`` tasks from the driver until it sends None or goes away."""
     # A pool process is ours: its global thread count is ours to set (see the module docstring).
     torch.set_num_threads(1)
     # Ctrl-C reaches the whole process group; the driver alone decides what stops.
@@ -150,11 +234,27 @@ def _init_worker() -> None:
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()
+    while True:
+        try:
+            task = conn.recv()
+        except (EOFError, OSError):
+            return
+        if task is None:
+            return
+        fn, item = task
+        try:
+            reply: tuple[str, Any] = ("ok", fn(item))
+        except Exception as err:
+            reply = ("error", err)
+        try:
+            conn.send(reply)
+        except Exception as err:  # an unpicklable result or exception
+            conn.send(("error", RuntimeError(f"cannot send the result back: {type(err).__name__}: {err}")))
 
 
 def _exit_with_parent(sentinel: int) -> None:
     # The sentinel becomes ready when the driver is gone, however it died. Without this
-    # a killed driver's workers would finish their run and then wait for work forever.
+    # a killed driver's worker would finish its run and then wait for work forever.
     multiprocessing.connection.wait([sentinel])
     os._exit(1)
 
@@ -187,15 +287,36 @@ class RayExecutor:
             self._connected = True
         self._task = ray.remote(num_cpus=1)(_ray_task)
 
-    def map_unordered(self, fn: Callable[[T], R], items: Sequence[T]) -> Iterator[R]:
-        """Yield ``fn(item)`` for each item as its task finishes."""
+    def map_unordered(
+        self,
+        fn: Callable[[T], R],
+        items: Sequence[T],
+        *,
+        on_crash: Callable[[T, str], R] | None = None,
+    ) -> Iterator[R]:
+        """Yield ``fn(item)`` for each item as its task finishes.
+
+        A task whose worker or node died (after Ray's own retries) is a crash;
+        an exception raised by ``fn`` is raised here.
+        """
         ray = self._ray
         fn_ref = ray.put(fn)
-        pending = [self._task.remote(fn_ref, item) for item in items]
+        pending = {self._task.remote(fn_ref, item): item for item in items}
         try:
             while pending:
-                done, pending = ray.wait(pending, num_returns=1)
-                yield ray.get(done[0])
+                (done,), _ = ray.wait(list(pending), num_returns=1)
+                item = pending.pop(done)
+                try:
+                    result = ray.get(done)
+                except ray.exceptions.RayTaskError as err:
+                    raise err.as_instanceof_cause() from None
+                except ray.exceptions.RayError as err:
+                    reason = f"{type(err).__name__}: {' '.join(str(err).split())}"
+                    if on_crash is None:
+                        raise WorkerCrashed(item, reason) from None
+                    yield on_crash(item, reason)
+                    continue
+                yield result
         finally:
             for ref in pending:
                 ray.cancel(ref, force=True)

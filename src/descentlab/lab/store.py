@@ -191,8 +191,9 @@ class StoredRun:
 class Store:
     """An SQLite file holding runs, keyed by (experiment, :func:`run_key`); see the module docstring.
 
-    ``create=False`` refuses a path where no store exists yet (for readers
-    such as ``descentlab report``). Also a context manager that closes it.
+    A new store's missing parent directories are created; ``create=False``
+    refuses a path where no store exists yet (for readers such as
+    ``descentlab report``). Also a context manager that closes it.
     """
 
     def __init__(self, path: str | os.PathLike[str], *, create: bool = True) -> None:
@@ -202,6 +203,15 @@ class Store:
         exists = self.path.exists() and self.path.stat().st_size > 0
         if not exists and not create:
             raise StoreError(f"no descentlab store at {str(self.path)!r}")
+        if not exists:
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except FileExistsError:
+                folder = str(self.path.parent)
+                raise OSError(f"cannot create store {str(self.path)!r}: {folder!r} is not a folder") from None
+            except OSError as err:
+                reason = err.strerror or type(err).__name__
+                raise OSError(f"cannot create store {str(self.path)!r}: {reason}") from None
         if exists:
             # Read-only first: a file of another version or another program is
             # refused before this process writes a byte to it (setting WAL mode would).
@@ -291,10 +301,13 @@ class Store:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def add(self, run: StoredRun) -> bool:
+    def add(self, run: StoredRun, *, replace_failed: bool = False) -> bool:
         """Commit ``run`` in one transaction; False (and nothing written) if its (experiment, key) is stored.
 
-        When this returns, the run is on disk.
+        With ``replace_failed``, a stored run of that key whose status is
+        ``"failed"`` is replaced by ``run`` in the same transaction (a retry:
+        killed half-way, the store still holds the failure). When this
+        returns, the run is on disk.
         """
         config = run.config
         row = (
@@ -311,6 +324,11 @@ class Store:
             run.finished_at,
         )
         with self._transaction(self._db):
+            if replace_failed:
+                self._db.execute(
+                    "DELETE FROM runs WHERE experiment = ? AND key = ? AND status = 'failed'",
+                    (run.experiment, run.key),
+                )
             cursor = self._db.execute(
                 "INSERT OR IGNORE INTO runs (experiment, key, problem, optimizer, seed, status, config, "
                 "record, error, versions, finished_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",

@@ -9,6 +9,7 @@ running the same command again.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import dataclasses
 import functools
@@ -72,6 +73,15 @@ def execute(config: RunConfig, runner: Callable[[RunConfig], RunRecord] = run) -
     return Outcome(key, status, record.to_json(), None, _versions())
 
 
+def crashed(config: RunConfig, reason: str) -> Outcome:
+    """The outcome of a run whose worker process died (out of memory, a crash in native code).
+
+    It is a failed run like any other, with the driver's versions, since
+    the worker that had it could not report its own.
+    """
+    return Outcome(run_key(config), "failed", None, f"WorkerCrashed: {reason}", _versions())
+
+
 @functools.cache
 def _versions() -> dict[str, str]:
     return versions()
@@ -108,17 +118,21 @@ def run_sweep(
     *,
     executor: Executor | None = None,
     progress: Callable[[Progress], None] | None = None,
+    retry_failed: bool = False,
     worker: Callable[[RunConfig], Outcome] = execute,
 ) -> list[StoredRun]:
     """Run the configurations the store lacks under ``experiment``, committing each as it finishes.
 
     Returns the stored run of every given configuration, in the given
     order. Configurations are told apart by :func:`run_key`; duplicates run
-    once. A failed run (an exception) is stored with status ``"failed"``
-    and its error, a diverged one with ``"diverged"``; neither stops the
-    sweep. Without ``executor``, a :class:`LocalExecutor` with one worker per
-    core (and no more than there are runs) is started and stopped here.
-    ``worker`` is what the executor runs for each configuration (picklable:
+    once. A failed run (an exception, or a worker process that died while
+    training it) is stored with status ``"failed"`` and its error, a
+    diverged one with ``"diverged"``; neither stops the sweep, and a
+    failed run stays failed when the sweep is run again, unless
+    ``retry_failed`` (then its new result replaces it). Without
+    ``executor``, a :class:`LocalExecutor` with one worker per core (and no
+    more than there are runs) is started and stopped here. ``worker`` is
+    what the executor runs for each configuration (picklable:
     :func:`execute`, or a ``functools.partial`` of it with another runner).
 
     >>> from descentlab.lab import SerialExecutor
@@ -139,23 +153,17 @@ def run_sweep(
     for key, config in zip(keys, configs, strict=True):
         unique.setdefault(key, config)
     stored = store.get(experiment, unique)
+    if retry_failed:
+        stored = {key: run for key, run in stored.items() if run.status != "failed"}
     todo = [config for key, config in unique.items() if key not in stored]
     skipped = len(stored)
+    statuses = collections.Counter(run.status for run in stored.values())
 
     def report(last: StoredRun | None) -> None:
-        if progress is None:
-            return
-        statuses = [r.status for r in stored.values()]
-        progress(
-            Progress(
-                done=len(stored),
-                total=len(unique),
-                skipped=skipped,
-                failed=statuses.count("failed"),
-                diverged=statuses.count("diverged"),
-                last=last,
-            )
-        )
+        if progress is not None:
+            done = len(stored)
+            failed, diverged = statuses["failed"], statuses["diverged"]
+            progress(Progress(done, len(unique), skipped, failed, diverged, last))
 
     report(None)
     if todo:
@@ -165,13 +173,16 @@ def run_sweep(
         with contextlib.ExitStack() as stack:
             if owned:
                 stack.enter_context(executor)  # type: ignore[arg-type]
-            outcomes = stack.enter_context(contextlib.closing(executor.map_unordered(worker, todo)))
+            outcomes = stack.enter_context(
+                contextlib.closing(executor.map_unordered(worker, todo, on_crash=crashed))
+            )
             for outcome in outcomes:
                 result = outcome.stored(unique[outcome.key], experiment)
-                if not store.add(result):
+                if not store.add(result, replace_failed=retry_failed):
                     # Another driver committed it meanwhile; theirs is the stored one.
                     result = store.get(experiment, [outcome.key])[outcome.key]
                 stored[outcome.key] = result
+                statuses[result.status] += 1
                 report(result)
     return [stored[key] for key in keys]
 
@@ -182,7 +193,7 @@ def run_sweep(
 class ProgressLine:
     """A :func:`run_sweep` progress callback drawing one line on stderr; silent when it is not a terminal.
 
-    ``[#####-----] 12/40  ran 8, stored before 4, diverged 1, failed 0  3.2s  last: ...``,
+    ``[#####-----] 12/40  ran 8, stored before 4, diverged 1, failed 0  3.2s (about 9s left)  last: ...``,
     redrawn in place after each run and cut to the terminal's width.
     """
 
@@ -201,11 +212,15 @@ class ProgressLine:
             return
         fraction = progress.done / progress.total if progress.total else 1.0
         filled = round(fraction * self.width)
+        elapsed = time.monotonic() - self.start
         text = (
             f"[{'#' * filled}{'-' * (self.width - filled)}] {progress.done}/{progress.total}  "
             f"ran {progress.ran}, stored before {progress.skipped}, diverged {progress.diverged}, "
-            f"failed {progress.failed}  {time.monotonic() - self.start:.1f}s"
+            f"failed {progress.failed}  {elapsed:.1f}s"
         )
+        if progress.ran > 0 and progress.done < progress.total:
+            # The runs so far include starting the workers, so this errs long at first.
+            text += f" (about {elapsed / progress.ran * (progress.total - progress.done):.0f}s left)"
         if progress.last is not None:
             text += f"  last: {progress.last.config.problem}, {describe_config(progress.last.config)}"
         columns = shutil.get_terminal_size().columns
