@@ -197,10 +197,15 @@ def paths_animation(evidence: Evidence, problem: str, path: Path, frames: int = 
 # -- curves -----------------------------------------------------------------------------------------
 
 _AXIS_LABELS = {"step": "updates", "samples": "samples seen", "seconds": "training seconds"}
+# Counts span decades between regimes (a full-batch update is a pass over the data): log scale.
+_LOG_AXES = ("step", "samples")
 
 
 def _band(ax, records, axis: str, colour: str, label: str) -> bool:
     x, mid, low, high = analysis.curve_band(records, axis, 0.0, 1.0)
+    if axis in _LOG_AXES:  # the initial evaluation (x = 0) has no place on a log axis
+        keep = x > 0
+        x, mid, low, high = x[keep], mid[keep], low[keep], high[keep]
     if len(x) == 0:
         return False
     ax.plot(x, mid, color=colour, linewidth=1.2, label=label)
@@ -225,7 +230,7 @@ def curves(evidence: Evidence, problem: str, path: Path, methods: Sequence[str] 
     for i, axis in enumerate(("step", "samples", "seconds")):
         ax = axes[0, i]
         ax.set_xlabel(_AXIS_LABELS[axis])
-        ax.set_xscale("symlog" if axis == "step" else "linear")
+        ax.set_xscale("log" if axis in _LOG_AXES else "linear")
         if log_y:
             ax.set_yscale("log")
         if target is not None:
@@ -368,8 +373,9 @@ def profiles(evidence: Evidence, path: Path) -> bool:
         costs = profile_costs(evidence, axis)
         if not costs:
             continue
-        for method, shares in analysis.performance_profile(costs, TAUS).items():
-            ax.step(TAUS, shares, where="post", color=COLOURS[method], label=method, linewidth=1.2)
+        shares = analysis.performance_profile(costs, TAUS)
+        for method in evidence.suite.methods:
+            ax.step(TAUS, shares[method], where="post", color=COLOURS[method], label=method, linewidth=1.2)
         drawn = True
         ax.set_xscale("log")
         ax.set_ylim(-0.02, 1.02)
@@ -421,6 +427,8 @@ def _loss_panel(evidence: Evidence, methods: Sequence[str], axis: str):
         if log_y:
             ax.set_yscale("log")
         _limit_y([ax], values, log_y)
+        if axis in _LOG_AXES:
+            ax.set_xscale("log")
         ax.set_xlabel(_AXIS_LABELS[axis])
         ax.set_title(problem, fontsize=9)
         ax.legend(fontsize=7)
@@ -630,13 +638,17 @@ def formula_check(evidence: Evidence, problem: str, path: Path) -> bool:
         if not records:
             continue
         x, mid, _, _ = analysis.curve_band(records, "step")
-        if not len(x):
-            continue
-        ax.plot(x, mid, color=COLOURS[mistake.name], linestyle="--", label=mistake.name, linewidth=1.2)
+        mid = mid[x > 0]
+        x = x[x > 0]
         diverged = [r for r in records if r.diverged]
+        if len(x):
+            ax.plot(x, mid, color=COLOURS[mistake.name], linestyle="--", label=mistake.name, linewidth=1.2)
         if diverged:
             at = analysis.median([float(r.diverged_at or 0) for r in diverged])
-            ax.axvline(at, color=COLOURS[mistake.name], linestyle=":", linewidth=0.8)
+            label = None if len(x) else f"{mistake.name} (diverged)"
+            ax.axvline(max(at, 1.0), color=COLOURS[mistake.name], linestyle=":", linewidth=1.0, label=label)
+        elif not len(x):
+            continue
         values += [v for r in records for v in r.held_out.loss]
         drawn = True
     if not drawn:
@@ -645,7 +657,7 @@ def formula_check(evidence: Evidence, problem: str, path: Path) -> bool:
     if log_y:
         ax.set_yscale("log")
     _limit_y([ax], values, log_y)
-    ax.set_xscale("symlog")
+    ax.set_xscale("log")
     ax.set_xlabel("updates")
     ax.set_ylabel("held-out loss (median over seeds)")
     ax.set_title(
