@@ -35,14 +35,18 @@ momentum = [0.0, 0.5, 0.9]
 
 
 def rows(path: Path) -> list[tuple]:
-    """(id, key, finished_at) of every run, read without writing (the driver may be running)."""
+    """(id, key, finished_at) of every run (a WAL reader does not get in the running driver's way)."""
     if not path.exists():
         return []
-    db = sqlite3.connect(f"{path.as_uri()}?mode=ro", uri=True)
+    # Not read-only: after a kill, opening may need to recover the WAL index, which a
+    # read-only connection cannot do (the next driver would do the same).
+    db = sqlite3.connect(path, timeout=30)
     try:
         return db.execute("SELECT id, key, finished_at FROM runs ORDER BY id").fetchall()
-    except sqlite3.OperationalError:  # the store is being created
-        return []
+    except sqlite3.OperationalError as err:
+        if "no such table" in str(err):  # the driver is creating the store
+            return []
+        raise
     finally:
         db.close()
 

@@ -24,12 +24,10 @@ from .space import (
     LogUniform,
     Space,
     SpaceError,
-    Spec,
     Uniform,
     check_config,
-    load_spec,
-    parse_spec,
 )
+from .spec import Spec, load_spec, parse_spec
 from .store import SCHEMA_VERSION, STORE_FILENAME, Store, StoredRun, StoreError, run_key, versions
 from .sweep import (
     Best,

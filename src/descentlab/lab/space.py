@@ -18,24 +18,7 @@ not given (regime, batch size, budget) comes from each problem's documented
 setting. Every configuration is checked before it is returned (names, values,
 option names), so a bad space fails before anything runs.
 
-A spec file (:func:`load_spec`, TOML or JSON) writes the same thing::
-
-    name = "lr-tuning"
-    problem = ["quadratic2d", "rosenbrock"]    # a list is a Choice
-    regime = "full-batch"
-    budget = { steps = 300 }
-    seed = [0, 1, 2]
-
-    [optimizers.sgd]
-    lr = { low = 1e-4, high = 0.1, n = 7, log = true }   # LogGrid; without n: LogUniform
-    momentum = [0.0, 0.9]
-
-    [optimizers.adam]
-    lr = { low = 1e-4, high = 0.1, n = 7, log = true }
-
-    [random]        # optional: random search, 20 settings per problem and optimizer
-    samples = 20
-    seed = 0
+A spec file (:mod:`descentlab.lab.spec`) writes the same thing in TOML or JSON.
 
 >>> space = Space(problem="saddle", optimizers={"sgd": {"lr": LogGrid(0.01, 1, 3)}, "adam": {}})
 >>> [(c.optimizer, c.hyperparameters) for c in space.expand()]
@@ -45,29 +28,31 @@ A spec file (:func:`load_spec`, TOML or JSON) writes the same thing::
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import itertools
-import json
 import math
 import numbers
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
+import torch
 
 from .. import _random
 from .._registry import lookup
-from ..train import Budget, Every, RunConfig, Schedule, default_config
+from ..optim import OPTIMIZERS, get_optimizer
+from ..problems import PROBLEMS, make_problem
+from ..problems import options as problem_options
+from ..train import (
+    Budget,
+    RunConfig,
+    build_optimizer,
+    build_scheduler,
+    default_config,
+    get_observer,
+)
 from ..train.config import REGIMES
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10
-    import tomli as tomllib
 
 # -- dimensions -----------------------------------------------------------------------------
 
@@ -289,10 +274,12 @@ SETTINGS: tuple[str, ...] = (
 )
 
 
+def _natural(value: object, low: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= low
+
+
 def hyperparameter_names(optimizer: str) -> list[str]:
     """The hyperparameters optimizer ``optimizer`` accepts (its constructor's keyword arguments)."""
-    from ..optim import get_optimizer
-
     cls = get_optimizer(optimizer)
     skip = ("self", "params", "skip_nonfinite")
     return [p for p in inspect.signature(cls.__init__).parameters if p not in skip]
@@ -319,8 +306,6 @@ class Space:
     settings: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        from ..problems import PROBLEMS, options
-
         problems = self._names("problem", self.problem)
         for name in problems:
             self._known("problem", "problem", name, PROBLEMS)
@@ -328,7 +313,7 @@ class Space:
             raise SpaceError("optimizers", "give at least one optimizer, each with its hyperparameters")
         for optimizer, hyper in self.optimizers.items():
             where = f"optimizers.{optimizer}"
-            self._known(where, "optimizer", optimizer, _optimizer_table())
+            self._known(where, "optimizer", optimizer, OPTIMIZERS)
             if not isinstance(hyper, Mapping):
                 raise SpaceError(where, f"must map hyperparameter names to values; received {hyper!r}")
             accepted = dict.fromkeys(hyperparameter_names(optimizer))
@@ -338,20 +323,18 @@ class Space:
             self._known("regime", "regime", name, dict.fromkeys(REGIMES))
         if isinstance(self.seed, Uniform | LogUniform):
             raise SpaceError("seed", "seeds are a value, a list or a grid, not a continuous range")
-        natural = lambda n, low: isinstance(n, int) and not isinstance(n, bool) and n >= low  # noqa: E731
-        self._values("seed", self.seed, lambda s: natural(s, 0), "integers >= 0")
+        self._values("seed", self.seed, lambda s: _natural(s, 0), "integers >= 0")
         if self.batch_size is not None:
-            self._values("batch_size", self.batch_size, lambda b: natural(b, 1), "positive integers")
+            self._values("batch_size", self.batch_size, lambda b: _natural(b, 1), "positive integers")
         if self.budget is not None:
             self._values("budget", self.budget, lambda b: isinstance(b, Budget), "Budget objects")
         for name in problems:
-            known = options(name)
+            known = problem_options(name)
             for option in self.problem_options:
-                if option not in known:
-                    reason = "takes no options" if not known else None
-                    if reason:
-                        raise SpaceError(f"problem_options.{option}", f"problem {name!r} {reason}")
-                    self._known(f"problem_options.{option}", f"option of problem {name!r}", option, known)
+                where = f"problem_options.{option}"
+                if not known:
+                    raise SpaceError(where, f"problem {name!r} takes no options")
+                self._known(where, f"option of problem {name!r}", option, known)
         for name in self.settings:
             self._known(f"settings.{name}", "setting", name, dict.fromkeys(SETTINGS))
 
@@ -455,13 +438,6 @@ class Space:
         return configs
 
 
-@functools.cache
-def _optimizer_table() -> Mapping[str, Any]:
-    from ..optim import OPTIMIZERS
-
-    return OPTIMIZERS
-
-
 def check_config(config: RunConfig) -> None:
     """Raise ValueError or LookupError if ``config`` could not start: names, options, values.
 
@@ -470,11 +446,6 @@ def check_config(config: RunConfig) -> None:
     What only training shows (a missing data directory, divergence) is
     found when the run is made.
     """
-    import torch
-
-    from ..problems import make_problem
-    from ..train import build_optimizer, build_scheduler, get_observer
-
     make_problem(config.problem, **config.problem_options)
     optimizer = build_optimizer(
         config.optimizer, [torch.zeros(1, requires_grad=True)], config.hyperparameters, config.skip_nonfinite
@@ -482,235 +453,3 @@ def check_config(config: RunConfig) -> None:
     build_scheduler(config.schedule, optimizer)
     for name in config.observers:
         get_observer(name)
-
-
-# -- spec files --------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Spec:
-    """A sweep as a spec file declares it: a name, a space, and grid or random search.
-
-    ``samples=None`` expands the grid; otherwise ``samples`` random settings
-    per problem and optimizer are drawn with ``seed``.
-    """
-
-    name: str | None
-    space: Space
-    samples: int | None = None
-    seed: int = 0
-
-    def configs(self) -> list[RunConfig]:
-        """The sweep's run configurations, each checked."""
-        if self.samples is None:
-            return self.space.expand()
-        return self.space.sample(self.samples, self.seed)
-
-
-SPEC_KEYS: tuple[str, ...] = (
-    "name",
-    "problem",
-    "optimizers",
-    "seed",
-    "regime",
-    "batch_size",
-    "budget",
-    "problem_options",
-    "random",
-    *SETTINGS,
-)
-_RANGE_KEYS = ("low", "high", "n", "log")
-
-
-def load_spec(path: str | Path) -> Spec:
-    """Read a spec file: JSON if its name ends in ``.json``, TOML otherwise.
-
-    A file that cannot be read raises OSError; malformed content ValueError
-    naming the file, the key and the problem. A spec without ``name`` is
-    named after the file.
-    """
-    path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except OSError as err:
-        raise OSError(f"cannot read spec {str(path)!r}: {err.strerror or type(err).__name__}") from None
-    try:
-        text = raw.decode("utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
-        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
-        raise ValueError(f"{path.name}: not valid {kind}: {err}") from None
-    spec = parse_spec(data, source=path.name)
-    return spec if spec.name is not None else dataclasses.replace(spec, name=path.stem)
-
-
-def parse_spec(data: Any, source: str = "spec") -> Spec:
-    """The :class:`Spec` that parsed TOML or JSON ``data`` declares (see the module docstring).
-
-    Lists are choices; a table with ``low`` and ``high`` is a range (``n``:
-    a grid, else continuous; ``log = true``: a log scale); ``{values =
-    [...]}`` is a choice too. A list-valued hyperparameter is a list of
-    lists: ``betas = [[0.9, 0.999]]``.
-
-    >>> spec = parse_spec({"problem": "saddle", "optimizers": {"sgd": {"lr": [0.01, 0.1]}}})
-    >>> [c.hyperparameters["lr"] for c in spec.configs()]
-    [0.01, 0.1]
-    >>> parse_spec({"problem": "saddle", "optimizers": {"sgd": {"lr": {"low": 0, "high": 1, "log": True}}}})
-    Traceback (most recent call last):
-    ...
-    ValueError: spec: optimizers.sgd.lr: LogUniform: low must be > 0 for a log scale; received low=0
-    """
-
-    def fail(where: str, reason: str) -> ValueError:
-        return ValueError(f"{source}: {where}: {reason}")
-
-    if not isinstance(data, Mapping):
-        raise ValueError(f"{source}: a spec is a table of keys; received {type(data).__name__}")
-    for key in data:
-        try:
-            lookup("key", key, dict.fromkeys(SPEC_KEYS))
-        except LookupError as err:
-            raise ValueError(f"{source}: {err}") from None
-    for key in ("problem", "optimizers"):
-        if key not in data:
-            raise fail(key, "missing (every spec names its problems and optimizers)")
-
-    def dimension(where: str, value: Any) -> Any:
-        try:
-            return _dimension(value)
-        except ValueError as err:
-            raise fail(where, str(err)) from None
-
-    def table(where: str, value: Any) -> Mapping[str, Any]:
-        if not isinstance(value, Mapping):
-            raise fail(where, f"must be a table; received {value!r}")
-        return value
-
-    name = data.get("name")
-    if name is not None and (not isinstance(name, str) or not name):
-        raise fail("name", f"must be a non-empty string; received {name!r}")
-    optimizers = {}
-    for optimizer, hyper in table("optimizers", data["optimizers"]).items():
-        where = f"optimizers.{optimizer}"
-        optimizers[optimizer] = {k: dimension(f"{where}.{k}", v) for k, v in table(where, hyper).items()}
-    options = {
-        k: dimension(f"problem_options.{k}", v)
-        for k, v in table("problem_options", data.get("problem_options", {})).items()
-    }
-    budget = data.get("budget")
-    if budget is not None:
-        budgets = [budget] if isinstance(budget, Mapping) else budget
-        if not isinstance(budgets, list) or not budgets:
-            raise fail(
-                "budget", f"must be a table such as {{ epochs = 3 }} or a list of them; received {budget!r}"
-            )
-        parsed = [_budget(fail, b) for b in budgets]
-        budget = parsed[0] if isinstance(data["budget"], Mapping) else Choice(parsed)
-    settings = {k: _setting(fail, k, data[k]) for k in SETTINGS if k in data}
-    samples, seed = None, 0
-    if "random" in data:
-        random = table("random", data["random"])
-        for key in random:
-            if key not in ("samples", "seed"):
-                try:
-                    lookup("key of [random]", key, dict.fromkeys(("samples", "seed")))
-                except LookupError as err:
-                    raise fail("random", str(err)) from None
-        if "samples" not in random:
-            raise fail("random", "give samples, the number of random settings per problem and optimizer")
-        samples, seed = random["samples"], random.get("seed", 0)
-        for key, value in (("samples", samples), ("seed", seed)):
-            if (
-                isinstance(value, bool)
-                or not isinstance(value, int)
-                or value < (1 if key == "samples" else 0)
-            ):
-                bound = "a positive integer" if key == "samples" else "an integer >= 0"
-                raise fail(f"random.{key}", f"must be {bound}; received {key}={value!r}")
-    try:
-        space = Space(
-            problem=dimension("problem", data["problem"]),
-            optimizers=optimizers,
-            seed=dimension("seed", data.get("seed", 0)),
-            regime=dimension("regime", data.get("regime")),
-            batch_size=dimension("batch_size", data.get("batch_size")),
-            budget=budget,
-            problem_options=options,
-            settings=settings,
-        )
-    except SpaceError as err:
-        raise fail(err.where, err.reason) from None
-    spec = Spec(name, space, samples, seed)
-    # Expanding checks every run; done here so that a spec that loads is a spec that runs.
-    try:
-        spec.configs()
-    except SpaceError as err:
-        raise fail(err.where, err.reason) from None
-    return spec
-
-
-def _dimension(value: Any) -> Any:
-    """A value of a spec: a list is a Choice, a table a range or ``{values = [...]}``, else itself."""
-    if isinstance(value, list):
-        return Choice(value)
-    if not isinstance(value, Mapping):
-        return value
-    keys = set(value)
-    if keys == {"values"}:
-        return Choice(value["values"])
-    for key in keys:
-        if key not in _RANGE_KEYS:
-            lookup("key of a range", key, dict.fromkeys((*_RANGE_KEYS, "values")))
-    if not {"low", "high"} <= keys:
-        raise ValueError(
-            "a range needs low and high (and n for a grid, log = true for a log scale); "
-            f"received {dict(value)!r}"
-        )
-    log = value.get("log", False)
-    if not isinstance(log, bool):
-        raise ValueError(f"log must be true or false; received log={log!r}")
-    if "n" in value:
-        return (LogGrid if log else Grid)(value["low"], value["high"], value["n"])
-    return (LogUniform if log else Uniform)(value["low"], value["high"])
-
-
-def _budget(fail: Any, data: Any) -> Budget:
-    if not isinstance(data, Mapping):
-        raise fail("budget", f"must be a table such as {{ epochs = 3 }}; received {data!r}")
-    for key in data:
-        if key not in ("steps", "epochs", "samples", "seconds"):
-            try:
-                lookup("budget limit", key, dict.fromkeys(("steps", "epochs", "samples", "seconds")))
-            except LookupError as err:
-                raise fail("budget", str(err)) from None
-    try:
-        return Budget(**data)
-    except ValueError as err:
-        raise fail("budget", str(err)) from None
-
-
-def _setting(fail: Any, key: str, value: Any) -> Any:
-    try:
-        if key == "eval_every":
-            return Every.parse(str(value)) if isinstance(value, str | int) else _typed(Every, value)
-        if key == "schedule":
-            return _typed(Schedule, value)
-        if key == "observers":
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise ValueError(f"must be a list of observer names; received {value!r}")
-            return tuple(value)
-        expected = {"chunk_size": int, "drop_last": bool, "skip_nonfinite": bool}[key]
-        if type(value) is not expected:
-            wanted = "an integer" if expected is int else "true or false"
-            raise ValueError(f"must be {wanted}; received {value!r}")
-        return value
-    except ValueError as err:
-        raise fail(key, str(err)) from None
-
-
-def _typed(cls: type, value: Any) -> Any:
-    from .. import _serde
-
-    if not isinstance(value, Mapping):
-        raise ValueError(f"must be a table; received {value!r}")
-    return _serde.from_data(cls, dict(value))
