@@ -134,14 +134,19 @@ def fake_record(trial: protocol.Trial, holds: bool, truth: np.ndarray) -> RunRec
     raise AssertionError(f"no made-up run for {p}")
 
 
-def fake_evidence(holds: bool) -> Evidence:
-    """The tiny suite's evidence, from made-up runs in which every claim holds (or fails)."""
+def fake_evidence(holds: bool, alter=None) -> Evidence:
+    """The tiny suite's evidence, from made-up runs in which every claim holds (or fails).
+
+    ``alter(trial, record)``, when given, returns the record to store instead.
+    """
     suite = get_suite("tiny")
     spec = suite.spec("sparse-logreg")
     truth = make_problem(spec.problem, **spec.options).true_weights.double().numpy()
 
     def find(trial: protocol.Trial) -> StoredRun:
         rec = fake_record(trial, holds, truth)
+        if alter is not None:
+            rec = alter(trial, rec)
         return StoredRun(
             key=run_key(trial.config),
             experiment=trial.experiment,

@@ -247,6 +247,8 @@ def compare(
         finally:
             if owned:
                 pool.close()  # type: ignore[attr-defined]
+        # Kept before drawing: a report that fails to draw loses none of the runs' timings.
+        _files.write_text_atomic(out / MANIFEST, replace(manifest, phases=phases).to_json())
         if on_report is not None:
             on_report()
         clock = time.monotonic()

@@ -52,7 +52,31 @@ def _figure(width: float = 6.4, height: float = 4.0, ncols: int = 1, nrows: int 
     return fig, axes
 
 
+def _short_log_labels(fig) -> None:
+    """Log axes labelled as plain numbers; minor ticks (at 2 and 5 only) only on axes
+    spanning under two decades. matplotlib's default labels every minor tick in powers
+    of ten, which overlap on narrow panels."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
+
+    def minor(value: float, _pos: int) -> str:
+        mantissa = round(value / 10 ** math.floor(math.log10(value)), 6) if value > 0 else 0
+        return f"{value:g}" if mantissa in (2, 5) else ""
+
+    for ax in fig.axes:
+        for axis, scale, limits in (
+            (ax.xaxis, ax.get_xscale(), ax.get_xlim()),
+            (ax.yaxis, ax.get_yscale(), ax.get_ylim()),
+        ):
+            if scale != "log":
+                continue
+            low, high = sorted(limits)
+            axis.set_major_formatter(FuncFormatter(lambda value, _pos: f"{value:g}"))
+            narrow = low > 0 and math.log10(high / low) < 2
+            axis.set_minor_formatter(FuncFormatter(minor) if narrow else NullFormatter())
+
+
 def _save(fig, path: Path) -> bool:
+    _short_log_labels(fig)
     with _files.atomic_writer(path) as file:
         fig.savefig(file, format="png", metadata=_PNG_METADATA)
     return True
@@ -250,6 +274,7 @@ def _limit_y(axes, values: Sequence[float], log_y: bool) -> None:
     if not len(finite):
         return
     low, high = float(np.min(finite)), float(np.quantile(finite, 0.98))
+    high = min(high, 1e300)  # room for the padding below without overflowing to infinity
     if log_y:
         low, high = low / 1.3, high * 1.3
     else:
@@ -280,6 +305,10 @@ def lr_sensitivity(evidence: Evidence, problem: str, path: Path) -> bool:
     if not rows:
         return False
     top = max([*finite, *([start] if start is not None else [])], default=1.0)
+    if start is not None and math.isfinite(start):
+        # A run that blew up to a huge but finite loss would stretch the axis over hundreds of
+        # decades (and overflow matplotlib's tick arithmetic): such points are drawn on the ceiling.
+        top = min(top, 100 * start if start > 0 else start + 100 * (abs(start) + 1))
     log_y = _positive(np.asarray([*finite, top]))
     ceiling = top * 1.5 if log_y else top + 0.1 * (abs(top) + 1)
     for method, points in rows:
@@ -298,7 +327,10 @@ def lr_sensitivity(evidence: Evidence, problem: str, path: Path) -> bool:
         ax.set_yscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel("final held-out loss (seed 0)")
-    ax.set_title(f"{problem}: learning-rate sensitivity (x at the top: diverged)", fontsize=9)
+    ax.set_title(
+        f"{problem}: learning-rate sensitivity (x at the top: diverged; points on it: off the scale)",
+        fontsize=9,
+    )
     ax.legend(fontsize=7, ncols=2)
     return _save(fig, path)
 

@@ -250,7 +250,10 @@ def _summary(evidence: Evidence) -> str:
             if METHODS[method].tuned and start is not None:
                 grid = [(x, analysis.final_loss(r)) for x, r in evidence.grid(method, problem)]
                 lrs = analysis.good_lrs(grid, start, GOOD_RANGE_KEEP)
-                good = f"{lrs[0]:g} to {lrs[-1]:g} ({len(lrs)} points)" if lrs else "none"
+                if len(lrs) == 1:
+                    good = f"{lrs[0]:g} only"
+                else:
+                    good = f"{lrs[0]:g} to {lrs[-1]:g} ({len(lrs)} points)" if lrs else "none"
             diverged = sum(r.diverged for r in records)
             rows.append(
                 [
