@@ -8,12 +8,12 @@ import torch
 collect_ignore = ["golden/generate.py"]
 
 
-# Training, problem and `descentlab run` tests run torch single-threaded:
+# Training, problem, lab and `descentlab run` tests run torch single-threaded:
 # results then do not depend on how busy the machine is, and small models run
 # several times faster on two shared cores (with another process on them,
 # torch's two threads made an MNIST-1D CNN over 100 times slower). The
 # optimizer tests keep both threads for the compiled fast-path kernels.
-SINGLE_THREADED = ("train", "problems", "test_cli_run.py")
+SINGLE_THREADED = ("train", "problems", "lab", "test_cli_run.py")
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import secrets
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +24,7 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     If the block raises, the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    handle, temporary = _create_temporary(path)
     try:
         with os.fdopen(handle, "wb") as file:
             yield file
@@ -35,6 +36,22 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
             os.unlink(temporary)
         raise
     _fsync_directory(path.parent)
+
+
+def _create_temporary(path: Path) -> tuple[int, str]:
+    """A new file beside ``path``, open for writing, with the mode any new file gets there.
+
+    Like ``tempfile.mkstemp``, but mkstemp makes the file private (0600),
+    and the destination would keep that mode; created with 0666, the
+    process's umask applies as for any other file it writes.
+    """
+    for _ in range(100):
+        temporary = path.parent / f".{path.name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(temporary)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"cannot create a temporary file beside {str(path)!r}")
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:

@@ -102,7 +102,11 @@ def from_data(hint: Any, data: Any, where: str = "") -> Any:
                 from_data(a, d, f"{where}[{i}]") for i, (a, d) in enumerate(zip(args, data, strict=True))
             )
         item = args[0] if args else Any
-        items = [from_data(item, d, f"{where}[{i}]") for i, d in enumerate(data)]
+        # Records hold millions of numbers: read plain ones without the per-item dispatch below,
+        # which still reads anything else and reports a bad item with its position.
+        items = _numbers(item, data)
+        if items is None:
+            items = [from_data(item, d, f"{where}[{i}]") for i, d in enumerate(data)]
         return tuple(items) if (origin is tuple or hint is tuple) else items
     if origin in (dict, collections.abc.Mapping) or hint is dict:
         if not isinstance(data, dict):
@@ -123,6 +127,26 @@ def from_data(hint: Any, data: Any, where: str = "") -> Any:
     else:
         raise TypeError(f"{where or 'value'}: cannot read type {hint!r} from JSON")
     raise ValueError(f"{where or 'value'}: expected {getattr(hint, '__name__', hint)}; found {data!r}")
+
+
+def _numbers(item: Any, data: list[Any]) -> list[Any] | None:
+    """``data`` as a list of ``item`` (float or int) in one pass; None if an item needs the general path."""
+    if item is int:
+        return list(data) if all(type(d) is int for d in data) else None
+    if item is not float:
+        return None
+    out = []
+    for d in data:
+        kind = type(d)
+        if kind is float:
+            out.append(d)
+        elif kind is int:
+            out.append(float(d))
+        elif kind is str and d in _NONFINITE:
+            out.append(_NONFINITE[d])
+        else:
+            return None
+    return out
 
 
 def _dataclass(cls: Any, data: Any, where: str) -> Any:

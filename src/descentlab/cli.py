@@ -138,6 +138,128 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _sweep(args: argparse.Namespace) -> int:
+    import time
+
+    from ._files import check_writable
+    from .lab import LocalExecutor, ProgressLine, RayExecutor, Store, load_spec, run_sweep, summary
+
+    # Everything is checked before anything runs or is written: the spec (every
+    # configuration in it), the flags, the store (an incompatible one is refused
+    # read-only, so it is not modified), and the executor.
+    spec = load_spec(args.spec)
+    configs = spec.configs()
+    experiment = args.experiment if args.experiment is not None else spec.name
+    if not experiment:
+        raise ValueError("--experiment must be a non-empty name")
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be a positive integer; received {args.workers}")
+    if args.executor != "ray" and args.address is not None:
+        raise ValueError("--address is for --executor ray")
+    if args.address is not None and args.workers is not None:
+        raise ValueError(
+            "--workers sets the cores of a local Ray instance; a cluster at --address has its own"
+        )
+    store_path = Path(args.store)
+    if store_path.exists() and not store_path.is_dir():
+        Store(store_path).close()
+    else:
+        check_writable(store_path)
+
+    if args.executor == "ray":
+        try:
+            executor: LocalExecutor | RayExecutor = RayExecutor(
+                args.address, **({"num_cpus": args.workers} if args.workers else {})
+            )
+        except ImportError as err:
+            raise ValueError(str(err)) from None
+    else:
+        executor = LocalExecutor(args.workers)
+    start = time.monotonic()
+    line = ProgressLine()
+    with executor, Store(store_path) as store:
+        try:
+            runs = run_sweep(
+                store, experiment, configs, executor=executor, progress=line, retry_failed=args.retry_failed
+            )
+        finally:
+            line.close()
+    assert line.last is not None  # run_sweep reports before running anything
+    print(summary(runs, line.last, seconds=time.monotonic() - start))
+    print(f"store       {store_path} (experiment {experiment!r})")
+    return 0
+
+
+def _compare(args: argparse.Namespace) -> int:
+    from .lab import LocalExecutor, RayExecutor
+    from .lab.compare import DEFAULT_OUT, PhaseLines, compare, prepare
+    from .lab.suite import get_suite
+
+    # Everything is checked before anything runs or is written: names, flags, the
+    # output directory and a store already in it.
+    if args.quick and args.suite is not None:
+        raise ValueError("--quick is --suite quick; give one of them")
+    suite = get_suite("quick" if args.quick else (args.suite or "default"))
+    methods = _csv(args.methods)
+    problems = _csv(args.problems)
+    if methods is not None or problems is not None:
+        suite = suite.restricted(methods, problems)
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be a positive integer; received {args.workers}")
+    if args.executor != "ray" and args.address is not None:
+        raise ValueError("--address is for --executor ray")
+    out = Path(args.out) if args.out else DEFAULT_OUT
+    prepare(out)
+    if args.executor == "ray":
+        try:
+            executor: LocalExecutor | RayExecutor = RayExecutor(
+                args.address, **({"num_cpus": args.workers} if args.workers else {})
+            )
+        except ImportError as err:
+            raise ValueError(str(err)) from None
+    else:
+        executor = LocalExecutor(args.workers)
+    lines = PhaseLines()
+    lines.note(f"descentlab compare: suite {suite.name} ({suite.summary}) into {out}")
+    with executor:
+        try:
+            path, evidence = compare(
+                out, suite, executor=executor, progress=lines,
+                on_report=lambda: lines.note("report: drawing the figures and writing the page"),
+            )  # fmt: skip
+        finally:
+            lines.close()
+    _print_verdicts(evidence)
+    print(f"report      {path}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from .lab.compare import render
+
+    path, evidence = render(args.directory)
+    _print_verdicts(evidence)
+    print(f"report      {path}")
+    return 0
+
+
+def _print_verdicts(evidence) -> None:
+    from .lab.claims import CLAIMS
+
+    for claim in CLAIMS.values():
+        finding = claim.judge(evidence)
+        print(f"{claim.key:<4}{finding.verdict:<15}{claim.statement}")
+
+
+def _csv(text: str | None) -> tuple[str, ...] | None:
+    if text is None:
+        return None
+    names = tuple(n.strip() for n in text.split(",") if n.strip())
+    if not names:
+        raise ValueError(f"expected comma-separated names; received {text!r}")
+    return names
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="descentlab",
@@ -230,6 +352,66 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every", metavar="N[UNIT]", help="checkpoint interval (default: every epoch)"
     )
     runner.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+
+    sweeper = commands.add_parser(
+        "sweep",
+        help="run every configuration of a search space, each stored as it finishes; rerun to resume",
+        description="Run the runs a spec file (TOML or JSON) declares, on a local process pool or Ray, "
+        "committing each to an SQLite store as it finishes. Runs already in the store under the same "
+        "experiment are not run again, so the same command resumes a sweep that was stopped or killed.",
+    )
+    sweeper.set_defaults(func=_sweep)
+    sweeper.add_argument("spec", metavar="SPEC", help="the sweep's spec file (.toml, or .json)")
+    sweeper.add_argument(
+        "--store",
+        default="descentlab-out/lab.sqlite",
+        help="the SQLite store (default descentlab-out/lab.sqlite)",
+    )
+    sweeper.add_argument(
+        "--experiment",
+        help="the name the runs are stored under (default: the spec's name, else its file name)",
+    )
+    sweeper.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="a local process pool (default) or Ray"
+    )
+    sweeper.add_argument("--address", help="a Ray cluster to join (default: start or join a local Ray)")
+    sweeper.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default: one per core; with Ray: a local instance's cores)",
+    )
+    sweeper.add_argument(
+        "--retry-failed", action="store_true", help="run again the runs stored as failed (default: keep them)"
+    )
+
+    comparer = commands.add_parser(
+        "compare",
+        help="the main job: every method on the problems, tuned fairly; a report with verdicts on the usual "
+        "claims",
+        description="Run every method on the suite's problems (learning rate tuned on a log grid, the best "
+        "rerun with several seeds), store every run in an SQLite store, and write a self-contained HTML "
+        "report with its figures and the verdicts on the usual claims, computed from the runs. Runs already "
+        "stored in the output directory are not run again.",
+    )
+    comparer.set_defaults(func=_compare)
+    comparer.add_argument("--out", help="output directory (default descentlab-out/compare)")
+    comparer.add_argument("--quick", action="store_true", help="the quick suite (about 2 minutes)")
+    comparer.add_argument("--suite", help="a suite by name: default, quick or tiny (for tests)")
+    comparer.add_argument("--methods", metavar="A,B", help="only these methods of the suite")
+    comparer.add_argument("--problems", metavar="X,Y", help="only these problems of the suite")
+    comparer.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="a local process pool (default) or Ray"
+    )
+    comparer.add_argument("--address", help="a Ray cluster to join (default: start or join a local Ray)")
+    comparer.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+
+    reporter = commands.add_parser(
+        "report",
+        help="re-render a comparison's report from its store, without training",
+        description="Rebuild report.html and its figures in DIR from the store and the suite kept there.",
+    )
+    reporter.set_defaults(func=_report)
+    reporter.add_argument("directory", metavar="DIR", help="a descentlab compare output directory")
     return parser
 
 

@@ -241,3 +241,15 @@ def test_prequential_curve_is_the_running_mean_online_only():
     assert curve[-1] == pytest.approx(online.prequential_loss, rel=1e-12)
     batch = run(RunConfig("sparse-logreg", "adagrad", {"lr": 0.5}, budget=Budget(steps=5)))
     assert batch.prequential_curve() == [] and batch.prequential_loss is None
+
+
+def test_atomic_writes_give_files_the_usual_mode(tmp_path):
+    import os
+
+    mask = os.umask(0o022)  # this test's own process state, restored below
+    try:
+        _files.write_text_atomic(tmp_path / "a.json", "{}")
+    finally:
+        os.umask(mask)
+    assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["a.json"]

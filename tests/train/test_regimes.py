@@ -529,3 +529,35 @@ def test_observers_see_the_initial_model_and_every_interval():
         observers=[effective_lr()],
     )
     assert record.observations["effective-lr"].value == [[0.3] * 5, [0.3] * 5]
+
+
+def test_a_configuration_names_an_observer_with_its_interval():
+    from descentlab._registry import UnknownNameError
+    from descentlab.train import RunConfig, run
+
+    config = RunConfig(
+        "quadratic2d-noisy", "sgd", {"lr": 0.01}, batch_size=25, budget=Budget(epochs=3),
+        observers=("path@2epochs", "effective-lr@5steps"),
+    )  # fmt: skip
+    record = run(config)
+    assert record.observations["path@2epochs"].step == [0, 8, 12]  # 4 updates an epoch, and the end
+    assert record.observations["effective-lr@5steps"].step == [0, 5, 10, 12]
+    with pytest.raises(UnknownNameError, match="did you mean 'path'"):
+        run(RunConfig("saddle", "sgd", {"lr": 0.1}, budget=Budget(steps=1), observers=("pth@2",)))
+    with pytest.raises(ValueError, match="interval"):
+        run(RunConfig("saddle", "sgd", {"lr": 0.1}, budget=Budget(steps=1), observers=("path@often",)))
+
+
+def test_run_builds_the_optimizer_a_factory_gives():
+    from descentlab.train import RunConfig, run
+
+    built = []
+
+    def factory(params, hyperparameters):
+        built.append(dict(hyperparameters))
+        return torch.optim.SGD(params, lr=hyperparameters["lr"], maximize=True)  # ascent: the loss rises
+
+    config = RunConfig("quadratic2d", "not-in-the-registry", {"lr": 0.01}, budget=Budget(steps=5))
+    record = run(config, optimizer_factory=factory)
+    assert built == [{"lr": 0.01}] and record.config.optimizer == "not-in-the-registry"
+    assert record.held_out.loss[-1] > record.held_out.loss[0]

@@ -126,5 +126,20 @@ OBSERVERS: Mapping[str, Callable[[], Observer]] = MappingProxyType(
 
 
 def get_observer(name: str) -> Observer:
-    """The built-in observer registered as ``name`` (with its default interval)."""
-    return lookup("observer", name, OBSERVERS)()
+    """The built-in observer ``name``, at its default interval or at the one after an ``@``.
+
+    ``"path"`` records after every update; ``"path@1epochs"`` once per epoch,
+    ``"effective-lr@250samples"`` every 250 samples (see :meth:`Every.parse`).
+    A configuration names its observers this way, so a run that needs only a
+    few snapshots of many parameters does not store one per update.
+
+    >>> get_observer("path@2epochs").every
+    Every(n=2, unit='epochs')
+    """
+    base, sep, interval = name.partition("@")
+    factory = lookup("observer", base, OBSERVERS)
+    if not sep:
+        return factory()
+    observer = factory(every=Every.parse(interval))
+    # Keep the name given, interval included: it is the key of the record's observations.
+    return Observer(name, observer.fn, observer.every)

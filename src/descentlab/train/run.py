@@ -12,7 +12,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
 import torch
@@ -153,10 +153,16 @@ def run(
     checkpoint_every: Every | None = None,
     resume: bool = False,
     progress: bool | ProgressBar | None = False,
+    optimizer_factory: Callable[[Iterable[torch.Tensor], Mapping[str, Any]], torch.optim.Optimizer]
+    | None = None,
 ) -> RunRecord:
     """Train as ``config`` says and return the record (see :func:`~descentlab.train.loop.fit`).
 
     ``observers`` are added to the built-in ones the configuration names.
+    ``optimizer_factory(params, hyperparameters)``, if given, builds the
+    optimizer instead of the registry (``config.optimizer`` is then only a
+    label): the lab runs deliberately wrong update rules this way, which must
+    not be in :data:`descentlab.optim.OPTIMIZERS`.
     Bad names or values raise ValueError or LookupError before training; a
     missing data directory raises FileNotFoundError; divergence is recorded,
     not raised.
@@ -170,9 +176,12 @@ def run(
     watchers = [get_observer(name) for name in config.observers] + list(observers)
     splits = problem.splits()
     model = problem.model(config.seed)
-    optimizer = build_optimizer(
-        config.optimizer, model.parameters(), config.hyperparameters, config.skip_nonfinite
-    )
+    if optimizer_factory is None:
+        optimizer = build_optimizer(
+            config.optimizer, model.parameters(), config.hyperparameters, config.skip_nonfinite
+        )
+    else:
+        optimizer = optimizer_factory(model.parameters(), config.hyperparameters)
     scheduler = build_scheduler(config.schedule, optimizer)
     record = fit(
         model,
