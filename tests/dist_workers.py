@@ -10,6 +10,8 @@ so DDP's averaged gradient is the single-process gradient of the whole batch.
 from __future__ import annotations
 
 import copy
+import gc
+from itertools import product
 from typing import Any
 
 import torch
@@ -67,6 +69,19 @@ def _setup(rank: int, world: int, init: str) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
 
 
+# Each run's DDP model lives in a function of its own, so that it is freed while the
+# process group is still alive. Freed after destroy_process_group, the model's
+# reducer holds the last reference to the group, whose destructor (run with the
+# GIL held) joins a gloo thread that waits for the GIL: the worker hangs for good.
+
+
+def _ddp_run(name: str, fast: bool, bucket_view: bool, rank: int, world: int):
+    net = DistributedDataParallel(model(), gradient_as_bucket_view=bucket_view)
+    opt = OPTIMIZERS[name](net.parameters(), **HYPER[name], foreach=fast)
+    train(net, opt, range(6), rank, world)
+    return [p.detach().clone() for p in net.module.parameters()], opt.implementation()
+
+
 def ddp_worker(rank: int, world: int, init: str, out: str) -> None:
     """Every optimizer, both paths, with and without DDP's gradient_as_bucket_view."""
     _setup(rank, world, init)
@@ -75,14 +90,11 @@ def ddp_worker(rank: int, world: int, init: str, out: str) -> None:
         for name in OPTIMIZERS:
             for fast in (True, False):
                 for bucket_view in (False, True):
-                    net = DistributedDataParallel(model(), gradient_as_bucket_view=bucket_view)
-                    opt = OPTIMIZERS[name](net.parameters(), **HYPER[name], foreach=fast)
-                    train(net, opt, range(6), rank, world)
-                    params = [p.detach().clone() for p in net.module.parameters()]
-                    results[(name, fast, bucket_view)] = (params, opt.implementation())
+                    results[(name, fast, bucket_view)] = _ddp_run(name, fast, bucket_view, rank, world)
         if rank == 0:
             torch.save(results, out)
     finally:
+        gc.collect()  # any DDP model in a reference cycle goes while the group is alive
         dist.destroy_process_group()
 
 
@@ -90,39 +102,42 @@ def zero_worker(rank: int, world: int, init: str, out: str) -> None:
     """ZeroRedundancyOptimizer over each optimizer: train, consolidate, resume on every rank."""
     _setup(rank, world, init)
     try:
-        results = {}
-        for name in OPTIMIZERS:
-            for fast in (True, False):
-                kwargs = {**HYPER[name], "foreach": fast}
-                net = DistributedDataParallel(model())
-                zero = ZeroRedundancyOptimizer(net.parameters(), optimizer_class=OPTIMIZERS[name], **kwargs)
-                train(net, zero, range(3), rank, world)
-                zero.consolidate_state_dict(to=0)
-                # state_dict() holds the live state tensors: copy before training on
-                saved = [copy.deepcopy(zero.state_dict()) if rank == 0 else None]
-                dist.broadcast_object_list(saved, src=0)
-                snapshot = [p.detach().clone() for p in net.module.parameters()]
-                owns_state = len(zero.optim.state) > 0  # this rank's shard holds state
-                train(net, zero, range(3, 6), rank, world)
-
-                resumed = DistributedDataParallel(model())
-                with torch.no_grad():
-                    for p, q in zip(resumed.module.parameters(), snapshot, strict=True):
-                        p.copy_(q)
-                zero2 = ZeroRedundancyOptimizer(
-                    resumed.parameters(), optimizer_class=OPTIMIZERS[name], **kwargs
-                )
-                zero2.load_state_dict(saved[0])
-                train(resumed, zero2, range(3, 6), rank, world)
-                results[(name, fast)] = (
-                    [p.detach().clone() for p in net.module.parameters()],
-                    [p.detach().clone() for p in resumed.module.parameters()],
-                    sum(len(g["params"]) for g in zero.optim.param_groups),
-                    owns_state,
-                )
+        results = {
+            name_fast: _zero_run(*name_fast, rank, world) for name_fast in product(OPTIMIZERS, (True, False))
+        }
         gathered: list[Any] = [None] * world
         dist.all_gather_object(gathered, results)
         if rank == 0:
             torch.save(gathered, out)
     finally:
+        gc.collect()
         dist.destroy_process_group()
+
+
+def _zero_run(name: str, fast: bool, rank: int, world: int):
+    """One optimizer under ZeroRedundancyOptimizer: train, consolidate, resume on every rank."""
+    kwargs = {**HYPER[name], "foreach": fast}
+    net = DistributedDataParallel(model())
+    zero = ZeroRedundancyOptimizer(net.parameters(), optimizer_class=OPTIMIZERS[name], **kwargs)
+    train(net, zero, range(3), rank, world)
+    zero.consolidate_state_dict(to=0)
+    # state_dict() holds the live state tensors: copy before training on
+    saved = [copy.deepcopy(zero.state_dict()) if rank == 0 else None]
+    dist.broadcast_object_list(saved, src=0)
+    snapshot = [p.detach().clone() for p in net.module.parameters()]
+    owns_state = len(zero.optim.state) > 0  # this rank's shard holds state
+    train(net, zero, range(3, 6), rank, world)
+
+    resumed = DistributedDataParallel(model())
+    with torch.no_grad():
+        for p, q in zip(resumed.module.parameters(), snapshot, strict=True):
+            p.copy_(q)
+    zero2 = ZeroRedundancyOptimizer(resumed.parameters(), optimizer_class=OPTIMIZERS[name], **kwargs)
+    zero2.load_state_dict(saved[0])
+    train(resumed, zero2, range(3, 6), rank, world)
+    return (
+        [p.detach().clone() for p in net.module.parameters()],
+        [p.detach().clone() for p in resumed.module.parameters()],
+        sum(len(g["params"]) for g in zero.optim.param_groups),
+        owns_state,
+    )

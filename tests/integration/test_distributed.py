@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 import torch
 import torch.multiprocessing as mp
@@ -13,9 +15,19 @@ from helpers import relative_error
 WORLD = 2
 
 
+TIMEOUT = 600  # seconds; the workers take about a minute on two busy cores
+
+
 def _spawn(worker, tmp_path):
     out = tmp_path / "results.pt"
-    mp.spawn(worker, args=(WORLD, str(tmp_path / "init"), str(out)), nprocs=WORLD, join=True)
+    context = mp.spawn(worker, args=(WORLD, str(tmp_path / "init"), str(out)), nprocs=WORLD, join=False)
+    deadline = time.monotonic() + TIMEOUT
+    # A hung worker (a deadlock in torch.distributed) fails the tests instead of hanging CI.
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"{worker.__name__}: the workers did not finish in {TIMEOUT} s")
     return torch.load(out, weights_only=False)
 
 
