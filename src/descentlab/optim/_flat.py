@@ -159,6 +159,14 @@ def _shaped(buffer: torch.Tensor, offset: int, p: torch.Tensor) -> torch.Tensor:
 
 # -- compiled kernels --------------------------------------------------------------
 
+# The buffer length is symbolic, and inductor's C++ backend otherwise decides at
+# compile time, from the length it first sees and the thread count of that
+# moment, whether the loop runs on one thread or on all: a first step on a small
+# buffer (or under torch.set_num_threads(1)) would leave every later buffer, in
+# this process and, through inductor's on-disk cache, in later ones, on one core.
+# With dynamic threads the loop is always an OpenMP parallel loop, sized at run time.
+_COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
+
 _KERNELS: dict[tuple[Any, ...], _Kernel] = {}
 
 
@@ -195,7 +203,7 @@ def _kernel(
         # evicting each other.
         code = flat_step.__code__.replace(co_name=f"descentlab_{update.__name__}_{len(_KERNELS)}")
         fresh = types.FunctionType(code, flat_step.__globals__, code.co_name, None, flat_step.__closure__)
-        kernel = _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True))
+        kernel = _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True, options=_COMPILE_OPTIONS))
         _KERNELS[key] = kernel
     return kernel
 
