@@ -13,14 +13,16 @@ machine's noise falls on all of them alike; compare ratios within one run.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
 
@@ -191,6 +193,30 @@ def bandwidth_probe(device: torch.device, elements: int = 1 << 26, repeats: int 
     return 3 * a.element_size() * elements / statistics.median(times[2:]) / 1e9
 
 
+@contextlib.contextmanager
+def _without_profiler_chatter() -> Iterator[None]:
+    """Drop the 'profiler_start'/'profiler_stop' lines torch's CPU profiler writes to file
+    descriptor 2 (no setting turns them off; in a bench they drown the progress lines);
+    anything else written there meanwhile is passed on."""
+    sys.stderr.flush()
+    try:
+        saved = os.dup(2)
+    except OSError:  # no stderr to keep clean
+        yield
+        return
+    with tempfile.TemporaryFile() as capture:
+        os.dup2(capture.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            capture.seek(0)
+            for line in capture.read().decode(errors="replace").splitlines(keepends=True):
+                if "profiler_start" not in line and "profiler_stop" not in line:
+                    sys.stderr.write(line)
+
+
 def step_peak_memory(optimizer: torch.optim.Optimizer) -> int | None:
     """Bytes the next ``step()`` allocates at its peak, above what it started with.
 
@@ -211,7 +237,7 @@ def step_peak_memory(optimizer: torch.optim.Optimizer) -> int | None:
     except ImportError:  # pragma: no cover - older torch
         optimizer.step()
         return None
-    with profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
+    with _without_profiler_chatter(), profile(activities=[ProfilerActivity.CPU], profile_memory=True) as prof:
         optimizer.step()
     allocations: list[tuple[int, int]] = []
 

@@ -123,7 +123,12 @@ def _bench(args: argparse.Namespace) -> int:
         raise ValueError(f"--steps and --rounds must be at least 1; received {args.steps} and {args.rounds}")
     if not 0 < args.scale <= 4:
         raise ValueError(f"--scale must be in (0, 4]; received {args.scale}")
-    device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    try:
+        device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    except RuntimeError:
+        raise ValueError(f"--device must be cpu or cuda (cuda:N); received {args.device!r}") from None
+    if device.type not in ("cpu", "cuda"):
+        raise ValueError(f"--device must be cpu or cuda (cuda:N); received {args.device!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available here")
     out = check_writable(args.out)
