@@ -143,11 +143,35 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_executor_flags(args: argparse.Namespace) -> None:
+    """--workers, --executor and --address, as sweep and compare take them (before anything runs)."""
+    if args.workers is not None and args.workers < 1:
+        raise ValueError(f"--workers must be a positive integer; received {args.workers}")
+    if args.executor != "ray" and args.address is not None:
+        raise ValueError("--address is for --executor ray")
+    if args.address is not None and args.workers is not None:
+        raise ValueError(
+            "--workers sets the cores of a local Ray instance; a cluster at --address has its own"
+        )
+
+
+def _executor(args: argparse.Namespace):
+    """The executor the checked flags ask for: a local process pool, or Ray (local, or at --address)."""
+    from .lab import LocalExecutor, RayExecutor
+
+    if args.executor == "ray":
+        try:
+            return RayExecutor(args.address, **({"num_cpus": args.workers} if args.workers else {}))
+        except ImportError as err:
+            raise ValueError(str(err)) from None
+    return LocalExecutor(args.workers)
+
+
 def _sweep(args: argparse.Namespace) -> int:
     import time
 
     from ._files import check_writable
-    from .lab import LocalExecutor, ProgressLine, RayExecutor, Store, load_spec, run_sweep, summary
+    from .lab import ProgressLine, Store, load_spec, run_sweep, summary
 
     # Everything is checked before anything runs or is written: the spec (every
     # configuration in it), the flags, the store (an incompatible one is refused
@@ -157,29 +181,14 @@ def _sweep(args: argparse.Namespace) -> int:
     experiment = args.experiment if args.experiment is not None else spec.name
     if not experiment:
         raise ValueError("--experiment must be a non-empty name")
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be a positive integer; received {args.workers}")
-    if args.executor != "ray" and args.address is not None:
-        raise ValueError("--address is for --executor ray")
-    if args.address is not None and args.workers is not None:
-        raise ValueError(
-            "--workers sets the cores of a local Ray instance; a cluster at --address has its own"
-        )
+    _check_executor_flags(args)
     store_path = Path(args.store)
     if store_path.exists() and not store_path.is_dir():
         Store(store_path).close()
     else:
         check_writable(store_path)
 
-    if args.executor == "ray":
-        try:
-            executor: LocalExecutor | RayExecutor = RayExecutor(
-                args.address, **({"num_cpus": args.workers} if args.workers else {})
-            )
-        except ImportError as err:
-            raise ValueError(str(err)) from None
-    else:
-        executor = LocalExecutor(args.workers)
+    executor = _executor(args)
     start = time.monotonic()
     line = ProgressLine()
     with executor, Store(store_path) as store:
@@ -196,7 +205,6 @@ def _sweep(args: argparse.Namespace) -> int:
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .lab import LocalExecutor, RayExecutor
     from .lab.compare import DEFAULT_OUT, PhaseLines, compare, prepare
     from .lab.suite import get_suite
 
@@ -209,21 +217,10 @@ def _compare(args: argparse.Namespace) -> int:
     problems = _csv(args.problems)
     if methods is not None or problems is not None:
         suite = suite.restricted(methods, problems)
-    if args.workers is not None and args.workers < 1:
-        raise ValueError(f"--workers must be a positive integer; received {args.workers}")
-    if args.executor != "ray" and args.address is not None:
-        raise ValueError("--address is for --executor ray")
+    _check_executor_flags(args)
     out = Path(args.out) if args.out else DEFAULT_OUT
     prepare(out)
-    if args.executor == "ray":
-        try:
-            executor: LocalExecutor | RayExecutor = RayExecutor(
-                args.address, **({"num_cpus": args.workers} if args.workers else {})
-            )
-        except ImportError as err:
-            raise ValueError(str(err)) from None
-    else:
-        executor = LocalExecutor(args.workers)
+    executor = _executor(args)
     lines = PhaseLines()
     lines.note(f"descentlab compare: suite {suite.name} ({suite.summary}) into {out}")
     with executor:
