@@ -78,6 +78,11 @@ def test_restricting_a_suite_checks_names_and_keeps_matched_methods_whole():
     small = suite.restricted(("momentum-matched",), ("saddle",))
     assert small.methods == ("sgd", "momentum-matched") and [p.problem for p in small.problems] == ["saddle"]
     assert small.claim_problems["C1"] == () and small.rare_features is None
+    # the report and the command's first line say that this is part of the suite
+    assert (
+        small.summary == f"{suite.summary}; restricted to methods sgd, momentum-matched and problems saddle"
+    )
+    assert suite.restricted(None, None).summary == suite.summary
     with pytest.raises(UnknownNameError, match="did you mean 'adam'"):
         suite.restricted(("adamm",), None)
     with pytest.raises(UnknownNameError, match="did you mean 'saddle'"):

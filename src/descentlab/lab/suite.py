@@ -172,10 +172,17 @@ class Suite:
             for name in problems:
                 self.spec(name)
             keep = set(problems)
+        kept = tuple(p for p in self.problems if p.problem in keep)
+        parts = [
+            f"methods {', '.join(keep_methods)}" if methods is not None else "",
+            f"problems {', '.join(p.problem for p in kept)}" if problems is not None else "",
+        ]
+        restriction = " and ".join(part for part in parts if part)
         return replace(
             self,
+            summary=f"{self.summary}; restricted to {restriction}" if restriction else self.summary,
             methods=keep_methods,
-            problems=tuple(p for p in self.problems if p.problem in keep),
+            problems=kept,
             claim_problems={k: tuple(p for p in v if p in keep) for k, v in self.claim_problems.items()},
             rare_features=self.rare_features if self.rare_features in keep else None,
             formula_problems=tuple(p for p in self.formula_problems if p in keep),
