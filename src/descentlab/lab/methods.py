@@ -22,8 +22,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from .._registry import lookup
-
 MOMENTUM = 0.9
 
 
@@ -90,8 +88,3 @@ METHODS: Mapping[str, Method] = MappingProxyType(
         )
     }
 )
-
-
-def get_method(name: str) -> Method:
-    """The method registered as ``name``; unknown names get the closest suggestions."""
-    return lookup("method", name, METHODS)

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..train import RunConfig
+from . import analysis
 from .methods import METHODS
 from .mistakes import MISTAKES
 from .suite import Suite
@@ -37,8 +38,6 @@ TUNE = "tune"
 SEEDS = "seeds"
 RARE = "rare-features"
 FORMULA = "formula-check"
-#: The store's experiments, in the order they run.
-EXPERIMENTS = (TUNE, SEEDS, RARE, FORMULA)
 #: The methods claim C5 compares on its rare-feature problem.
 RARE_METHODS = ("sgd", "adagrad")
 
@@ -96,15 +95,6 @@ def tuning_trials(suite: Suite) -> list[Trial]:
     ]
 
 
-def final_loss(run: StoredRun | None) -> float:
-    """The selection criterion's value of a run: its final held-out loss; inf if it diverged or failed."""
-    record = run.record if run is not None else None
-    if record is None or record.diverged or record.final_held_out_loss is None:
-        return math.inf
-    loss = record.final_held_out_loss
-    return loss if math.isfinite(loss) else math.inf
-
-
 def select_lr(grid: Sequence[tuple[float, StoredRun | None]]) -> float | None:
     """Stage 2: the learning rate whose run ends with the lowest held-out loss (None if all diverged).
 
@@ -117,7 +107,7 @@ def select_lr(grid: Sequence[tuple[float, StoredRun | None]]) -> float | None:
     >>> select_lr([(0.1, done(0.5)), (1.0, done(0.2)), (10.0, None)])
     1.0
     """
-    scored = [(final_loss(run), lr) for lr, run in grid]
+    scored = [(analysis.final_loss(run.record if run is not None else None), lr) for lr, run in grid]
     finite = [(loss, lr) for loss, lr in scored if math.isfinite(loss)]
     return min(finite)[1] if finite else None
 

@@ -32,7 +32,6 @@ import contextlib
 import dataclasses
 import hashlib
 import json
-import math
 import os
 import platform
 import sqlite3
@@ -44,6 +43,7 @@ from typing import Any, Literal
 
 from .. import _serde
 from ..train import RunConfig, RunRecord
+from . import analysis
 
 #: The layout of the tables; bumped whenever it changes. A store of another
 #: version is refused (never migrated silently, never modified).
@@ -182,10 +182,7 @@ class StoredRun:
     @property
     def final_held_out_loss(self) -> float:
         """The run's final held-out loss; infinity for a failed or diverged run (what ranks last)."""
-        if self.record is None or self.record.diverged:
-            return math.inf
-        loss = self.record.final_held_out_loss
-        return math.inf if loss is None or not math.isfinite(loss) else loss
+        return analysis.final_loss(self.record)
 
 
 class Store:

@@ -19,7 +19,7 @@ The state-dict format is torch.optim's: the same keys, tensors per parameter,
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -514,14 +514,3 @@ def _guess(saved_group: dict[str, Any]) -> str:
     keys = set(saved_group)
     matches = [cls.__name__ for cls in OPTIMIZERS.values() if set(cls.torch_keys) <= keys]
     return f" (probably {matches[0]})" if matches else ""
-
-
-def state_tensors(optimizer: torch.optim.Optimizer) -> Iterable[tuple[int, str, torch.Tensor]]:
-    """Every per-parameter state tensor as (parameter index, key, tensor)."""
-    index = 0
-    for group in optimizer.param_groups:
-        for p in group["params"]:
-            for key, value in optimizer.state.get(p, {}).items():
-                if isinstance(value, torch.Tensor):
-                    yield index, key, value
-            index += 1
