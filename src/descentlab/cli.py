@@ -225,13 +225,13 @@ def _compare(args: argparse.Namespace) -> int:
     lines.note(f"descentlab compare: suite {suite.name} ({suite.summary}) into {out}")
     with executor:
         try:
-            path, evidence = compare(
+            path, findings = compare(
                 out, suite, executor=executor, progress=lines,
                 on_report=lambda: lines.note("report: drawing the figures and writing the page"),
             )  # fmt: skip
         finally:
             lines.close()
-    _print_verdicts(evidence)
+    _print_verdicts(findings)
     print(f"report      {path}")
     return 0
 
@@ -239,18 +239,17 @@ def _compare(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from .lab.compare import render
 
-    path, evidence = render(args.directory)
-    _print_verdicts(evidence)
+    path, findings = render(args.directory)
+    _print_verdicts(findings)
     print(f"report      {path}")
     return 0
 
 
-def _print_verdicts(evidence) -> None:
+def _print_verdicts(findings) -> None:
     from .lab.claims import CLAIMS
 
     for claim in CLAIMS.values():
-        finding = claim.judge(evidence)
-        print(f"{claim.key:<4}{finding.verdict:<15}{claim.statement}")
+        print(f"{claim.key:<4}{findings[claim.key][0].verdict:<15}{claim.statement}")
 
 
 def _csv(text: str | None) -> tuple[str, ...] | None:

@@ -87,10 +87,14 @@ def test_every_figure_is_drawn_and_referenced_and_nothing_is_fetched(first_run):
 def test_every_claim_section_has_its_rule_numbers_verdict_and_neighbouring_rules(first_run):
     out, _, _ = first_run
     html = (out / REPORT).read_text()
+    printed = {
+        line[:4].strip(): line[4:19].strip() for line in first_run[1].splitlines() if re.match(r"C\d ", line)
+    }
     for key, claim in CLAIMS.items():
         section = html.split(f'<section id="{key}">', 1)[1].split("</section>", 1)[0]
         assert "Rule, written before the runs." in section
-        assert re.search(r'<b>Verdict:</b> <span class="verdict [a-z-]+">', section)
+        verdict = re.search(r'<b>Verdict:</b> <span class="verdict [a-z-]+">([^<]+)</span>', section)
+        assert verdict and verdict.group(1) == printed[key], (key, printed)  # the page says what was printed
         assert "<h3>Numbers (medians over seeds)</h3>" in section and "<table>" in section
         neighbours = section.split("<h3>Neighbouring rules</h3>", 1)[1]
         assert neighbours.count("<tr>") == 1 + 1 + len(claim.neighbours)  # header, declared, neighbours
@@ -106,6 +110,10 @@ def test_a_second_compare_trains_nothing_and_keeps_every_run(first_run, capsys):
         assert re.search(rf"^{re.escape(phase)}: (\d+)/\1 runs \(\1 already stored\)", stderr, re.M), stderr
     assert _rows(out / STORE_FILENAME) == before
     assert "report" in stdout
+    # the verdicts it prints are the first run's: one line per claim, from the same stored runs
+    printed = [line for line in stdout.splitlines() if re.match(r"C\d ", line)]
+    assert printed == [line for line in first_run[1].splitlines() if re.match(r"C\d ", line)]
+    assert [line.split()[0] for line in printed] == list(CLAIMS)
 
 
 def test_report_renders_the_same_page_and_figures_from_the_store(first_run, capsys):

@@ -713,3 +713,8 @@ C7 = Claim(
 
 #: The claims in the order the report shows them.
 CLAIMS: Mapping[str, Claim] = MappingProxyType({c.key: c for c in (C1, C2, C3, C4, C5, C6, C7)})
+
+
+def judge_every_claim(evidence: Evidence) -> dict[str, list[Finding]]:
+    """Every claim's findings (the declared rule's first, then its neighbours'), keyed by claim."""
+    return {key: claim.judge_all(evidence) for key, claim in CLAIMS.items()}

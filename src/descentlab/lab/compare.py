@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, TextIO
 from .. import __version__, _files, _serde
 from ..train import RunConfig
 from . import protocol
+from .claims import Finding, judge_every_claim
 from .evidence import Evidence
 from .mistakes import run_mistake
 from .protocol import Plan, Trial
@@ -196,8 +197,11 @@ def compare(
     workers: int | None = None,
     progress: PhaseProgress | None = None,
     on_report: Callable[[], None] | None = None,
-) -> tuple[Path, Evidence]:
-    """Run ``suite`` into ``out`` (resuming what is stored) and write the report: (its path, the evidence).
+) -> tuple[Path, dict[str, list[Finding]]]:
+    """Run ``suite`` into ``out`` (resuming what is stored) and write the report.
+
+    Returns the report's path and every claim's findings (as
+    :func:`~descentlab.lab.claims.judge_every_claim` gives them).
 
     Everything is checked before anything runs or is written: the output
     directory must be writable and a store already in it must be of this
@@ -253,13 +257,14 @@ def compare(
             on_report()
         clock = time.monotonic()
         evidence = Evidence(plan, _finder(store, plan.all_trials()))
-        path = write_report(evidence, out, _context(replace(manifest, phases=phases)))
+        findings = judge_every_claim(evidence)
+        path = write_report(evidence, out, _context(replace(manifest, phases=phases)), findings)
         phases["report"] = time.monotonic() - clock
         _files.write_text_atomic(out / MANIFEST, replace(manifest, phases=phases).to_json())
-    return path, evidence
+    return path, findings
 
 
-def render(out: str | Path) -> tuple[Path, Evidence]:
+def render(out: str | Path) -> tuple[Path, dict[str, list[Finding]]]:
     """Rebuild the report of the comparison in ``out`` from its store and manifest, without training."""
     out = Path(out)
     if not out.is_dir():
@@ -268,8 +273,9 @@ def render(out: str | Path) -> tuple[Path, Evidence]:
     prepare(out)
     with Store(out / STORE_FILENAME, create=False) as store:
         evidence = load_evidence(store, manifest.suite)
-        path = write_report(evidence, out, _context(manifest))
-    return path, evidence
+        findings = judge_every_claim(evidence)
+        path = write_report(evidence, out, _context(manifest), findings)
+    return path, findings
 
 
 def _context(manifest: Manifest) -> Context:

@@ -14,13 +14,23 @@ from __future__ import annotations
 import html
 import math
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from .. import _files
 from . import analysis, figures
-from .claims import CLAIMS, MIXED, NOT_MEASURED, NOT_SUPPORTED, SUPPORTED, Claim, Finding, number
+from .claims import (
+    CLAIMS,
+    MIXED,
+    NOT_MEASURED,
+    NOT_SUPPORTED,
+    SUPPORTED,
+    Claim,
+    Finding,
+    judge_every_claim,
+    number,
+)
 from .evidence import Evidence
 from .methods import METHODS
 from .mistakes import MISTAKES
@@ -364,8 +374,19 @@ def _runs_section(evidence: Evidence) -> str:
     return "\n".join(parts)
 
 
-def write_report(evidence: Evidence, directory: Path, context: Context) -> Path:
-    """Draw every figure into ``directory/figures`` and write ``directory/report.html``; return its path."""
+def write_report(
+    evidence: Evidence,
+    directory: Path,
+    context: Context,
+    findings: Mapping[str, list[Finding]] | None = None,
+) -> Path:
+    """Draw every figure into ``directory/figures`` and write ``directory/report.html``; return its path.
+
+    ``findings`` are :func:`~descentlab.lab.claims.judge_every_claim`'s, when
+    the caller has judged the claims already.
+    """
+    if findings is None:
+        findings = judge_every_claim(evidence)
     directory = Path(directory)
     (directory / FIGURES).mkdir(parents=True, exist_ok=True)
     fig = _Figures(directory)
@@ -447,7 +468,7 @@ def write_report(evidence: Evidence, directory: Path, context: Context) -> Path:
     }
     claim_sections, summary_rows = [], []
     for claim in CLAIMS.values():
-        findings = claim.judge_all(evidence)
+        judged = findings[claim.key]
         blocks = []
         for name, caption, drawer in claim_figures[claim.key]:
             blocks.append(fig.img(fig.draw(name, caption, lambda path, d=drawer: d(evidence, path))))
@@ -464,15 +485,15 @@ def write_report(evidence: Evidence, directory: Path, context: Context) -> Path:
                         )
                     )
                 )
-        claim_sections.append(_claim_section(claim, findings, "\n".join(blocks)))
-        main = findings[0]
+        claim_sections.append(_claim_section(claim, judged, "\n".join(blocks)))
+        main = judged[0]
         summary_rows.append(
             [
                 f'<a href="#{esc(claim.key)}">{esc(claim.key)}</a>',
                 esc(claim.statement),
                 _verdict(main.verdict),
                 esc(f"{main.held} of {main.measured}"),
-                "<br>".join(f"{esc(f.label)}: {_verdict(f.verdict)}" for f in findings[1:]),
+                "<br>".join(f"{esc(f.label)}: {_verdict(f.verdict)}" for f in judged[1:]),
             ]
         )
 
