@@ -134,3 +134,22 @@ def test_the_mistaken_rules_are_not_optimizers_anyone_can_pick():
     assert {m.correct for m in MISTAKES.values()} <= set(METHODS)
     with pytest.raises(ValueError, match="takes only lr"):
         MISTAKES["adam-no-eps"].build([torch.zeros(1, requires_grad=True)], {"lr": 0.1, "eps": 0.0})
+
+
+def test_the_readme_counts_the_default_suite_s_runs():
+    # What the README says the default comparison plans, computed from the suite: every
+    # method's middle rate wins, so each tuned method has a setting to rerun.
+    from pathlib import Path
+
+    suite = get_suite("default")
+
+    def find(trial):
+        loss = 1.0 if trial.lr == suite.lr_grid[len(suite.lr_grid) // 2] else 2.0
+        return SimpleNamespace(record=RunRecord("mini-batch", held_out=HeldOut(loss=[3.0, loss])))
+
+    plan = protocol.build_plan(suite, find)
+    readme = " ".join((Path(__file__).parents[2] / "README.md").read_text().split())
+    assert (
+        f"That is {len(plan.tuning)} tuning runs, {len(plan.seeds)} reruns" in readme
+        and f"and {len(plan.checks)} runs of the checks below" in readme
+    ), (len(plan.tuning), len(plan.seeds), len(plan.checks))

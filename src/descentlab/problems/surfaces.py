@@ -13,7 +13,7 @@ while a mini-batch or a single sample sees :math:`\nabla f` plus zero-mean
 noise whose size shrinks with the batch. Two kinds of noise:
 
 - ``"gaussian"``: :math:`\xi_i \sim N(0, \sigma^2 I)`;
-- ``"outliers"``: the same covariance, but carried mostly by a few samples:
+- ``"outliers"``: the same covariance, half of it carried by a few samples:
   2% of them have standard deviation :math:`5\sigma` (half the variance) and
   the rest :math:`\sigma\sqrt{0.5/0.98}`. Their indices are
   :attr:`Surface.outliers`. This is where averaging, such as momentum's, is said
