@@ -56,6 +56,28 @@ def test_config_round_trips_through_json():
     assert isinstance(again.observers, tuple) and isinstance(again.budget.seconds, float)
 
 
+def test_numpy_numbers_in_a_config_become_python_numbers():
+    # Values read from arrays once passed validation and then failed to write as JSON.
+    config = RunConfig(
+        "saddle",
+        "sgd",
+        {"lr": 0.1},
+        budget=Budget(steps=np.int64(3), seconds=np.float32(2.5)),
+        seed=np.int64(3),
+        batch_size=np.int32(4),
+        eval_every=Every(np.int64(2)),
+    )
+    assert (config.seed, config.batch_size, config.budget.steps, config.eval_every.n) == (3, 4, 3, 2)
+    assert (
+        type(config.seed) is int and type(config.budget.steps) is int and type(config.budget.seconds) is float
+    )
+    assert RunConfig.from_json(config.to_json()) == config
+    record = run(config)
+    assert record.updates == 3 and strict_loads(record.to_json())
+    # plain Python values are kept as they are: a run's store key is its configuration's JSON
+    assert type(Budget(seconds=5).seconds) is int
+
+
 def test_record_round_trips_including_divergence():
     config = RunConfig(
         "saddle", "sgd", {"lr": 50.0}, regime="full-batch", budget=Budget(steps=50), observers=("path",)

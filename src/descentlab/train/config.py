@@ -21,14 +21,24 @@ UNITS: tuple[str, ...] = ("steps", "samples", "epochs", "seconds")
 REGIMES: tuple[str, ...] = ("full-batch", "mini-batch", "online")
 
 
-def _positive_int(owner: str, name: str, value: object, *, allow_none: bool = False) -> None:
+# Each check normalises what it accepts: a NumPy integer or float (a value read
+# from an array, say) becomes a Python int or float, so that the record and the
+# store's JSON never meet a type they cannot write. Python ints and floats are
+# kept as they are (a run's key is the JSON of its configuration).
+
+
+def _positive_int(obj: object, name: str, *, allow_none: bool = False, minimum: int = 1) -> None:
+    value = getattr(obj, name)
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise ValueError(f"{owner}: {name} must be a positive integer; received {name}={value!r}")
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+        wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        raise ValueError(f"{type(obj).__name__}: {name} must be {wanted}; received {name}={value!r}")
+    object.__setattr__(obj, name, int(value))
 
 
-def _positive_number(owner: str, name: str, value: object, *, allow_none: bool = False) -> None:
+def _positive_number(obj: object, name: str, *, allow_none: bool = False) -> None:
+    value = getattr(obj, name)
     if value is None and allow_none:
         return
     if (
@@ -37,12 +47,17 @@ def _positive_number(owner: str, name: str, value: object, *, allow_none: bool =
         or not math.isfinite(value)
         or value <= 0
     ):
-        raise ValueError(f"{owner}: {name} must be a finite number > 0; received {name}={value!r}")
+        raise ValueError(
+            f"{type(obj).__name__}: {name} must be a finite number > 0; received {name}={value!r}"
+        )
+    if type(value) not in (int, float):
+        object.__setattr__(obj, name, int(value) if isinstance(value, numbers.Integral) else float(value))
 
 
-def _flag(owner: str, name: str, value: object) -> None:
+def _flag(obj: object, name: str) -> None:
+    value = getattr(obj, name)
     if not isinstance(value, bool):
-        raise ValueError(f"{owner}: {name} must be True or False; received {name}={value!r}")
+        raise ValueError(f"{type(obj).__name__}: {name} must be True or False; received {name}={value!r}")
 
 
 # -- regimes ---------------------------------------------------------------------
@@ -64,7 +79,7 @@ class FullBatch:
     name: ClassVar[str] = "full-batch"
 
     def __post_init__(self) -> None:
-        _positive_int("FullBatch", "chunk_size", self.chunk_size, allow_none=True)
+        _positive_int(self, "chunk_size", allow_none=True)
 
 
 @dataclass(frozen=True)
@@ -83,9 +98,9 @@ class MiniBatch:
     name: ClassVar[str] = "mini-batch"
 
     def __post_init__(self) -> None:
-        _positive_int("MiniBatch", "batch_size", self.batch_size)
-        _flag("MiniBatch", "drop_last", self.drop_last)
-        _flag("MiniBatch", "shuffle", self.shuffle)
+        _positive_int(self, "batch_size")
+        _flag(self, "drop_last")
+        _flag(self, "shuffle")
 
 
 @dataclass(frozen=True)
@@ -104,7 +119,7 @@ class Online:
     name: ClassVar[str] = "online"
 
     def __post_init__(self) -> None:
-        _flag("Online", "shuffle", self.shuffle)
+        _flag(self, "shuffle")
 
 
 Regime = FullBatch | MiniBatch | Online
@@ -134,8 +149,8 @@ class Budget:
 
     def __post_init__(self) -> None:
         for name in ("steps", "epochs", "samples"):
-            _positive_int("Budget", name, getattr(self, name), allow_none=True)
-        _positive_number("Budget", "seconds", self.seconds, allow_none=True)
+            _positive_int(self, name, allow_none=True)
+        _positive_number(self, "seconds", allow_none=True)
         if self.steps is None and self.epochs is None and self.samples is None and self.seconds is None:
             raise ValueError("Budget: give at least one of steps, epochs, samples or seconds")
 
@@ -170,9 +185,9 @@ class Every:
         if self.unit not in UNITS:
             raise ValueError(f"Every: unit must be one of {', '.join(UNITS)}; received unit={self.unit!r}")
         if self.unit == "seconds":
-            _positive_number("Every", "n", self.n)
+            _positive_number(self, "n")
         else:
-            _positive_int("Every", "n", self.n)
+            _positive_int(self, "n")
 
     @classmethod
     def parse(cls, text: str) -> Every:
@@ -265,12 +280,11 @@ class RunConfig:
             raise ValueError(
                 f"RunConfig: regime must be one of {', '.join(REGIMES)}; received regime={self.regime!r}"
             )
-        _positive_int("RunConfig", "batch_size", self.batch_size)
-        _positive_int("RunConfig", "chunk_size", self.chunk_size)
-        _flag("RunConfig", "drop_last", self.drop_last)
-        _flag("RunConfig", "skip_nonfinite", self.skip_nonfinite)
-        if isinstance(self.seed, bool) or not isinstance(self.seed, numbers.Integral) or self.seed < 0:
-            raise ValueError(f"RunConfig: seed must be an integer >= 0; received seed={self.seed!r}")
+        _positive_int(self, "batch_size")
+        _positive_int(self, "chunk_size")
+        _flag(self, "drop_last")
+        _flag(self, "skip_nonfinite")
+        _positive_int(self, "seed", minimum=0)
         for name in ("hyperparameters", "problem_options"):
             value = getattr(self, name)
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):

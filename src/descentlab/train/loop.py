@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -178,8 +179,9 @@ class _Loop:
                 "scheduler_interval must be 'step' or 'epoch'; "
                 f"received scheduler_interval={scheduler_interval!r}"
             )
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0; received seed={seed!r}")
+        seed = int(seed)  # a NumPy integer too (RunConfig normalises the same way)
         names = [o.name for o in observers]
         if len(set(names)) != len(names):
             raise ValueError(f"observers must have distinct names; received {names}")
