@@ -31,6 +31,10 @@ def test_hostile_strings_from_the_store_and_the_suite_are_escaped(tmp_path):
     assert "<script" not in html and "<img src=x" not in html and "onerror=alert(1)>" not in html
     assert esc(HOSTILE) in html
     assert html.count(esc(HOSTILE)) >= 5  # title, heading, provenance, suite name and summary, the error
+    # each place by itself, so that losing one of them fails
+    assert f"<title>{esc(HOSTILE)}</title>" in html
+    assert f"ValueError: {esc(HOSTILE)}" in html  # the failed run's error, from the store
+    assert f"Suite <b>{esc(HOSTILE)}</b>: {esc(HOSTILE)}." in html  # the suite's name and summary
 
 
 def test_escape_covers_attributes():

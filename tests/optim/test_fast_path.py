@@ -339,7 +339,9 @@ def test_no_recompilation_on_the_second_step_nor_when_schedulers_change_hyperpar
         opt.step()
         sched.step()
         lrs.add(opt.param_groups[0]["lr"])
-    opt.param_groups[0]["weight_decay"] = 0.01  # any numeric hyperparameter
+    opt.param_groups[0]["weight_decay"] += (
+        0.05  # any numeric hyperparameter, changed (AdamW's default is 0.01)
+    )
     opt.step()
     assert len(lrs) == 20, "the scheduler changed lr at every step"
     assert counters["stats"]["unique_graphs"] == graphs, "no graph was compiled after the first step"
@@ -424,6 +426,7 @@ def test_deepcopy_and_pickle_of_a_fast_optimizer():
     assert opt2.implementation() == opt.implementation(), "the copy keeps the fast path"
     opt3 = pickle.loads(pickle.dumps(opt))
     assert same(opt3.state_dict()["param_groups"], opt.state_dict()["param_groups"])
+    assert same(opt3.state_dict(), opt.state_dict()), "the state travels with it"
 
 
 # -- CUDA (skipped without a device) ----------------------------------------------------------

@@ -65,3 +65,6 @@ def test_sparse_equals_dense_and_leaves_other_rows(make, maximize):
     if "sum" in sparse_state:
         initial = sparse_state["sum"][untouched]
         assert torch.equal(initial, torch.full_like(initial, initial.flatten()[0].item()))
+        # ... and that value is the accumulator's starting value: those rows were never touched
+        first = make([torch.zeros(1, dtype=torch.float64, requires_grad=True)]).param_groups[0]
+        assert torch.equal(initial, torch.full_like(initial, first["initial_accumulator_value"]))
