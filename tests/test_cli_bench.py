@@ -37,6 +37,8 @@ def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
         assert m["ms_per_step"] > 0 and len(m["step_times_ms"]) == 2 * 2, (algorithm, implementation)
         assert m["ratio_to_torch_best"] > 0
         assert m["extra_peak_bytes"] is not None and m["extra_peak_bytes"] >= 0
+        # SGD with momentum and RMSprop read p, g and one state tensor and write p and the state
+        assert m["bytes_per_step"] == 5 * 4 * m["parameters"], (algorithm, implementation)
     # the table names every row it measured; the fastest torch implementation is the 1.00 reference
     assert "descentlab fast" in done.stdout and "probe (a += b)" in done.stdout
     for algorithm in ("sgd", "rmsprop"):

@@ -84,7 +84,15 @@ class Algorithm:
 
     name: str
     kwargs: dict[str, Any]
-    state_tensors: int  # per-parameter state tensors the step reads and writes
+
+    @property
+    def state_tensors(self) -> int:
+        """Per-parameter state tensors the step reads and writes, counted after one step."""
+        p = torch.zeros(1, requires_grad=True)
+        p.grad = torch.ones(1)
+        optimizer = self.ours([p], **self.kwargs)
+        optimizer.step()
+        return sum(1 for key, value in optimizer.state[p].items() if key != "step" and torch.is_tensor(value))
 
     @property
     def ours(self) -> type[Optimizer]:
@@ -100,11 +108,11 @@ class Algorithm:
 
 
 ALGORITHMS: dict[str, Algorithm] = {
-    "sgd": Algorithm("sgd", {"lr": 1e-3, "momentum": 0.9}, 1),
-    "adagrad": Algorithm("adagrad", {"lr": 1e-3}, 1),
-    "rmsprop": Algorithm("rmsprop", {"lr": 1e-4}, 1),
-    "adam": Algorithm("adam", {"lr": 1e-4}, 2),
-    "adamw": Algorithm("adamw", {"lr": 1e-4}, 2),
+    "sgd": Algorithm("sgd", {"lr": 1e-3, "momentum": 0.9}),
+    "adagrad": Algorithm("adagrad", {"lr": 1e-3}),
+    "rmsprop": Algorithm("rmsprop", {"lr": 1e-4}),
+    "adam": Algorithm("adam", {"lr": 1e-4}),
+    "adamw": Algorithm("adamw", {"lr": 1e-4}),
 }
 
 #: implementation name -> (library, constructor flags); torch's rows for the flags torch accepts
@@ -265,9 +273,10 @@ def _make(
         p = torch.randn(shape, generator=generator).to(device).requires_grad_()
         p.grad = (torch.randn(shape, generator=generator) * 1e-2).to(device)
         params.append(p)
-    cls = algorithm.ours if library == "descentlab" else algorithm.theirs
+    if library == "descentlab":  # every descentlab optimizer has both paths: an error here is a bug
+        return algorithm.ours(params, **algorithm.kwargs, **flags)
     try:
-        return cls(params, **algorithm.kwargs, **flags)
+        return algorithm.theirs(params, **algorithm.kwargs, **flags)
     except (RuntimeError, TypeError, ValueError):
         return None  # torch has no such implementation of this algorithm (e.g. fused RMSprop)
 
