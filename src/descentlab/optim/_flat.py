@@ -435,9 +435,10 @@ class FastPath:
         self, optimizer: Optimizer, group: dict[str, Any], prepared: list[tuple[Bucket, list[bool]]]
     ) -> list[torch.Tensor]:
         """Run the kernels; return the parameters left to the per-tensor path (after a failed compile)."""
+        hyper = optimizer._scalars(group)  # once per group (a tensor lr is read once, not per bucket)
         for index, (bucket, has) in enumerate(prepared):
             try:
-                self._run(optimizer, group, bucket, has)
+                self._run(optimizer, hyper, bucket, has)
             except _CompilerUnavailable as err:
                 key = id(group)
                 self.off[key] = str(err)
@@ -505,9 +506,8 @@ class FastPath:
         self.order[key] = [p for p in group["params"] if id(p) in self.members[key]]
         self.layout[key] = (id(group["params"]), len(group["params"]))
 
-    def _run(self, optimizer: Optimizer, group: dict[str, Any], bucket: Bucket, has: list[bool]) -> None:
+    def _run(self, optimizer: Optimizer, hyper: dict[str, Any], bucket: Bucket, has: list[bool]) -> None:
         cls = type(optimizer)
-        hyper = optimizer._scalars(group)
         for first, end, step in bucket.runs(has):
             coefficients = cls.coefficients(step if bucket.names else None, **hyper)
             numeric = tuple(k for k, v in coefficients.items() if not isinstance(v, bool))
