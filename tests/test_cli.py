@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 from descentlab import __version__
 from descentlab.cli import main
@@ -25,6 +26,11 @@ def test_the_installed_command_runs():
     )
     assert done.returncode == 0, done.stderr
     assert "adam" in done.stdout
+    # and the console script the package installs, next to this interpreter
+    script = Path(sys.executable).with_name("descentlab")
+    assert script.exists(), f"the console script is not installed: {script}"
+    installed = subprocess.run([str(script), "list"], capture_output=True, text=True, check=False)
+    assert installed.returncode == 0 and installed.stdout == done.stdout, installed.stderr
 
 
 def test_version(capsys):

@@ -143,6 +143,19 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_executor_flags(parser: argparse.ArgumentParser) -> None:
+    """--executor, --address and --workers, as sweep and compare take them."""
+    parser.add_argument(
+        "--executor", choices=("local", "ray"), default="local", help="a local process pool (default) or Ray"
+    )
+    parser.add_argument("--address", help="a Ray cluster to join (default: start or join a local Ray)")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="worker processes (default: one per core; with Ray: a local instance's cores)",
+    )
+
+
 def _check_executor_flags(args: argparse.Namespace) -> None:
     """--workers, --executor and --address, as sweep and compare take them (before anything runs)."""
     if args.workers is not None and args.workers < 1:
@@ -372,15 +385,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--experiment",
         help="the name the runs are stored under (default: the spec's name, else its file name)",
     )
-    sweeper.add_argument(
-        "--executor", choices=("local", "ray"), default="local", help="a local process pool (default) or Ray"
-    )
-    sweeper.add_argument("--address", help="a Ray cluster to join (default: start or join a local Ray)")
-    sweeper.add_argument(
-        "--workers",
-        type=int,
-        help="worker processes (default: one per core; with Ray: a local instance's cores)",
-    )
+    _add_executor_flags(sweeper)
     sweeper.add_argument(
         "--retry-failed", action="store_true", help="run again the runs stored as failed (default: keep them)"
     )
@@ -404,11 +409,7 @@ def build_parser() -> argparse.ArgumentParser:
     comparer.add_argument("--suite", help="a suite by name: default, quick or tiny (for tests)")
     comparer.add_argument("--methods", metavar="A,B", help="only these methods of the suite")
     comparer.add_argument("--problems", metavar="X,Y", help="only these problems of the suite")
-    comparer.add_argument(
-        "--executor", choices=("local", "ray"), default="local", help="a local process pool (default) or Ray"
-    )
-    comparer.add_argument("--address", help="a Ray cluster to join (default: start or join a local Ray)")
-    comparer.add_argument("--workers", type=int, help="worker processes (default: one per core)")
+    _add_executor_flags(comparer)
 
     reporter = commands.add_parser(
         "report",

@@ -153,3 +153,11 @@ def test_the_readme_counts_the_default_suite_s_runs():
         f"That is {len(plan.tuning)} tuning runs, {len(plan.seeds)} reruns" in readme
         and f"and {len(plan.checks)} runs of the checks below" in readme
     ), (len(plan.tuning), len(plan.seeds), len(plan.checks))
+
+
+def test_the_suites_claim_keys_are_the_claims():
+    # suite.py names the claims without importing them (claims import the suite)
+    from descentlab.lab.claims import CLAIMS
+    from descentlab.lab.suite import CLAIM_KEYS
+
+    assert tuple(CLAIMS) == CLAIM_KEYS
