@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import sqlite3
 
 from descentlab import _serde
+from descentlab.lab import Store
 from descentlab.train import Budget, RunConfig, RunRecord
 
 # Fields that measure time: they differ between any two runs of one configuration.
@@ -47,3 +49,11 @@ def ten_times_unless_three(x: int) -> int:
     if x == 3:
         os._exit(3)
     return 10 * x
+
+
+def store_of_version(path, version: int = 99) -> None:
+    """A descentlab store at ``path`` whose schema version is ``version`` (another release's)."""
+    Store(path).close()
+    with sqlite3.connect(path) as db:
+        db.execute(f"PRAGMA user_version = {version}")
+    db.close()

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import hashlib
-import sqlite3
 import sys
 
 import pytest
 
 from descentlab.cli import main
 from descentlab.lab import SCHEMA_VERSION, Store
+from sweepcases import store_of_version
 
 SPEC = """
 name = "demo"
@@ -60,14 +60,6 @@ def exit_code(argv: list[str]) -> int:
         return exit_.code
 
 
-def _other_version(path):
-    Store(path).close()
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA user_version = 7")
-    db.commit()
-    db.close()
-
-
 BAD = {
     "unknown problem": (
         'problem = "rosenbrok"\n[optimizers.sgd]', [],
@@ -111,7 +103,7 @@ def test_bad_input_is_one_line_exit_2_and_nothing_written(
 
 
 @pytest.mark.parametrize("make, message", [
-    (_other_version, f"was written with store schema version 7; this descentlab reads version {SCHEMA_VERSION}"),
+    (lambda p: store_of_version(p, 7), f"was written with store schema version 7; this descentlab reads version {SCHEMA_VERSION}"),
     (lambda p: p.write_bytes(b"\x00" * 4096), "is not a descentlab store"),
 ], ids=["another-version", "not-a-store"])  # fmt: skip
 def test_a_store_it_cannot_use_is_refused_and_left_as_it_was(tmp_path, capsys, make, message):

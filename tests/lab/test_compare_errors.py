@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 
 import pytest
@@ -11,6 +10,7 @@ from descentlab.cli import main
 from descentlab.lab.compare import MANIFEST, Manifest
 from descentlab.lab.store import STORE_FILENAME
 from descentlab.lab.suite import get_suite
+from sweepcases import store_of_version
 
 
 def fails(argv, capsys) -> str:
@@ -57,10 +57,7 @@ def test_an_unwritable_output_directory_is_refused_before_anything_runs(tmp_path
 def test_a_store_of_another_version_is_refused_and_left_as_it_was(command, tmp_path, capsys):
     out = tmp_path / "out"
     out.mkdir()
-    with sqlite3.connect(out / STORE_FILENAME) as db:
-        db.execute("CREATE TABLE runs (id INTEGER)")
-        db.execute("PRAGMA application_id = 1684824418")  # descentlab's
-        db.execute("PRAGMA user_version = 99")
+    store_of_version(out / STORE_FILENAME, 99)
     if command == "report":  # a comparison directory whose store is of another version
         (out / MANIFEST).write_text(Manifest(get_suite("tiny"), "0", "today").to_json())
     before = tree(out)

@@ -11,7 +11,7 @@ import pytest
 
 from descentlab.lab import SCHEMA_VERSION, Store, StoredRun, StoreError, execute, run_key
 from descentlab.train import Budget, RunConfig, run
-from sweepcases import mixed, tiny, without_wall_times
+from sweepcases import mixed, store_of_version, tiny, without_wall_times
 
 
 def stored(config: RunConfig, experiment: str = "e") -> StoredRun:
@@ -100,7 +100,7 @@ def test_run_key_identifies_a_configuration():
          "is not a descentlab store"),
         (lambda p: sqlite3.connect(p).execute("CREATE TABLE notes (text)").connection.commit(),
          "is an SQLite database of another program"),
-        (lambda p: _other_version(p), f"was written with store schema version 99; this descentlab reads version {SCHEMA_VERSION}"),
+        (lambda p: store_of_version(p), f"was written with store schema version 99; this descentlab reads version {SCHEMA_VERSION}"),
     ],
     ids=["not-sqlite", "another-program", "another-version"],
 )  # fmt: skip
@@ -113,14 +113,6 @@ def test_files_that_are_not_stores_of_this_version_are_refused_untouched(tmp_pat
     assert "\n" not in str(info.value)
     assert (digest(path), path.stat().st_mtime_ns) == (before, mtime)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["lab.sqlite"]
-
-
-def _other_version(path):
-    Store(path).close()
-    db = sqlite3.connect(path)
-    db.execute("PRAGMA user_version = 99")
-    db.commit()
-    db.close()
 
 
 def test_a_reader_does_not_create_a_store(tmp_path):
