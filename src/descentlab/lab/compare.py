@@ -1,36 +1,50 @@
-"""The lab's main job: run a suite's plan into a store and write the report (``descentlab compare``).
+"""The lab's main job: calibrate, run every claim's plan into a store, judge, vary the design, report.
 
-An output directory (default ``descentlab-out/compare``) holds everything:
-the store (``lab.sqlite``), the suite the comparison was declared with
-(``compare.json``), ``report.html`` and its ``figures/``. :func:`compare`
-runs the plan stage by stage (tune, seeds, checks; see
-:mod:`descentlab.lab.protocol`) through :func:`~descentlab.lab.run_sweep`,
-which skips what the store already holds, so running it again on the same
-directory resumes or, when everything is there, only re-renders.
-:func:`render` rebuilds the report from the directory without training
-(``descentlab report DIR``).
+``descentlab compare`` (:func:`compare`) does, in order:
+
+1. **calibration** against theory (:mod:`descentlab.lab.calibration`): a lab
+   that cannot reproduce known results is not to be trusted on the claims;
+2. for the suite and then for each design variation
+   (:meth:`~descentlab.lab.suite.Suite.variant`): **tune** (every rate the
+   claims ask for, :func:`~descentlab.lab.plan.tuning`), **judge** (every
+   claim's runs at those rates), each run stored as it finishes; the
+   *formula check* runs with the suite itself;
+3. **findings**: every claim judged on the suite's evidence, then again on
+   each variation's, and the verdicts compared (*robust* when they survive
+   every variation); written to ``findings.json``;
+4. the **report** (``report.html`` and ``figures/``), rendered from the
+   findings and the evidence.
+
+Everything lives in one output directory (default ``descentlab-out/compare``):
+the store ``lab.sqlite``, ``compare.json`` (the suite), ``findings.json``,
+``report.html``, ``figures/``. Runs are keyed by their configuration, so a
+second call resumes or, when everything is stored, only re-renders;
+:func:`render` rebuilds findings and report from the directory without
+training (``descentlab report DIR``).
 """
 
 from __future__ import annotations
 
 import datetime
 import functools
+import math
+import platform
 import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import __version__, _files, _serde
-from ..train import RunConfig
-from . import protocol
-from .claims import Finding, judge_every_claim
+from . import formula, plan
+from .batch import Batch
+from .claims import CLAIMS, judge
 from .evidence import Evidence
-from .mistakes import run_mistake
-from .protocol import Plan, Trial
-from .report import Context, write_report
-from .store import STORE_FILENAME, Store, StoredRun, StoreError, run_key
+from .findings import Findings
+from .methods import run_method
+from .plan import DataRun, Run, SurfaceRun, SurfaceTask, Tune
+from .store import STORE_FILENAME, Store, StoreError, run_key
 from .suite import Suite
 from .sweep import Progress, execute, run_sweep
 
@@ -40,19 +54,18 @@ if TYPE_CHECKING:
 DEFAULT_OUT = Path("descentlab-out") / "compare"
 MANIFEST = "compare.json"
 REPORT = "report.html"
-MANIFEST_FORMAT = 1
+FINDINGS = "findings.json"
+MANIFEST_FORMAT = 2
+#: The store's experiment names: data runs, and batched surface runs.
+RUNS, SURFACES = "lab", "lab-surfaces"
 
-#: The worker of the formula checks: :func:`~descentlab.lab.sweep.execute` with the mistaken rules' runner.
-execute_mistake = functools.partial(execute, runner=run_mistake)
+#: What the workers run for a data run: any method, the user's and the mistaken rules included.
+execute_method = functools.partial(execute, runner=run_method)
 
 
 @dataclass(frozen=True)
 class Manifest:
-    """What an output directory remembers of its comparison: the suite, and when and how long it ran.
-
-    The suite is the whole declaration; with the store it determines every
-    run of the plan, so nothing else needs keeping.
-    """
+    """What an output directory remembers of its comparison: the suite, and when and how long it ran."""
 
     suite: Suite
     descentlab: str
@@ -75,23 +88,25 @@ class Manifest:
                 f"{str(directory)!r} holds no comparison ({MANIFEST} is missing); "
                 "run descentlab compare --out DIR first"
             ) from None
-        manifest = _serde.from_json(cls, text)
-        if manifest.format != MANIFEST_FORMAT:
+        try:
+            import json
+
+            written = json.loads(text).get("format")
+        except ValueError:
+            raise ValueError(f"{str(path)!r} is not a comparison manifest (not JSON)") from None
+        if written != MANIFEST_FORMAT:
             raise ValueError(
-                f"{str(path)!r} has format {manifest.format}; this descentlab reads format {MANIFEST_FORMAT}"
+                f"{str(path)!r} has format {written}; this descentlab reads format {MANIFEST_FORMAT} "
+                "(a comparison of an older descentlab: use a new --out directory)"
             )
-        return manifest
+        return _serde.from_json(cls, text)
 
 
 PhaseProgress = Callable[[str, Progress], None]
 
 
 class PhaseLines:
-    """Shows a comparison's progress: a line redrawn in place on a terminal, else one line per phase.
-
-    Call it with (phase, :class:`~descentlab.lab.Progress`) as runs finish;
-    :meth:`close` ends the last line.
-    """
+    """Shows a comparison's progress: a line redrawn in place on a terminal, else one line per phase."""
 
     def __init__(self, stream: TextIO | None = None, tty: bool | None = None) -> None:
         self.stream = stream if stream is not None else sys.stderr
@@ -99,13 +114,11 @@ class PhaseLines:
         self.tty = bool(isatty and isatty()) if tty is None else tty
         self.phase: str | None = None
         self.started = time.monotonic()
-        self.last: Progress | None = None
 
     def __call__(self, phase: str, progress: Progress) -> None:
         if phase != self.phase:
             self.close()
             self.phase, self.started = phase, time.monotonic()
-        self.last = progress
         if self.tty:
             width = 20
             filled = round(width * progress.done / progress.total) if progress.total else width
@@ -118,8 +131,7 @@ class PhaseLines:
 
     def _counts(self, p: Progress) -> str:
         return (
-            f"{p.done}/{p.total} runs ({p.skipped} already stored), {p.diverged} diverged, "
-            f"{p.failed} failed, "
+            f"{p.done}/{p.total} runs ({p.skipped} already stored), {p.diverged} diverged, {p.failed} failed, "
             f"{time.monotonic() - self.started:.0f} s"
         )
 
@@ -137,55 +149,159 @@ class PhaseLines:
         self.phase = None
 
 
-def _found(store: Store, experiment: str, trials: Sequence[Trial]) -> dict[str, StoredRun]:
-    return store.get(experiment, [run_key(t.config) for t in trials])
+# -- running a plan ------------------------------------------------------------------------------
 
 
-def _finder(store: Store, plan_trials: Sequence[Trial]) -> Callable[[Trial], StoredRun | None]:
-    by_experiment: dict[str, list[Trial]] = {}
-    for trial in plan_trials:
-        by_experiment.setdefault(trial.experiment, []).append(trial)
-    found = {
-        (e, k): run for e, trials in by_experiment.items() for k, run in _found(store, e, trials).items()
-    }
-    return lambda trial: found.get((trial.experiment, run_key(trial.config)))
+class Finder:
+    """Finds planned runs in the store, fetched in bulk and decoded once."""
+
+    def __init__(self, store: Store, suite: Suite) -> None:
+        self.store, self.suite = store, suite
+        self._data: dict[str, Any] = {}
+        self._surfaces: dict[str, Batch | None] = {}
+
+    def fetch(self, runs: Sequence[Run]) -> None:
+        """Load every run of ``runs`` not loaded yet."""
+        data, surfaces = plan.partition(runs)
+        keys = [run_key(plan.config(self.suite, r)) for r in data]
+        missing = [k for k in keys if k not in self._data]
+        if missing:
+            found = self.store.get(RUNS, missing)
+            for key in missing:
+                stored = found.get(key)
+                self._data[key] = stored.record if stored is not None else None
+        for run in surfaces:
+            key = plan.surface_key(self.suite, run)
+            if key not in self._surfaces:
+                blob = self.store.get_result(SURFACES, key)
+                self._surfaces[key] = Batch.from_bytes(blob) if blob is not None else None
+
+    def __call__(self, run: Run) -> Any:
+        if isinstance(run, SurfaceRun):
+            key = plan.surface_key(self.suite, run)
+            if key not in self._surfaces:
+                self.fetch([run])
+            return self._surfaces[key]
+        key = run_key(plan.config(self.suite, run))
+        if key not in self._data:
+            self.fetch([run])
+        return self._data[key]
 
 
-def load_evidence(store: Store, suite: Suite) -> Evidence:
-    """The plan of ``suite`` rebuilt from the store, with every run the store holds (no training)."""
-    plan = protocol.start_plan(suite)
-    protocol.choose(plan, _finder(store, plan.tuning))
-    protocol.add_seeds(plan)
-    protocol.add_checks(plan)
-    return Evidence(plan, _finder(store, plan.all_trials()))
-
-
-def _sweep(
+def execute_runs(
     store: Store,
-    experiment: str,
-    trials: Sequence[Trial],
+    suite: Suite,
+    runs: Sequence[Run],
     executor: Executor,
     progress: PhaseProgress | None,
     phase: str,
-    worker: Callable[[RunConfig], object] = execute,
 ) -> None:
+    """Run what the store lacks of ``runs``: data runs on the executor, surface runs too; each stored as it ends."""
+    data, surfaces = plan.partition(runs)
     report = (lambda p: progress(phase, p)) if progress is not None else None
-    run_sweep(
-        store, experiment, [t.config for t in trials], executor=executor, progress=report, worker=worker
-    )  # type: ignore[arg-type]
+    configs = [plan.config(suite, r) for r in data]
+    tasks = [SurfaceTask(suite, r, plan.surface_key(suite, r)) for r in surfaces]
+    todo = [t for t in tasks if t.key not in store.result_keys(SURFACES)]
+    run_sweep(store, RUNS, configs, executor=executor, progress=report, worker=execute_method)
+    if todo:
+        for key, payload in executor.map_unordered(plan.compute_surface, todo):
+            store.put_result(SURFACES, key, payload)
+        if progress is not None:
+            n = len(tasks)
+            progress(f"{phase} (2-D surfaces)", Progress(n, n, n - len(todo), 0, 0, None))
+
+
+def _tunes(suite: Suite, with_formula: bool) -> list[Tune]:
+    tunes = [t for claim in CLAIMS.values() for t in claim.tunes(suite)]
+    if with_formula:
+        tunes += formula.tunes(suite)
+    return list(dict.fromkeys(tunes))
+
+
+def _judging(suite: Suite, rates: plan.Rates, with_formula: bool) -> list[Run]:
+    runs = [r for claim in CLAIMS.values() for r in claim.runs(suite, rates)]
+    if with_formula:
+        runs += formula.runs(suite, rates)
+    return list(dict.fromkeys(runs))
+
+
+def evidence_of(
+    store: Store,
+    suite: Suite,
+    *,
+    with_formula: bool,
+    executor: Executor | None = None,
+    progress: PhaseProgress | None = None,
+    label: str = "",
+) -> Evidence:
+    """Tune and judge ``suite`` (running what is missing when an executor is given) and read the evidence."""
+    tunes = _tunes(suite, with_formula)
+    tuning = plan.tuning(suite, tunes)
+    finder = Finder(store, suite)
+    if executor is not None:
+        execute_runs(store, suite, tuning, executor, progress, f"{label}tune")
+    finder.fetch(tuning)
+    rates = plan.tuned_rates(suite, tunes, finder)
+    judging = _judging(suite, rates, with_formula)
+    if executor is not None:
+        execute_runs(store, suite, judging, executor, progress, f"{label}judge")
+    finder.fetch(judging)
+    return Evidence(suite, rates, finder, runs=tuning + judging)
+
+
+def judge_all(evidence: Evidence, variations: dict[str, Evidence]) -> Findings:
+    """Every claim judged on ``evidence``, with its verdicts under each variation that applies to it."""
+    main = Findings(tuple(judge(claim, evidence) for claim in CLAIMS.values()))
+    judged: dict[str, Findings] = {}
+    for name, other in variations.items():
+        judged[name] = Findings(
+            tuple(judge(claim, other) for claim in CLAIMS.values() if name in claim.variations)
+        )
+    return main.with_variants(judged)
+
+
+def optimum(evidence: Evidence) -> dict[str, float]:
+    """The lowest final held-out loss any judged data run reached, per problem (at its suite options)."""
+    best: dict[str, float] = {}
+    for run in evidence.runs:
+        if isinstance(run, DataRun) and not run.options and run.seed in evidence.suite.judge_seeds:
+            record = evidence.get(run)
+            if record is not None and not record.diverged and record.held_out.loss:
+                value = record.held_out.loss[-1]
+                if math.isfinite(value):
+                    best[run.problem] = min(best.get(run.problem, math.inf), value)
+    return best
+
+
+def machine() -> dict[str, Any]:
+    """The machine a comparison ran on (for the report and findings)."""
+    import os
+
+    import torch
+
+    return {
+        "platform": platform.platform(),
+        "processor": platform.processor() or platform.machine(),
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "descentlab": __version__,
+    }
+
+
+def calibration_checks(suite: Suite) -> tuple[dict[str, Any], ...]:
+    """The calibration checks against theory, as findings rows."""
+    from .calibration import calibrate
+
+    return tuple(check.to_data() for check in calibrate(quick=suite.name != "default"))
 
 
 def prepare(out: str | Path) -> Path:
-    """Check that ``out`` can hold a comparison before anything runs; return the report's path.
-
-    Creates ``out`` if missing (and nothing else); an unwritable directory
-    is an OSError naming it, a store of another version in it a
-    :class:`~descentlab.lab.StoreError`; neither writes anything.
-    """
+    """Check that ``out`` can hold a comparison before anything runs; return the report's path."""
     path = _files.check_writable(Path(out) / REPORT)
     store = Path(out) / STORE_FILENAME
     if store.exists():
-        Store(store).close()  # refuses a store of another version before writing to it
+        Store(store).close()  # refuses a store of another version (or a damaged one) before writing to it
     return path
 
 
@@ -197,18 +313,9 @@ def compare(
     workers: int | None = None,
     progress: PhaseProgress | None = None,
     on_report: Callable[[], None] | None = None,
-) -> tuple[Path, dict[str, list[Finding]]]:
-    """Run ``suite`` into ``out`` (resuming what is stored) and write the report.
-
-    Returns the report's path and every claim's findings (as
-    :func:`~descentlab.lab.claims.judge_every_claim` gives them).
-
-    Everything is checked before anything runs or is written: the output
-    directory must be writable and a store already in it must be of this
-    version (:class:`~descentlab.lab.StoreError` otherwise). Without
-    ``executor``, a :class:`~descentlab.lab.LocalExecutor` of ``workers``
-    processes (default: one per core) runs the runs.
-    """
+    note: Callable[[str], None] | None = None,
+) -> tuple[Path, Findings]:
+    """Run ``suite`` into ``out`` (resuming what is stored), write ``findings.json`` and the report."""
     from .executors import LocalExecutor
 
     out = Path(out)
@@ -221,83 +328,99 @@ def compare(
         except ValueError:
             before = None
         if before is not None and before.suite == suite:
-            # The same comparison resumed: it started when it first started, and its
-            # phases took the time of every invocation together.
             manifest = replace(manifest, started=before.started, phases=dict(before.phases))
-        # Written before the runs: an interrupted comparison can still be reported on.
         _files.write_text_atomic(out / MANIFEST, manifest.to_json())
-        phases = {name: seconds for name, seconds in manifest.phases.items() if name != "report"}
+        phases = {k: v for k, v in manifest.phases.items() if k != "report"}
         owned = executor is None
         pool: Executor = LocalExecutor(workers) if executor is None else executor
+
+        def timed(name: str, fn: Callable[[], Any]) -> Any:
+            clock = time.monotonic()
+            try:
+                return fn()
+            finally:
+                phases[name] = phases.get(name, 0.0) + time.monotonic() - clock
+
         try:
-            plan = protocol.start_plan(suite)
-            clock = time.monotonic()
-            _sweep(store, protocol.TUNE, plan.tuning, pool, progress, "tune")
-            phases["tune"] = phases.get("tune", 0.0) + time.monotonic() - clock
-
-            clock = time.monotonic()
-            protocol.choose(plan, _finder(store, plan.tuning))
-            protocol.add_seeds(plan)
-            _sweep(store, protocol.SEEDS, plan.seeds, pool, progress, "seeds")
-            phases["seeds"] = phases.get("seeds", 0.0) + time.monotonic() - clock
-
-            clock = time.monotonic()
-            protocol.add_checks(plan)
-            rare = [t for t in plan.checks if t.experiment == protocol.RARE]
-            formula = [t for t in plan.checks if t.experiment == protocol.FORMULA]
-            _sweep(store, protocol.RARE, rare, pool, progress, "checks: rare features")
-            _sweep(store, protocol.FORMULA, formula, pool, progress, "checks: formulas", execute_mistake)
-            phases["checks"] = phases.get("checks", 0.0) + time.monotonic() - clock
+            if note is not None:
+                note("calibration: reproducing known results on quadratics and Wilson et al.'s problem")
+            calibration = timed("calibration", lambda: calibration_checks(suite))
+            evidence = timed(
+                "suite",
+                lambda: evidence_of(store, suite, with_formula=True, executor=pool, progress=progress),
+            )
+            variations = {}
+            for name in suite.variants:
+                variations[name] = timed(
+                    name,
+                    lambda name=name: evidence_of(
+                        store, suite.variant(name), with_formula=False, executor=pool, progress=progress,
+                        label=f"{name}: ",
+                    ),
+                )  # fmt: skip
         finally:
             if owned:
                 pool.close()  # type: ignore[attr-defined]
-        # Kept before drawing: a report that fails to draw loses none of the runs' timings.
         _files.write_text_atomic(out / MANIFEST, replace(manifest, phases=phases).to_json())
         if on_report is not None:
             on_report()
         clock = time.monotonic()
-        evidence = Evidence(plan, _finder(store, plan.all_trials()))
-        findings = judge_every_claim(evidence)
-        path = write_report(evidence, out, _context(replace(manifest, phases=phases)), findings)
+        findings = _findings(evidence, variations, calibration, replace(manifest, phases=phases))
+        path = _write(out, evidence, findings)
         phases["report"] = time.monotonic() - clock
         _files.write_text_atomic(out / MANIFEST, replace(manifest, phases=phases).to_json())
     return path, findings
 
 
-def render(out: str | Path) -> tuple[Path, dict[str, list[Finding]]]:
-    """Rebuild the report of the comparison in ``out`` from its store and manifest, without training."""
+def _findings(
+    evidence: Evidence, variations: dict[str, Evidence], calibration: tuple, manifest: Manifest
+) -> Findings:
+    findings = judge_all(evidence, variations)
+    return replace(
+        findings,
+        calibration=calibration,
+        formula=tuple(formula.rows(evidence, optimum(evidence))),
+        suite=manifest.suite.name,
+        machine=machine(),
+        generated=manifest.started,
+        timings={k: round(v, 1) for k, v in manifest.phases.items()},
+    )
+
+
+def _write(out: Path, evidence: Evidence, findings: Findings) -> Path:
+    from .report import write_report
+
+    _files.write_text_atomic(out / FINDINGS, findings.to_json())
+    return write_report(out / REPORT, evidence, findings)
+
+
+def render(out: str | Path) -> tuple[Path, Findings]:
+    """Rebuild ``findings.json`` and the report of the comparison in ``out`` from its store, without training."""
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"no such directory: {str(out)!r}")
     manifest = Manifest.read(out)
     prepare(out)
+    suite = manifest.suite
     with Store(out / STORE_FILENAME, create=False) as store:
-        evidence = load_evidence(store, manifest.suite)
-        findings = judge_every_claim(evidence)
-        path = write_report(evidence, out, _context(manifest), findings)
+        evidence = evidence_of(store, suite, with_formula=True)
+        variations = {name: evidence_of(store, suite.variant(name), with_formula=False) for name in suite.variants}
+        findings = _findings(evidence, variations, calibration_checks(suite), manifest)
+        path = _write(out, evidence, findings)
     return path, findings
-
-
-def _context(manifest: Manifest) -> Context:
-    phases = tuple((name, seconds) for name, seconds in manifest.phases.items() if name != "report")
-    return Context(
-        title=f"descentlab compare: {manifest.suite.name} suite",
-        generated_by=f"descentlab {manifest.descentlab}",
-        phases=phases,
-        started=manifest.started,
-    )
 
 
 __all__ = [
     "DEFAULT_OUT",
+    "FINDINGS",
     "MANIFEST",
     "REPORT",
     "Manifest",
     "PhaseLines",
-    "Plan",
     "StoreError",
     "compare",
-    "load_evidence",
+    "evidence_of",
+    "judge_all",
     "prepare",
     "render",
 ]

@@ -1,21 +1,28 @@
-"""Suites: which methods run on which problems, with what budgets, grid and seeds.
+"""Suites: the whole declaration of a comparison, fixed before any run, and its design variations.
 
-A :class:`Suite` is the whole declaration of a comparison, fixed before any
-run: the methods, the problems (each a :class:`ProblemSpec` with a budget and
-an evaluation interval per regime), the learning-rate grid every tuned
-method is tried on, the number of seeds the best setting is rerun with, and
-which problems each claim reads. ``descentlab compare`` runs ``default``,
-``--quick`` runs ``quick``; ``tiny`` exists for the tests.
+A :class:`Suite` says which data problems (each a :class:`DataProblem`
+with its budget per regime) and which 2-D landscapes the claims read, the
+learning-rate grid every tuned method is tried on (and the grid twice as fine
+that claim C7 reads), the seeds (the tuning seed, the judging seeds, C7's
+seeds), the starts on the 2-D surfaces, the methods (the built-in ones and
+the user's), and which design variations re-judge the verdicts.
 
-Suites go to JSON and back (:mod:`descentlab._serde`): the output directory
-keeps the suite it was run with, so ``descentlab report`` rebuilds the same
-plan from the store.
+Tuning and judging use separate data: tuning reads the validation half of a
+problem's test split with the tuning seed (on a surface: its own set of
+starts); the verdicts read the other half, with other seeds (other starts).
+
+:meth:`Suite.variant` gives the suite under one design variation
+(:data:`VARIANTS`): the grid shifted by half a step, another geometry of each
+problem, twice the budget, another tuning seed. Every verdict is judged
+again on each.
 
 >>> suite = get_suite("default")
->>> len(suite.lr_grid), suite.seeds
-(10, 5)
+>>> len(suite.grid), len(suite.fine_grid()), suite.seeds, suite.starts
+(10, 19, 5, 30)
 >>> Suite.from_json(suite.to_json()) == suite
 True
+>>> get_suite("quick").variant("grid-shift").grid[:2]
+(0.000178, 0.00178)
 """
 
 from __future__ import annotations
@@ -26,14 +33,22 @@ from dataclasses import dataclass, field, replace
 from types import MappingProxyType
 from typing import Any
 
-from .. import _random, _serde
+from .. import _serde
 from .._registry import lookup
-from ..problems import make_problem
 from ..train import Budget, Every
-from .methods import METHODS
+from .landscapes import LANDSCAPES
+from .methods import METHODS, Method, mistake_method
+from .mistakes import MISTAKES
 
-#: The claims a suite may name problems for (defined in :mod:`descentlab.lab.claims`).
-CLAIM_KEYS = ("C1", "C2", "C3", "C4", "C5", "C6", "C7")
+#: The design variations every verdict is judged again under.
+VARIANTS: Mapping[str, str] = MappingProxyType(
+    {
+        "grid-shift": "the learning-rate grid shifted by half a step",
+        "geometry": "another geometry of every problem (another draw, width, feature law or curvature)",
+        "budget": "twice the budget",
+        "tuning-seed": "another tuning seed",
+    }
+)
 
 
 def log_grid(low_exponent: float, high_exponent: float, per_decade: int = 2) -> tuple[float, ...]:
@@ -41,29 +56,22 @@ def log_grid(low_exponent: float, high_exponent: float, per_decade: int = 2) -> 
 
     >>> log_grid(-2, 0)
     (0.01, 0.0316, 0.1, 0.316, 1.0)
-    >>> log_grid(-1.5, -1)
-    (0.0316, 0.1)
     """
     steps = range(round(low_exponent * per_decade), round(high_exponent * per_decade) + 1)
+    return tuple(_round(10 ** (k / per_decade)) for k in steps)
+
+
+def _round(value: float) -> float:
     # Three significant digits: readable in tables, and exactly the numbers the configurations hold.
-    return tuple(float(f"{10 ** (k / per_decade):.3g}") for k in steps)
+    return float(f"{value:.3g}")
 
 
 @dataclass(frozen=True)
-class ProblemSpec:
-    """A problem as a suite runs it.
+class DataProblem:
+    """A problem with data as a suite runs it: its options and each regime's budget and evaluations.
 
-    ``problem`` is a :data:`descentlab.problems.PROBLEMS` name and
-    ``options`` its options. Each regime has its own budget and held-out
-    evaluation interval, because an update costs a full pass in one regime
-    and one sample in another. ``methods`` restricts the suite's methods on
-    this problem (None: all). ``observers`` are added to every run on it
-    (``"path"`` on the 2-D surfaces). ``start_jitter``: on a 2-D surface,
-    seed ``k >= 1`` starts at the standard start times ``1 + u`` per
-    coordinate, ``u`` uniform in [-start_jitter, start_jitter] (drawn from a
-    generator derived from ``k``); seed 0 starts at the standard start, so
-    every method's seed-0 path starts at the same point. Without it, seeds
-    would change nothing on a surface whose gradient is exact.
+    Full-batch runs are evaluated after every update (each is a pass over the
+    data); ``geometry`` holds the options of the *geometry* variation.
     """
 
     problem: str
@@ -72,121 +80,140 @@ class ProblemSpec:
     online: Budget
     options: dict[str, Any] = field(default_factory=dict)
     batch_size: int = 32
-    eval_full_batch: Every = field(default_factory=lambda: Every(1))
-    eval_mini_batch: Every = field(default_factory=lambda: Every(1))
-    eval_online: Every = field(default_factory=lambda: Every(1))
-    methods: tuple[str, ...] | None = None
-    observers: tuple[str, ...] = ()
-    start_jitter: float = 0.0
+    eval_mini_batch: Every = field(default_factory=lambda: Every(4))
+    eval_online: Every = field(default_factory=lambda: Every(100, "samples"))
+    geometry: dict[str, Any] = field(default_factory=dict)
 
-    def budget(self, regime: str) -> Budget:
-        """The budget of runs in ``regime``."""
-        return {"full-batch": self.full_batch, "mini-batch": self.mini_batch, "online": self.online}[regime]
+    def budget(self, regime: str, factor: float = 1.0) -> Budget:
+        """The budget of runs in ``regime``, times ``factor``."""
+        base = {"full-batch": self.full_batch, "mini-batch": self.mini_batch, "online": self.online}[regime]
+        return Budget(**{k: math.ceil(v * factor) for k, v in vars(base).items() if v is not None})
 
     def eval_every(self, regime: str) -> Every:
         """The held-out evaluation interval of runs in ``regime``."""
-        return {
-            "full-batch": self.eval_full_batch,
-            "mini-batch": self.eval_mini_batch,
-            "online": self.eval_online,
-        }[regime]
-
-    def problem_options(self, seed: int) -> dict[str, Any]:
-        """The problem's options for a run with ``seed`` (a jittered start where asked)."""
-        options = dict(self.options)
-        if self.start_jitter and seed > 0:
-            start = make_problem(self.problem, **self.options).start_point  # type: ignore[attr-defined]
-            rng = _random.numpy_generator(seed, "lab-start", self.problem)
-            u = rng.uniform(-self.start_jitter, self.start_jitter, size=2)
-            options["start"] = [float(f"{c * (1 + d):.6g}") for c, d in zip(start, u, strict=True)]
-        return options
+        return {"full-batch": Every(1), "mini-batch": self.eval_mini_batch, "online": self.eval_online}[regime]
 
 
 @dataclass(frozen=True)
 class Suite:
     """Everything a comparison runs, declared before it runs (see the module docstring).
 
-    ``claim_problems`` names, for each claim, the problems its experiment
-    reads (problem names of ``problems``); ``rare_features`` is the problem
-    of claim C5's extra runs (with weight snapshots); ``formula_problems``
-    the problems of the formula checks.
+    ``claim_problems`` names, for each claim, the data problems and
+    landscapes it reads; ``steps`` the updates on each landscape;
+    ``user_methods`` the user's methods (filling roles beside the built-in
+    ones); ``variants`` the design variations to judge again under.
     """
 
     name: str
     summary: str
-    methods: tuple[str, ...]
-    problems: tuple[ProblemSpec, ...]
-    lr_grid: tuple[float, ...]
-    seeds: int
+    problems: tuple[DataProblem, ...]
+    steps: dict[str, int]
+    grid: tuple[float, ...]
+    per_decade: int
     claim_problems: dict[str, tuple[str, ...]]
-    rare_features: str | None = None
-    rare_snapshots: Every = field(default_factory=lambda: Every(250, "samples"))
     formula_problems: tuple[str, ...] = ()
+    seeds: int = 5
+    grid_seeds: int = 3
+    starts: int = 30
+    tuning_seed: int = 0
+    budget_factor: float = 1.0
+    long_factor: int = 5
+    geometry: bool = False
+    variants: tuple[str, ...] = tuple(VARIANTS)
+    user_methods: tuple[Method, ...] = ()
+    methods_only: tuple[str, ...] | None = None
 
     def __post_init__(self) -> None:
-        for method in self.methods:
-            lookup("method", method, METHODS)
-        for method in self.methods:
-            matched = METHODS[method].matched_to
-            if matched is not None and matched not in self.methods:
-                raise ValueError(f"suite {self.name}: method {method} needs {matched} in the suite")
-        names = [p.problem for p in self.problems]
-        if len(set(names)) != len(names):
-            raise ValueError(f"suite {self.name}: a problem appears twice: {names}")
-        if self.seeds < 3:
-            raise ValueError(
-                f"suite {self.name}: every verdict needs at least 3 seeds; received {self.seeds}"
-            )
-        if len(self.lr_grid) < 2 or any(not (lr > 0 and math.isfinite(lr)) for lr in self.lr_grid):
-            raise ValueError(f"suite {self.name}: lr_grid must hold at least two positive learning rates")
-        for key, problems in self.claim_problems.items():
-            lookup("claim", key, dict.fromkeys(CLAIM_KEYS))
+        if self.seeds < 5:
+            raise ValueError(f"suite {self.name}: every verdict needs at least 5 seeds; received {self.seeds}")
+        if self.grid_seeds < 3:
+            raise ValueError(f"suite {self.name}: C7 needs at least 3 seeds; received {self.grid_seeds}")
+        if self.starts < 20:
+            raise ValueError(f"suite {self.name}: the 2-D surfaces need at least 20 starts; received {self.starts}")
+        if len(self.grid) < 2 or any(not (lr > 0 and math.isfinite(lr)) for lr in self.grid):
+            raise ValueError(f"suite {self.name}: the grid must hold at least two positive learning rates")
+        for variant in self.variants:
+            lookup("design variation", variant, VARIANTS)
+        known = {p.problem for p in self.problems} | set(self.steps)
+        for problems in (*self.claim_problems.values(), self.formula_problems):
             for problem in problems:
-                lookup(f"problem of suite {self.name}", problem, dict.fromkeys(names))
-        for problem in (*self.formula_problems, *([self.rare_features] if self.rare_features else [])):
-            lookup(f"problem of suite {self.name}", problem, dict.fromkeys(names))
+                lookup(f"problem of suite {self.name}", problem, dict.fromkeys(known))
+        for land in self.steps:
+            lookup("landscape", land, LANDSCAPES)
+        if self.tuning_seed in self.judge_seeds:
+            raise ValueError(f"suite {self.name}: the tuning seed {self.tuning_seed} is also a judging seed")
 
-    def spec(self, problem: str) -> ProblemSpec:
-        """The :class:`ProblemSpec` of ``problem``."""
+    # -- what the claims read ---------------------------------------------------------------
+
+    def data(self, problem: str) -> DataProblem:
+        """The :class:`DataProblem` named ``problem``."""
         return lookup(f"problem of suite {self.name}", problem, {p.problem: p for p in self.problems})
 
-    def methods_on(self, problem: str) -> tuple[str, ...]:
-        """The suite's methods that run on ``problem``, in the suite's order."""
-        allowed = self.spec(problem).methods
-        return tuple(m for m in self.methods if allowed is None or m in allowed)
+    def options(self, problem: str) -> dict[str, Any]:
+        """The options ``problem`` runs with in this suite (its geometry's, under that variation)."""
+        spec = self.data(problem)
+        return {**spec.options, **(spec.geometry if self.geometry else {})}
 
-    def restricted(self, methods: tuple[str, ...] | None, problems: tuple[str, ...] | None) -> Suite:
-        """This suite on a subset of its methods and problems (names checked, closest suggested).
+    def landscape(self, name: str):
+        """The landscape ``name`` as this suite runs it (reshaped under the geometry variation)."""
+        land = LANDSCAPES[name]
+        return land.reshaped(**land.geometry) if self.geometry and land.geometry else land
 
-        A matched method brings the method it is matched to. Claims and checks
-        lose the problems that are dropped.
-        """
-        keep_methods = self.methods
-        if methods is not None:
-            for name in methods:
-                lookup(f"method of suite {self.name}", name, dict.fromkeys(self.methods))
-            chosen = set(methods) | {m for name in methods if (m := METHODS[name].matched_to)}
-            keep_methods = tuple(m for m in self.methods if m in chosen)
-        keep = {p.problem for p in self.problems}
-        if problems is not None:
-            for name in problems:
-                self.spec(name)
-            keep = set(problems)
-        kept = tuple(p for p in self.problems if p.problem in keep)
-        parts = [
-            f"methods {', '.join(keep_methods)}" if methods is not None else "",
-            f"problems {', '.join(p.problem for p in kept)}" if problems is not None else "",
-        ]
-        restriction = " and ".join(part for part in parts if part)
-        return replace(
-            self,
-            summary=f"{self.summary}; restricted to {restriction}" if restriction else self.summary,
-            methods=keep_methods,
-            problems=kept,
-            claim_problems={k: tuple(p for p in v if p in keep) for k, v in self.claim_problems.items()},
-            rare_features=self.rare_features if self.rare_features in keep else None,
-            formula_problems=tuple(p for p in self.formula_problems if p in keep),
-        )
+    def surface_steps(self, name: str) -> int:
+        """The updates on landscape ``name`` (its control runs as long as it does)."""
+        key = LANDSCAPES[name].control_of or name
+        return math.ceil(self.steps[key] * self.budget_factor)
+
+    def reads(self, claim: str) -> tuple[str, ...]:
+        """The problems and landscapes ``claim`` reads in this suite."""
+        return self.claim_problems.get(claim, ())
+
+    def fine_grid(self) -> tuple[float, ...]:
+        """C7's grid: twice as fine as :attr:`grid`, over the same range (it holds the grid's points)."""
+        low = math.log10(self.grid[0]) * self.per_decade
+        high = math.log10(self.grid[-1]) * self.per_decade
+        steps = range(round(2 * low), round(2 * high) + 1)
+        return tuple(_round(10 ** (k / (2 * self.per_decade))) for k in steps)
+
+    @property
+    def judge_seeds(self) -> tuple[int, ...]:
+        """The seeds the verdicts read, 1 to ``seeds``: never a tuning seed (0, or 100 under the variation)."""
+        return tuple(range(1, 1 + self.seeds))
+
+    @property
+    def grid_seed_list(self) -> tuple[int, ...]:
+        """C7's seeds (the first judging seeds)."""
+        return self.judge_seeds[: self.grid_seeds]
+
+    def methods(self) -> dict[str, Method]:
+        """Every method by name: the built-in ones (those kept by ``methods_only``), the user's, and the
+        formula check's mistaken rules (which fill no role)."""
+        built = {n: m for n, m in METHODS.items() if self.methods_only is None or n in self.methods_only}
+        mistakes = {name: mistake_method(name) for name in MISTAKES}
+        return {**built, **{m.name: m for m in self.user_methods}, **mistakes}
+
+    def in_role(self, role: str) -> tuple[str, ...]:
+        """The names of the methods filling ``role``: the built-in one first, then the user's."""
+        return tuple(n for n, m in self.methods().items() if role in m.roles)
+
+    # -- variations -------------------------------------------------------------------------
+
+    def variant(self, name: str) -> Suite:
+        """This suite under design variation ``name`` (see :data:`VARIANTS`); it has no variations itself."""
+        lookup("design variation", name, VARIANTS)
+        plain = replace(self, variants=())
+        if name == "grid-shift":
+            shift = 10 ** (0.5 / self.per_decade)
+            return replace(plain, name=f"{self.name}/grid-shift", grid=tuple(_round(lr * shift) for lr in self.grid))
+        if name == "geometry":
+            return replace(plain, name=f"{self.name}/geometry", geometry=True)
+        if name == "budget":
+            return replace(plain, name=f"{self.name}/budget", budget_factor=2 * self.budget_factor)
+        return replace(plain, name=f"{self.name}/tuning-seed", tuning_seed=self.tuning_seed + 100)
+
+    def with_methods(self, user: tuple[Method, ...]) -> Suite:
+        """This suite with the user's methods added."""
+        return replace(self, user_methods=self.user_methods + tuple(user))
 
     def to_json(self) -> str:
         """This suite as JSON (read back by :meth:`from_json`)."""
@@ -200,151 +227,102 @@ class Suite:
 
 # -- the suites ----------------------------------------------------------------------------
 
-_ALL_METHODS = tuple(METHODS)
-# On a surface with one zero "noise" sample every regime sees the exact gradient, so
-# full-batch, mini-batch and online descent are the same method there: only sgd runs.
-_EXACT = ("sgd", "momentum", "momentum-matched", "adagrad", "rmsprop", "adam")
 
-
-def _surface(problem: str, steps: int, **fields: Any) -> ProblemSpec:
-    """A clean 2-D surface with one (zero) sample: every update is an exact gradient step."""
-    budget = Budget(steps=steps)
-    return ProblemSpec(
-        problem,
-        full_batch=budget,
-        mini_batch=budget,
-        online=budget,
-        options={"n_samples": 1},
-        batch_size=1,
-        methods=_EXACT,
-        observers=("path",),
-        start_jitter=0.25,
-        **fields,
-    )
-
-
-def _noisy_surface(problem: str, epochs: int, **fields: Any) -> ProblemSpec:
-    """A noisy 2-D surface, 100 samples: 5 updates an epoch in batches of 20, 100 online."""
-    updates = epochs * 5
-    return ProblemSpec(
-        problem,
-        full_batch=Budget(steps=updates),
-        mini_batch=Budget(epochs=epochs),
-        online=Budget(samples=updates),
-        batch_size=20,
-        observers=("path",),
-        start_jitter=0.25,
-        **fields,
-    )
-
-
-def _data(problem: str, n_train: int, full_steps: int, epochs: int, eval_every: int = 4, **fields: Any):
-    """A problem with data: one online pass (every sample new), evaluations every few updates.
-
-    Full-batch runs are evaluated after every update (each is a pass over the
-    data), mini-batch runs every ``eval_every`` updates, online runs 20 times.
-    """
-    return ProblemSpec(
+def _data(problem: str, n_train: int, full_steps: int, epochs: int, **fields: Any) -> DataProblem:
+    return DataProblem(
         problem,
         full_batch=Budget(steps=full_steps),
         mini_batch=Budget(epochs=epochs),
         online=Budget(samples=n_train),
-        eval_mini_batch=Every(eval_every),
         eval_online=Every(max(1, n_train // 20), "samples"),
         **fields,
     )
 
 
-_CLAIMS_DEFAULT = {
-    "C1": ("quadratic-deep", "sparse-logreg", "digits-mlp", "mnist1d-mlp", "rosenbrock-noisy"),
-    "C2": ("quadratic-deep", "sparse-logreg", "digits-mlp", "mnist1d-mlp"),
-    "C3": ("saddle", "trap"),
-    "C4": ("quadratic2d-outliers", "rosenbrock-outliers"),
-    "C5": ("sparse-logreg",),
-    "C6": ("quadratic-deep", "sparse-logreg", "digits-mlp", "mnist1d-mlp"),
-    "C7": ("quadratic-deep", "sparse-logreg", "digits-mlp", "mnist1d-mlp", "rosenbrock-noisy"),
-}
+_QUADRATIC = _data("quadratic-deep", 1000, 300, 10, geometry={"data_seed": 1})
+_SPARSE = _data("sparse-logreg", 2000, 200, 10, geometry={"zipf": 1.3})
+_DIGITS = _data("digits-mlp", 1437, 200, 10, geometry={"hidden": 32})
+
+_SADDLES = ("saddle", "saddle-narrow", "saddle-stiff", "trap")
+_STEPS = {"saddle": 150, "saddle-narrow": 600, "saddle-stiff": 1500, "trap": 300}
+_NOISY = {"quadratic2d-outliers": 300, "rosenbrock-outliers": 500, "quadratic2d-noisy": 300, "rosenbrock-noisy": 500}
 
 _DEFAULT = Suite(
     name="default",
-    summary="every method on nine problems, 10-point half-decade lr grid, best setting rerun with 5 seeds",
-    methods=_ALL_METHODS,
-    problems=(
-        _surface("saddle", 150),
-        _surface("trap", 300),
-        _noisy_surface("rosenbrock-noisy", 120),
-        _noisy_surface("quadratic2d-outliers", 100),
-        _noisy_surface("rosenbrock-outliers", 100),
-        _data("quadratic-deep", 1000, full_steps=300, epochs=10),
-        _data("sparse-logreg", 2000, full_steps=200, epochs=10),
-        _data("digits-mlp", 1437, full_steps=200, epochs=10),
-        _data("mnist1d-mlp", 3200, full_steps=100, epochs=6),
-    ),
-    lr_grid=log_grid(-3.5, 1),
-    seeds=5,
-    claim_problems=_CLAIMS_DEFAULT,
-    rare_features="sparse-logreg",
-    formula_problems=("quadratic-deep", "sparse-logreg", "digits-mlp"),
+    summary="three data problems and eight 2-D landscapes; 10-point half-decade grid (C7: 19 points); "
+    "5 judging seeds, 30 starts; four design variations",
+    problems=(_QUADRATIC, _SPARSE, _DIGITS),
+    steps={**_STEPS, **_NOISY},
+    grid=log_grid(-3.5, 1),
+    per_decade=2,
+    claim_problems={
+        "C1": ("quadratic-deep", "sparse-logreg", "digits-mlp"),
+        "C2": ("quadratic-deep", "sparse-logreg", "digits-mlp"),
+        "C3": _SADDLES,
+        "C4": ("quadratic2d-outliers", "rosenbrock-outliers"),
+        "C5": ("sparse-logreg",),
+        "C6": ("quadratic-deep", "sparse-logreg"),
+        "C7": ("quadratic-deep", "sparse-logreg", "quadratic2d-noisy", "rosenbrock-noisy"),
+    },
+    formula_problems=("quadratic-deep", "sparse-logreg"),
 )
 
 _QUICK = Suite(
     name="quick",
-    summary="every method on six smaller problems, 6-point decade lr grid, best setting rerun with 3 seeds",
-    methods=_ALL_METHODS,
+    summary="two small data problems and the 2-D landscapes; a one-point-a-decade grid (C7: two a decade); "
+    "5 judging seeds, 20 starts; the grid-shift variation",
     problems=(
-        _surface("saddle", 150),
-        _surface("trap", 300),
-        _noisy_surface("rosenbrock-noisy", 100),
-        _noisy_surface("quadratic2d-outliers", 60),
-        _data("quadratic-deep", 500, full_steps=150, epochs=6, options={"n_train": 500}),
-        _data("sparse-logreg", 1000, full_steps=100, epochs=6, options={"n_train": 1000, "n_test": 1000}),
+        _data("quadratic-deep", 500, 150, 6, options={"n_train": 500}, geometry={"data_seed": 1}),
+        _data("sparse-logreg", 600, 100, 6, options={"n_train": 600, "n_test": 1000}, geometry={"zipf": 1.3}),
     ),
-    lr_grid=log_grid(-4, 1, per_decade=1),
-    seeds=3,
+    steps={**_STEPS, **{k: v // 2 for k, v in _NOISY.items()}},
+    grid=log_grid(-4, 1, per_decade=1),
+    per_decade=1,
     claim_problems={
-        "C1": ("quadratic-deep", "sparse-logreg", "rosenbrock-noisy"),
+        "C1": ("quadratic-deep", "sparse-logreg"),
         "C2": ("quadratic-deep", "sparse-logreg"),
-        "C3": ("saddle", "trap"),
-        "C4": ("quadratic2d-outliers",),
+        "C3": _SADDLES,
+        "C4": ("quadratic2d-outliers", "rosenbrock-outliers"),
         "C5": ("sparse-logreg",),
         "C6": ("quadratic-deep", "sparse-logreg"),
-        "C7": ("quadratic-deep", "sparse-logreg", "rosenbrock-noisy"),
+        "C7": ("quadratic-deep", "quadratic2d-noisy", "rosenbrock-noisy"),
     },
-    rare_features="sparse-logreg",
-    formula_problems=("rosenbrock-noisy", "quadratic-deep", "sparse-logreg"),
+    formula_problems=("quadratic-deep", "sparse-logreg"),
+    starts=20,
+    long_factor=5,
+    variants=("grid-shift",),
 )
 
 # For the tests: every claim and figure has data, in seconds. The numbers mean little.
 _TINY = Suite(
     name="tiny",
     summary="a few short runs per claim, for the tests; its verdicts mean nothing",
-    methods=_ALL_METHODS,
     problems=(
-        _surface("saddle", 20),
-        _noisy_surface("quadratic2d-outliers", 4),
         _data(
             "sparse-logreg",
             100,
-            full_steps=5,
-            epochs=2,
-            eval_every=1,
+            5,
+            2,
             options={"n_train": 100, "n_test": 100, "n_features": 200},
+            geometry={"zipf": 1.3},
         ),
     ),
-    lr_grid=(0.01, 0.1, 1.0),
-    seeds=3,
+    steps={"saddle": 20, "trap": 20, "quadratic2d-outliers": 20, "quadratic2d-noisy": 20},
+    grid=(0.01, 0.1, 1.0),
+    per_decade=1,
     claim_problems={
         "C1": ("sparse-logreg",),
         "C2": ("sparse-logreg",),
-        "C3": ("saddle",),
+        "C3": ("saddle", "trap"),
         "C4": ("quadratic2d-outliers",),
         "C5": ("sparse-logreg",),
         "C6": ("sparse-logreg",),
-        "C7": ("sparse-logreg", "quadratic2d-outliers"),
+        "C7": ("sparse-logreg", "quadratic2d-noisy"),
     },
-    rare_features="sparse-logreg",
-    rare_snapshots=Every(50, "samples"),
-    formula_problems=("quadratic2d-outliers", "sparse-logreg"),
+    formula_problems=("sparse-logreg",),
+    starts=20,
+    long_factor=2,
+    variants=("grid-shift",),
 )
 
 #: The one name -> suite table.

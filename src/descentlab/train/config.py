@@ -19,6 +19,9 @@ from .. import _serde
 Unit = Literal["steps", "samples", "epochs", "seconds"]
 UNITS: tuple[str, ...] = ("steps", "samples", "epochs", "seconds")
 REGIMES: tuple[str, ...] = ("full-batch", "mini-batch", "online")
+#: How a run uses the problem's test split: all of it as the held-out set, or split in two halves,
+#: a validation half (for tuning) and a test half (for judging); see :class:`RunConfig`.
+HELD_OUT: tuple[str, ...] = ("all", "split")
 
 
 # Each check normalises what it accepts: a NumPy integer or float (a value read
@@ -248,7 +251,12 @@ class RunConfig:
     (see its class). ``observers`` names built-in observers (see
     :data:`descentlab.train.OBSERVERS`), such as ``"path"`` for the parameter
     trajectory on a 2-D surface. ``eval_every`` defaults to once per epoch (every
-    1,000 samples for a stream).
+    1,000 samples for a stream). ``held_out="split"`` cuts the problem's test
+    split in two halves: the second is the held-out set of the record, the
+    first a validation set whose loss is recorded at the same evaluations as
+    the observation ``"validation"``, so that one run serves both tuning
+    (which reads the validation half) and judging (which reads the other);
+    a test split of one sample (the noise-free 2-D surfaces) is used whole by both.
 
     >>> config = RunConfig("digits-mlp", "adam", {"lr": 1e-3}, budget=Budget(epochs=2))
     >>> RunConfig.from_json(config.to_json()) == config
@@ -269,6 +277,7 @@ class RunConfig:
     problem_options: dict[str, Any] = field(default_factory=dict)
     observers: tuple[str, ...] = ()
     skip_nonfinite: bool = False
+    held_out: Literal["all", "split"] = "all"
 
     def __post_init__(self) -> None:
         for name in ("problem", "optimizer"):
@@ -296,6 +305,10 @@ class RunConfig:
                 )
         if not isinstance(self.budget, Budget):
             raise ValueError(f"RunConfig: budget must be a Budget; received {self.budget!r}")
+        if self.held_out not in HELD_OUT:
+            raise ValueError(
+                f"RunConfig: held_out must be one of {', '.join(HELD_OUT)}; received held_out={self.held_out!r}"
+            )
         if not isinstance(self.observers, tuple):
             object.__setattr__(self, "observers", tuple(self.observers))
 

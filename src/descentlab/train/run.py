@@ -22,7 +22,7 @@ from .._registry import lookup
 from ..optim import get_optimizer
 from ..problems import make_problem
 from .config import Budget, Every, RunConfig, Schedule
-from .data import accuracy
+from .data import accuracy, evaluate
 from .loop import fit
 from .observers import Observer, get_observer
 from .progress import ProgressBar
@@ -134,6 +134,30 @@ def default_config(
     )
 
 
+def halves(data: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
+    """A finite data set cut in a first and a second half (a single sample is used whole by both).
+
+    >>> first, second = halves((torch.arange(5.0),))
+    >>> first[0].tolist(), second[0].tolist()
+    ([0.0, 1.0], [2.0, 3.0, 4.0])
+    """
+    n = len(data[0])
+    if n < 2:
+        return data, data
+    return tuple(t[: n // 2] for t in data), tuple(t[n // 2 :] for t in data)
+
+
+def validation_observer(
+    data: tuple[torch.Tensor, ...], loss: Any, every: Every | None, chunk_size: int
+) -> Observer:
+    """Records the mean loss on ``data`` as ``"validation"``, at the held-out evaluations' interval."""
+
+    def observe(snapshot: Any) -> float:
+        return evaluate(snapshot.model, data, loss, None, chunk_size)[0]
+
+    return Observer("validation", observe, every or Every(1, "epochs"))
+
+
 def run_id(config: RunConfig) -> str:
     """What identifies a run for resuming: the configuration without its budget.
 
@@ -175,6 +199,10 @@ def run(
     problem = make_problem(config.problem, **config.problem_options)
     watchers = [get_observer(name) for name in config.observers] + list(observers)
     splits = problem.splits()
+    held_out = splits.test
+    if config.held_out == "split":
+        validation, held_out = halves(splits.test)
+        watchers.append(validation_observer(validation, problem.loss, config.eval_every, config.chunk_size))
     model = problem.model(config.seed)
     if optimizer_factory is None:
         optimizer = build_optimizer(
@@ -190,7 +218,7 @@ def run(
         loss=problem.loss,
         budget=config.budget,
         regime=config.regime_settings(),
-        held_out=splits.test,
+        held_out=held_out,
         accuracy=accuracy if problem.classification else None,
         scheduler=scheduler,
         scheduler_interval=config.schedule.interval if config.schedule else "step",

@@ -1,0 +1,164 @@
+"""What a claim is: one unit that declares everything about itself, and the one way claims are judged.
+
+A :class:`Claim` declares its statement, the tutorial's sentence it tests,
+the roles it needs, the tuned rates and runs it needs (pure functions of the
+suite and the tuned rates), its sub-claims, its figures and its text. Each
+:class:`SubClaim` declares its measure, its effect (a statistic of a table of
+units, see :mod:`descentlab.lab.stats`), the minimum effect that counts, its
+control, and how to read its cases from the evidence. :func:`judge` turns
+the cases into estimates, intervals and verdicts the same way for every
+claim: nothing outside a claim's module knows what it measures.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .. import stats
+from ..evidence import Evidence
+from ..findings import CaseFinding, ClaimFinding, SubFinding
+from ..plan import Rates, Run, Tune
+from ..suite import VARIANTS, Suite
+
+
+@dataclass(frozen=True)
+class Case:
+    """One case's measurements: a table of units (rows) for the claim and for its control.
+
+    ``rows`` and ``control`` have the columns the sub-claim's statistic
+    reads; ``control`` is None where the case has no control of its own
+    (then the sub-claim's control is judged from the cases that have one).
+    ``numbers`` are context for the reader (tuned rates, success rates);
+    ``statistic`` replaces the sub-claim's where a case's table has its own
+    shape (a grid of its own length).
+    """
+
+    label: str
+    rows: np.ndarray
+    control: np.ndarray | None = None
+    numbers: dict[str, Any] = field(default_factory=dict)
+    note: str = ""
+    statistic: stats.Statistic | None = None
+
+
+@dataclass(frozen=True)
+class SubClaim:
+    """One part of a claim, judged on its own (see the module docstring)."""
+
+    id: str
+    statement: str
+    measure: str
+    effect: str
+    control: str
+    min_effect: float
+    statistic: stats.Statistic | None
+    cases: Callable[[Evidence], list[Case]]
+
+
+@dataclass(frozen=True)
+class Figure:
+    """A figure a claim draws: file name, caption, and the function that draws it (False: no data)."""
+
+    name: str
+    caption: str
+    draw: Callable[[Evidence, Path], bool]
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A usual claim about these methods, with everything needed to test it (see the module docstring).
+
+    ``variations`` are the design variations that apply; ``not_varied``
+    says why the others do not.
+    """
+
+    id: str
+    title: str
+    statement: str
+    source: str
+    roles: tuple[str, ...]
+    subclaims: tuple[SubClaim, ...]
+    tunes: Callable[[Suite], list[Tune]]
+    runs: Callable[[Suite, Rates], list[Run]]
+    text: str = ""
+    figures: tuple[Figure, ...] = ()
+    variations: tuple[str, ...] = tuple(VARIANTS)
+    not_varied: dict[str, str] = field(default_factory=dict)
+
+
+def judge(claim: Claim, evidence: Evidence) -> ClaimFinding:
+    """The claim's finding on ``evidence``: every case estimated and judged, sub-claims and claim combined."""
+    subs = []
+    for sub in claim.subclaims:
+        cases = []
+        estimates, controls = [], []
+        for case in sub.cases(evidence):
+            name = f"{claim.id}/{sub.id}/{case.label}"
+            statistic = case.statistic or sub.statistic
+            if statistic is None:
+                raise ValueError(f"{name}: neither the case nor the sub-claim has a statistic")
+            estimate = stats.bootstrap(case.rows, statistic, name=name) if len(case.rows) else stats.NOT_MEASURED
+            control = (
+                stats.bootstrap(case.control, statistic, name=name + "/control")
+                if case.control is not None and len(case.control)
+                else None
+            )
+            verdict = stats.case_verdict(estimate, sub.min_effect, control)
+            estimates.append(estimate)
+            if control is not None:
+                controls.append(control)
+            cases.append(
+                CaseFinding(
+                    label=case.label,
+                    effect=estimate.effect,
+                    low=estimate.low,
+                    high=estimate.high,
+                    control_effect=control.effect if control is not None else float("nan"),
+                    control_low=control.low if control is not None else float("nan"),
+                    control_high=control.high if control is not None else float("nan"),
+                    verdict=verdict,
+                    units=estimate.units,
+                    control_agrees=stats.control_agrees(estimate, sub.min_effect, control),
+                    numbers=dict(case.numbers),
+                    note=case.note,
+                )
+            )
+        pooled = stats.pooled(estimates, name=f"{claim.id}/{sub.id}")
+        pooled_control = stats.pooled(controls, name=f"{claim.id}/{sub.id}/control")
+        subs.append(
+            SubFinding(
+                id=f"{claim.id}.{sub.id}",
+                statement=sub.statement,
+                measure=sub.measure,
+                effect_text=sub.effect,
+                control_text=sub.control,
+                min_effect=sub.min_effect,
+                effect=pooled.effect,
+                low=pooled.low,
+                high=pooled.high,
+                control_effect=pooled_control.effect,
+                control_low=pooled_control.low,
+                control_high=pooled_control.high,
+                verdict=stats.combine_cases([c.verdict for c in cases]),
+                cases=tuple(cases),
+                not_varied=dict(claim.not_varied),
+            )
+        )
+    return ClaimFinding(
+        id=claim.id,
+        title=claim.title,
+        statement=claim.statement,
+        source=claim.source,
+        verdict=stats.combine_subclaims([s.verdict for s in subs]),
+        subclaims=tuple(subs),
+    )
+
+
+def rows(*columns: Sequence[float]) -> np.ndarray:
+    """A table of units from its columns (equal lengths)."""
+    return np.column_stack([np.asarray(c, dtype=float) for c in columns]) if columns else np.zeros((0, 0))

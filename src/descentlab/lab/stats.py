@@ -1,0 +1,226 @@
+r"""The lab's statistics: paired effects with bootstrap intervals, and the verdict rules.
+
+A *case* (one problem or surface of a claim) is a table of *units*, one row
+per independent replicate (a seed, or a start on a 2-D surface), with the
+same columns for every unit: for instance the updates plain descent and
+momentum needed to leave the saddle from that start. The effect is a
+statistic of the whole table (a mean of paired log ratios, a ratio of means),
+so that resampling whole rows keeps the pairing. Its 95% interval is the
+percentile bootstrap over rows (:func:`bootstrap`), with a generator seeded
+from the case's name, so the same data give the same interval.
+
+Verdicts (stated in the report, tested in ``tests/lab/test_stats.py``):
+
+- a **case** is *supported* when its interval lies above the claim's minimum
+  effect :math:`\delta`, *contradicted* when it lies below :math:`-\delta`,
+  *inconclusive* otherwise; and it is *inconclusive (the control agrees)*
+  when the same measure on the control, where the claimed mechanism is
+  absent, is supported too: such a measure does not test the claim;
+- a **sub-claim** is *supported* when at least half its cases are supported
+  and none contradicted, *contradicted* likewise, *depends* when some cases
+  go each way (the report lists which), *inconclusive* otherwise;
+- a **claim** is *supported* when every sub-claim is, *contradicted* when
+  every decided sub-claim is contradicted, *depends* when its sub-claims
+  disagree, *inconclusive* otherwise.
+
+>>> rows = np.array([[2.0, 1.0], [4.0, 2.0], [8.0, 3.0], [6.0, 3.0], [5.0, 2.0]])
+>>> effect = lambda t: float(np.mean(np.log(t[:, 0] / t[:, 1])))
+>>> estimate = bootstrap(rows, effect, name="demo")
+>>> round(estimate.effect, 3), estimate.low > 0
+(0.788, True)
+>>> case_verdict(estimate, min_effect=0.2)
+'supported'
+"""
+
+from __future__ import annotations
+
+import math
+import zlib
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+SUPPORTED = "supported"
+CONTRADICTED = "contradicted"
+INCONCLUSIVE = "inconclusive"
+DEPENDS = "depends"
+VERDICTS = (SUPPORTED, CONTRADICTED, DEPENDS, INCONCLUSIVE)
+
+#: Bootstrap resamples per interval: enough for a stable 2.5% quantile (Efron and Tibshirani suggest >= 1000).
+RESAMPLES = 2000
+LEVEL = 0.95
+
+Statistic = Callable[[np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """An effect, its 95% bootstrap interval, and the number of units it came from.
+
+    ``replicates`` keeps the bootstrap distribution (for pooling cases);
+    NaN effects mean the statistic could not be computed (no units).
+    """
+
+    effect: float
+    low: float
+    high: float
+    units: int
+    replicates: np.ndarray = field(default_factory=lambda: np.zeros(0), repr=False, compare=False)
+
+    @property
+    def ci(self) -> tuple[float, float]:
+        """The interval as a (low, high) pair."""
+        return (self.low, self.high)
+
+    @property
+    def measured(self) -> bool:
+        """Whether the effect could be computed."""
+        return math.isfinite(self.effect)
+
+
+NOT_MEASURED = Estimate(math.nan, math.nan, math.nan, 0)
+
+
+def _seed(name: str) -> int:
+    return zlib.crc32(name.encode())
+
+
+def bootstrap(rows: np.ndarray, statistic: Statistic, *, name: str, resamples: int = RESAMPLES) -> Estimate:
+    """The statistic of ``rows`` and its percentile-bootstrap 95% interval, resampling whole rows.
+
+    Resamples whose statistic is not finite (a ratio over a resample of
+    zeros) are left out of the interval; if most are, the interval is
+    infinite and no verdict can rest on it.
+    """
+    rows = np.asarray(rows, dtype=float)
+    if rows.ndim == 1:
+        rows = rows[:, None]
+    n = len(rows)
+    if n == 0:
+        return NOT_MEASURED
+    effect = statistic(rows)
+    if not math.isfinite(effect):
+        return Estimate(math.nan, math.nan, math.nan, n)
+    rng = np.random.default_rng(_seed(name))
+    picks = rng.integers(0, n, size=(resamples, n))
+    replicates = np.array([statistic(rows[p]) for p in picks], dtype=float)
+    finite = replicates[np.isfinite(replicates)]
+    if len(finite) < 0.9 * resamples:
+        return Estimate(effect, -math.inf, math.inf, n, replicates)
+    alpha = (1 - LEVEL) / 2
+    low, high = np.quantile(finite, [alpha, 1 - alpha])
+    return Estimate(float(effect), float(low), float(high), n, replicates)
+
+
+def pooled(estimates: Sequence[Estimate], *, name: str) -> Estimate:
+    """The mean effect over cases, with an interval from their bootstrap distributions.
+
+    Each pooled replicate is the mean of one replicate drawn from every
+    case's bootstrap distribution (cases are independent units of their own).
+    """
+    usable = [e for e in estimates if e.measured and len(e.replicates)]
+    if not usable:
+        return NOT_MEASURED
+    rng = np.random.default_rng(_seed(name))
+    draws = np.stack([rng.choice(e.replicates, size=RESAMPLES) for e in usable])
+    means = draws.mean(axis=0)
+    finite = means[np.isfinite(means)]
+    effect = float(np.mean([e.effect for e in usable]))
+    if len(finite) < 0.9 * RESAMPLES:
+        return Estimate(effect, -math.inf, math.inf, sum(e.units for e in usable))
+    low, high = np.quantile(finite, [(1 - LEVEL) / 2, 1 - (1 - LEVEL) / 2])
+    return Estimate(effect, float(low), float(high), sum(e.units for e in usable), means)
+
+
+def case_verdict(estimate: Estimate, min_effect: float, control: Estimate | None = None) -> str:
+    """A case's verdict from its interval, the minimum effect, and its control (see the module docstring).
+
+    >>> case_verdict(Estimate(1.0, 0.5, 1.5, 5), 0.2)
+    'supported'
+    >>> case_verdict(Estimate(-1.0, -1.5, -0.5, 5), 0.2)
+    'contradicted'
+    >>> case_verdict(Estimate(1.0, 0.5, 1.5, 5), 0.2, control=Estimate(1.0, 0.4, 1.6, 5))
+    'inconclusive'
+    """
+    if not estimate.measured:
+        return INCONCLUSIVE
+    if estimate.low > min_effect:
+        if control is not None and control.measured and control.low > min_effect:
+            return INCONCLUSIVE
+        return SUPPORTED
+    if estimate.high < -min_effect:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def control_agrees(estimate: Estimate, min_effect: float, control: Estimate | None) -> bool:
+    """Whether the control gives the support the case gives: then the measure does not test the claim."""
+    return (
+        control is not None
+        and estimate.measured
+        and control.measured
+        and estimate.low > min_effect
+        and control.low > min_effect
+    )
+
+
+def combine_cases(verdicts: Sequence[str]) -> str:
+    """A sub-claim's verdict from its cases' (see the module docstring).
+
+    >>> combine_cases(["supported", "supported", "inconclusive"])
+    'supported'
+    >>> combine_cases(["supported", "contradicted"]), combine_cases(["supported", "inconclusive", "inconclusive"])
+    ('depends', 'inconclusive')
+    """
+    if not verdicts:
+        return INCONCLUSIVE
+    yes, no = verdicts.count(SUPPORTED), verdicts.count(CONTRADICTED)
+    if yes and no:
+        return DEPENDS
+    if yes and yes >= len(verdicts) / 2:
+        return SUPPORTED
+    if no and no >= len(verdicts) / 2:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+def combine_subclaims(verdicts: Sequence[str]) -> str:
+    """A claim's verdict from its sub-claims' (see the module docstring).
+
+    >>> combine_subclaims(["supported", "supported"]), combine_subclaims(["supported", "contradicted"])
+    ('supported', 'depends')
+    >>> combine_subclaims(["supported", "inconclusive"]), combine_subclaims(["contradicted", "inconclusive"])
+    ('inconclusive', 'contradicted')
+    """
+    if not verdicts:
+        return INCONCLUSIVE
+    if all(v == SUPPORTED for v in verdicts):
+        return SUPPORTED
+    if SUPPORTED in verdicts and (CONTRADICTED in verdicts or DEPENDS in verdicts):
+        return DEPENDS
+    if DEPENDS in verdicts:
+        return DEPENDS
+    if CONTRADICTED in verdicts and SUPPORTED not in verdicts:
+        return CONTRADICTED
+    return INCONCLUSIVE
+
+
+# -- statistics used by several claims ------------------------------------------------------
+
+
+def mean_log_ratio(rows: np.ndarray) -> float:
+    """Mean over units of log(column 0 / column 1): 0.69 is "twice as large", paired per unit."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        values = np.log(rows[:, 0] / rows[:, 1])
+    return float(np.mean(values)) if np.all(np.isfinite(values)) else math.nan
+
+
+def mean_difference(rows: np.ndarray) -> float:
+    """Mean over units of column 0 minus column 1."""
+    return float(np.mean(rows[:, 0] - rows[:, 1]))
+
+
+def success_rate(rows: np.ndarray) -> float:
+    """The share of units whose column holds a finite value (the others never got there)."""
+    return float(np.mean(np.isfinite(rows)))
