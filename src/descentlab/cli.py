@@ -219,17 +219,21 @@ def _sweep(args: argparse.Namespace) -> int:
 
 def _compare(args: argparse.Namespace) -> int:
     from .lab.compare import DEFAULT_OUT, PhaseLines, compare, prepare
+    from .lab.methods import load_methods, parse_method
     from .lab.suite import get_suite
 
     # Everything is checked before anything runs or is written: names, flags, the
-    # output directory and a store already in it.
+    # user's methods (imported and built once), the output directory and a store in it.
     if args.quick and args.suite is not None:
         raise ValueError("--quick is --suite quick; give one of them")
     suite = get_suite("quick" if args.quick else (args.suite or "default"))
-    methods = _csv(args.methods)
-    problems = _csv(args.problems)
-    if methods is not None or problems is not None:
-        suite = suite.restricted(methods, problems)
+    user = [parse_method(text) for text in args.method]
+    if args.methods_file:
+        user += load_methods(args.methods_file)
+    names = [m.name for m in user]
+    if len(set(names)) != len(names):
+        raise ValueError(f"a method name is given twice: {names}")
+    suite = suite.restricted(_csv(args.claims), _csv(args.problems)).with_methods(tuple(user))
     _check_executor_flags(args)
     out = Path(args.out) if args.out else DEFAULT_OUT
     prepare(out)
@@ -239,12 +243,13 @@ def _compare(args: argparse.Namespace) -> int:
     with executor:
         try:
             path, findings = compare(
-                out, suite, executor=executor, progress=lines,
-                on_report=lambda: lines.note("report: drawing the figures and writing the page"),
+                out, suite, executor=executor, progress=lines, note=lines.note,
+                on_report=lambda: lines.note("report: judging, drawing the figures and writing the page"),
             )  # fmt: skip
         finally:
             lines.close()
     _print_verdicts(findings)
+    print(f"findings    {path.parent / 'findings.json'}")
     print(f"report      {path}")
     return 0
 
@@ -254,15 +259,21 @@ def _report(args: argparse.Namespace) -> int:
 
     path, findings = render(args.directory)
     _print_verdicts(findings)
+    print(f"findings    {path.parent / 'findings.json'}")
     print(f"report      {path}")
     return 0
 
 
 def _print_verdicts(findings) -> None:
-    from .lab.claims import CLAIMS
-
-    for claim in CLAIMS.values():
-        print(f"{claim.key:<4}{findings[claim.key][0].verdict:<15}{claim.statement}")
+    failed = [c for c in findings.calibration if not c.get("pass")]
+    if findings.calibration:
+        print(f"calibration {len(findings.calibration) - len(failed)}/{len(findings.calibration)} checks pass"
+              + (f" (failed: {', '.join(c['id'] for c in failed)})" if failed else ""))  # fmt: skip
+    for claim in findings.claims:
+        robust = "robust" if claim.robust else "not robust"
+        print(f"{claim.id:<4}{claim.verdict:<14}{robust:<12}{claim.statement}")
+        for sub in claim.subclaims:
+            print(f"    {sub.id:<16}{sub.verdict:<14}effect {sub.effect:.3g} [{sub.low:.3g}, {sub.high:.3g}]")
 
 
 def _csv(text: str | None) -> tuple[str, ...] | None:
@@ -404,11 +415,23 @@ def build_parser() -> argparse.ArgumentParser:
     comparer.add_argument(
         "--quick",
         action="store_true",
-        help="the quick suite (under a minute on 2 cores; the default suite takes about 3)",
+        help="the quick suite (about 2 minutes on 2 cores; the default suite takes about 15)",
     )
     comparer.add_argument("--suite", help="a suite by name: default, quick or tiny (for tests)")
-    comparer.add_argument("--methods", metavar="A,B", help="only these methods of the suite")
-    comparer.add_argument("--problems", metavar="X,Y", help="only these problems of the suite")
+    comparer.add_argument("--claims", metavar="C1,C3", help="only these claims")
+    comparer.add_argument("--problems", metavar="X,Y", help="only these problems and 2-D landscapes of the suite")
+    comparer.add_argument(
+        "--method",
+        action="append",
+        default=[],
+        metavar="NAME=OPTIMIZER;role=ROLE[;KEY=VALUE]",
+        help="your own method, judged by the same protocol in the roles given: a registry optimizer or a "
+        "torch.optim.Optimizer subclass as module:Class, with fixed hyperparameters, e.g. "
+        "'mine=mypkg.optim:Mine;role=adam;betas=[0.9,0.99]' (repeatable)",
+    )
+    comparer.add_argument(
+        "--methods-file", metavar="FILE", help="your own methods from a TOML file (one table per method)"
+    )
     _add_executor_flags(comparer)
 
     reporter = commands.add_parser(

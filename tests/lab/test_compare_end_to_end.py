@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import os
 import re
 import sqlite3
@@ -18,11 +19,11 @@ import pytest
 
 from browser import check_page, find_chromium
 from descentlab.cli import main
-from descentlab.lab.claims import CLAIMS
-from descentlab.lab.compare import MANIFEST, REPORT
+from descentlab.lab.compare import FINDINGS, MANIFEST, REPORT
 from descentlab.lab.store import STORE_FILENAME
+from descentlab.lab.suite import get_suite
 
-PHASES = ("tune", "seeds", "checks: rare features", "checks: formulas")
+PHASES = ("tune", "judge", "grid-shift: tune", "grid-shift: judge")
 
 
 def _compare(out: Path, capsys) -> tuple[str, str]:
@@ -48,20 +49,46 @@ def _images(html: str) -> list[str]:
 
 def _rows(path: Path) -> list[tuple]:
     with sqlite3.connect(path) as db:
-        return db.execute("SELECT experiment, key, finished_at FROM runs ORDER BY id").fetchall()
+        runs = db.execute("SELECT experiment, key, finished_at FROM runs ORDER BY id").fetchall()
+        results = db.execute("SELECT * FROM results ORDER BY rowid").fetchall()
+    return runs + results
 
 
-def test_compare_writes_a_store_a_report_and_its_figures(first_run):
+def _verdict_lines(stdout: str) -> list[str]:
+    return [line for line in stdout.splitlines() if re.match(r"C\d ", line)]
+
+
+def test_compare_writes_a_store_findings_a_report_and_its_figures(first_run):
     out, stdout, stderr = first_run
-    assert {p.name for p in out.iterdir()} >= {STORE_FILENAME, MANIFEST, REPORT, "figures"}
+    assert {p.name for p in out.iterdir()} >= {STORE_FILENAME, MANIFEST, REPORT, FINDINGS, "figures"}
     assert f"report      {out / REPORT}" in stdout
-    for key in CLAIMS:
-        assert re.search(rf"^{key}\s+(supported|not supported|mixed|not measured)\s", stdout, re.M)
-    # Not a terminal: one line per phase.
+    assert re.search(r"^calibration \d+/\d+ checks pass", stdout, re.M)
+    suite = get_suite("tiny")
+    for key in suite.claims():
+        assert re.search(rf"^{key}\s+(supported|contradicted|depends|inconclusive)\s+(robust|not robust)", stdout, re.M)
+    # Not a terminal: one line per phase, the design variation's phases included.
     for phase in PHASES:
-        assert re.search(rf"^{re.escape(phase)}: (\d+)/\1 runs \(0 already stored\)", stderr, re.M), stderr
-    experiments = {row[0] for row in _rows(out / STORE_FILENAME)}
-    assert experiments == {"tune", "seeds", "rare-features", "formula-check"}
+        assert re.search(rf"^{re.escape(phase)}: (\d+)/\1 runs \(\d+ already stored\)", stderr, re.M), stderr
+
+
+def test_findings_json_holds_every_verdict_with_its_interval_control_and_variations(first_run):
+    out, stdout, _ = first_run
+    data = json.loads((out / FINDINGS).read_text())
+    suite = get_suite("tiny")
+    assert [c["id"] for c in data["claims"]] == list(suite.claims())
+    assert data["calibration"] and all({"id", "predicted", "measured", "pass"} <= set(c) for c in data["calibration"])
+    for claim in data["claims"]:
+        assert {"id", "statement", "source", "verdict", "subclaims"} <= set(claim)
+        for sub in claim["subclaims"]:
+            assert {"id", "measure", "effect", "ci", "min_effect", "verdict", "robust", "control", "variants"} <= set(sub)
+            assert len(sub["ci"]) == 2 and {"effect", "ci"} <= set(sub["control"])
+            assert set(sub["variants"]) == set(suite.variants)
+            assert sub["robust"] == all(v == sub["verdict"] for v in sub["variants"].values())
+            assert sub["cases"], sub["id"]
+    # the printed verdicts are the findings'
+    printed = {line.split()[0]: line.split()[1] for line in _verdict_lines(stdout)}
+    assert printed == {c["id"]: c["verdict"] for c in data["claims"]}
+    assert data["formula"] and {"mistake", "problem", "excess_ratio", "mechanism"} <= set(data["formula"][0])
 
 
 def test_every_figure_is_drawn_and_referenced_and_nothing_is_fetched(first_run):
@@ -71,55 +98,45 @@ def test_every_figure_is_drawn_and_referenced_and_nothing_is_fetched(first_run):
     files = {p.name for p in (out / "figures").iterdir()}
     assert {Path(src).name for src in referenced} == files
     assert all(src.startswith("figures/") for src in referenced)
-    kinds = ["paths-", "curves-", "sensitivity-", "effective-lr-", "profiles.png", "formula-"]
-    kinds += [f"claim-c{i}.png" for i in range(1, 8)]
-    for kind in kinds:
-        assert any(name.startswith(kind) for name in files), kind
-    assert any(name.endswith(".gif") for name in files)
+    for claim in get_suite("tiny").claims():
+        assert f"{claim.lower()}-effects.png" in files
     for name in files:
-        head = (out / "figures" / name).read_bytes()[:8]
-        assert head.startswith(b"\x89PNG") or head.startswith(b"GIF8")
+        assert (out / "figures" / name).read_bytes()[:8].startswith(b"\x89PNG")
     # Self-contained: no script, no address outside the directory.
     assert "<script" not in html.lower()
     assert not re.search(r"(src|href)=\"(https?:|//)", html)
 
 
-def test_every_claim_section_has_its_rule_numbers_verdict_and_neighbouring_rules(first_run):
+def test_every_sub_claim_section_shows_its_effect_interval_control_and_variations(first_run):
     out, _, _ = first_run
     html = (out / REPORT).read_text()
-    printed = {
-        line[:4].strip(): line[4:19].strip() for line in first_run[1].splitlines() if re.match(r"C\d ", line)
-    }
-    for key, claim in CLAIMS.items():
-        section = html.split(f'<section id="{key}">', 1)[1].split("</section>", 1)[0]
-        assert "Rule, written before the runs." in section
-        verdict = re.search(r'<b>Verdict:</b> <span class="verdict [a-z-]+">([^<]+)</span>', section)
-        assert verdict and verdict.group(1) == printed[key], (key, printed)  # the page says what was printed
-        assert "<h3>Numbers (medians over seeds)</h3>" in section and "<table>" in section
-        neighbours = section.split("<h3>Neighbouring rules</h3>", 1)[1]
-        assert neighbours.count("<tr>") == 1 + 1 + len(claim.neighbours)  # header, declared, neighbours
-        assert claim.name in section
-    assert 'id="formula"' in html and "adam-no-sqrt" in html
+    data = json.loads((out / FINDINGS).read_text())
+    for claim in data["claims"]:
+        section = html.split(f'<h2 id="{claim["id"]}">', 1)[1].split("<h2 ", 1)[0]
+        assert f'<span class="verdict {claim["verdict"]}">{claim["verdict"]}</span>' in section
+        for sub in claim["subclaims"]:
+            assert f"<h3>{sub['id']}: " in section
+            assert "pooled effect [95% CI]" in section and "control" in section and "grid-shift: " in section
+    assert 'id="calibration"' in html and 'id="formula"' in html and "adam-no-sqrt" in html
 
 
 def test_a_second_compare_trains_nothing_and_keeps_every_run(first_run, capsys):
     out, _, _ = first_run
     before = _rows(out / STORE_FILENAME)
     stdout, stderr = _compare(out, capsys)
-    for phase in PHASES:
-        assert re.search(rf"^{re.escape(phase)}: (\d+)/\1 runs \(\1 already stored\)", stderr, re.M), stderr
+    lines = [line for line in stderr.splitlines() if " runs (" in line]
+    assert lines and all(re.search(r": (\d+)/\1 runs \(\1 already stored\)", line) for line in lines), stderr
     assert _rows(out / STORE_FILENAME) == before
     assert "report" in stdout
-    # the verdicts it prints are the first run's: one line per claim, from the same stored runs
-    printed = [line for line in stdout.splitlines() if re.match(r"C\d ", line)]
-    assert printed == [line for line in first_run[1].splitlines() if re.match(r"C\d ", line)]
-    assert [line.split()[0] for line in printed] == list(CLAIMS)
+    # the verdicts it prints are the first run's, from the same stored runs
+    assert _verdict_lines(stdout) == _verdict_lines(first_run[1])
 
 
 def test_report_renders_the_same_page_and_figures_from_the_store(first_run, capsys):
     out, _, _ = first_run
     figures = out / "figures"
     page = (out / REPORT).read_bytes()
+    findings = (out / FINDINGS).read_bytes()
     drawn = {p.name: p.read_bytes() for p in figures.iterdir()}
     (out / REPORT).unlink()
     for path in figures.iterdir():
@@ -128,6 +145,7 @@ def test_report_renders_the_same_page_and_figures_from_the_store(first_run, caps
     assert main(["report", str(out)]) == 0
     assert f"report      {out / REPORT}" in capsys.readouterr().out
     assert (out / REPORT).read_bytes() == page
+    assert (out / FINDINGS).read_bytes() == findings
     assert {p.name: p.read_bytes() for p in figures.iterdir()} == drawn
     assert _rows(out / STORE_FILENAME) == rows  # nothing trained, nothing added
 

@@ -30,12 +30,19 @@ def tree(folder: Path) -> dict[str, bytes]:
     ("flags", "message"),
     [
         (["--suite", "defualt"], "unknown suite 'defualt'; did you mean 'default'?"),
-        (["--suite", "tiny", "--methods", "adamm,sgd"], "did you mean 'adam'"),
+        (["--suite", "tiny", "--claims", "C33,C1"], "did you mean 'C3'"),
         (["--suite", "tiny", "--problems", "sadle"], "did you mean 'saddle'?"),
         (["--quick", "--suite", "tiny"], "--quick is --suite quick"),
         (["--suite", "tiny", "--workers", "0"], "--workers must be a positive integer"),
         (["--suite", "tiny", "--address", "localhost:6379"], "--address is for --executor ray"),
-        (["--suite", "tiny", "--methods", ","], "expected comma-separated names"),
+        (["--suite", "tiny", "--claims", ","], "expected comma-separated names"),
+        (["--suite", "tiny", "--method", "mine=torch.optim:SGD"], "give the roles it fills"),
+        (["--suite", "tiny", "--method", "mine=no.such.module:Opt;role=adam"], "cannot import module"),
+        (
+            ["--suite", "tiny", "--method", "a=torch.optim:SGD;role=momentum", "--method", "a=sgd;role=adam"],
+            "a method name is given twice",
+        ),
+        (["--suite", "tiny", "--methods-file", "/nonexistent/methods.toml"], "no such methods file"),
     ],
 )
 def test_bad_names_and_flags_are_one_line_and_write_nothing(flags, message, tmp_path, capsys):
@@ -71,3 +78,9 @@ def test_report_needs_a_comparison_directory(tmp_path, capsys):
     assert "no such directory" in fails(["report", str(tmp_path / "nowhere")], capsys)
     assert f"{MANIFEST} is missing" in fails(["report", str(tmp_path)], capsys)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_comparison_of_an_older_format_is_refused_with_what_to_do(tmp_path, capsys):
+    (tmp_path / MANIFEST).write_text('{"format": 1, "suite": {}}')
+    line = fails(["report", str(tmp_path)], capsys)
+    assert "has format 1" in line and "use a new --out directory" in line

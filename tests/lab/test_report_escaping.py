@@ -1,41 +1,47 @@
-"""The report escapes every string that comes from the user or the store."""
+"""The report is rendered with autoescape: every string from the user, the store or a claim is escaped."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 
-from claimcases import fake_evidence
+import markupsafe
+
 from descentlab.lab.evidence import Evidence
-from descentlab.lab.report import Context, esc, write_report
-from descentlab.lab.store import StoredRun
+from descentlab.lab.findings import CaseFinding, ClaimFinding, Findings, SubFinding
+from descentlab.lab.report import write_report
+from descentlab.lab.suite import get_suite
 
 HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>\"'&"
 
 
-def test_hostile_strings_from_the_store_and_the_suite_are_escaped(tmp_path):
-    evidence = fake_evidence(holds=True)
-    suite = replace(evidence.suite, name=HOSTILE, summary=HOSTILE)
-    plan = replace(evidence.plan, suite=suite)
-    runs = {id(t): run for t, run in evidence.runs()}
-    failed_trial = next(t for t, _ in evidence.runs() if t.experiment == "formula-check")
+def _findings() -> Findings:
+    case = CaseFinding(HOSTILE, 0.5, 0.2, 0.8, 0.0, -0.1, 0.1, "supported", 5, numbers={HOSTILE: HOSTILE}, note=HOSTILE)
+    sub = SubFinding("C3.tuned", HOSTILE, HOSTILE, HOSTILE, HOSTILE, 0.1, 0.5, 0.2, 0.8, 0.0, -0.1, 0.1,
+                     "supported", (case,), variants={"grid-shift": "supported"})  # fmt: skip
+    claim = ClaimFinding("C3", HOSTILE, HOSTILE, HOSTILE, "supported", (sub,))
+    return Findings(
+        (claim,),
+        calibration=({"id": HOSTILE, "title": HOSTILE, "predicted": 2.0, "measured": 2.0, "pass": True,
+                      "criterion": HOSTILE, "detail": HOSTILE, "source": HOSTILE},),  # fmt: skip
+        formula=({"problem": HOSTILE, "summary": HOSTILE, "wrong": HOSTILE, "right": HOSTILE, "lr_wrong": 0.1,
+                  "lr_right": 0.1, "diverged": HOSTILE, "excess_ratio": 2.0, "mechanism": HOSTILE},),  # fmt: skip
+        suite=HOSTILE,
+        machine={"platform": HOSTILE, "descentlab": HOSTILE},
+        generated=HOSTILE,
+    )
 
-    def find(trial):
-        if trial is failed_trial:
-            return StoredRun("k", trial.experiment, trial.config, "failed", None, f"ValueError: {HOSTILE}")
-        return runs[id(trial)]
 
-    hostile = Evidence(plan, find)
-    assert hostile.failed
-    page = write_report(hostile, tmp_path, Context(title=HOSTILE, generated_by=HOSTILE, started=HOSTILE))
-    html = page.read_text()
-    assert "<script" not in html and "<img src=x" not in html and "onerror=alert(1)>" not in html
-    assert esc(HOSTILE) in html
-    assert html.count(esc(HOSTILE)) >= 5  # title, heading, provenance, suite name and summary, the error
+def test_hostile_strings_everywhere_on_the_page_are_escaped(tmp_path):
+    suite = replace(get_suite("tiny").restricted(("C3",), None), summary=HOSTILE)
+    evidence = Evidence(suite, {}, lambda run: None)
+    page = write_report(tmp_path / "report.html", evidence, _findings(), title=HOSTILE).read_text()
+    assert "<script" not in page and "<img src=x" not in page and "onerror=alert(1)>" not in page
+    escaped = str(markupsafe.escape(HOSTILE))  # what Jinja2's autoescape writes
     # each place by itself, so that losing one of them fails
-    assert f"<title>{esc(HOSTILE)}</title>" in html
-    assert f"ValueError: {esc(HOSTILE)}" in html  # the failed run's error, from the store
-    assert f"Suite <b>{esc(HOSTILE)}</b>: {esc(HOSTILE)}." in html  # the suite's name and summary
-
-
-def test_escape_covers_attributes():
-    assert esc('"><b>') == "&quot;&gt;&lt;b&gt;" and esc("a'b&c") == "a&#x27;b&amp;c"
+    for where in (
+        f"<title>{escaped}</title>",
+        f"<td>{escaped}</td>",  # a case label, a formula problem, a calibration check
+        f"<b>Claim.</b> {escaped}",
+        f"{escaped}: {escaped}",  # a case's numbers
+    ):
+        assert where in page, where

@@ -201,8 +201,10 @@ def execute_runs(
     report = (lambda p: progress(phase, p)) if progress is not None else None
     configs = [plan.config(suite, r) for r in data]
     tasks = [SurfaceTask(suite, r, plan.surface_key(suite, r)) for r in surfaces]
-    todo = [t for t in tasks if t.key not in store.result_keys(SURFACES)]
-    run_sweep(store, RUNS, configs, executor=executor, progress=report, worker=execute_method)
+    stored = store.result_keys(SURFACES)
+    todo = [t for t in tasks if t.key not in stored]
+    if configs:
+        run_sweep(store, RUNS, configs, executor=executor, progress=report, worker=execute_method)
     if todo:
         for key, payload in executor.map_unordered(plan.compute_surface, todo):
             store.put_result(SURFACES, key, payload)
@@ -211,15 +213,19 @@ def execute_runs(
             progress(f"{phase} (2-D surfaces)", Progress(n, n, n - len(todo), 0, 0, None))
 
 
+def _claims(suite: Suite) -> list:
+    return [CLAIMS[c] for c in suite.claims()]
+
+
 def _tunes(suite: Suite, with_formula: bool) -> list[Tune]:
-    tunes = [t for claim in CLAIMS.values() for t in claim.tunes(suite)]
+    tunes = [t for claim in _claims(suite) for t in claim.tunes(suite)]
     if with_formula:
         tunes += formula.tunes(suite)
     return list(dict.fromkeys(tunes))
 
 
 def _judging(suite: Suite, rates: plan.Rates, with_formula: bool) -> list[Run]:
-    runs = [r for claim in CLAIMS.values() for r in claim.runs(suite, rates)]
+    runs = [r for claim in _claims(suite) for r in claim.runs(suite, rates)]
     if with_formula:
         runs += formula.runs(suite, rates)
     return list(dict.fromkeys(runs))
@@ -251,12 +257,11 @@ def evidence_of(
 
 def judge_all(evidence: Evidence, variations: dict[str, Evidence]) -> Findings:
     """Every claim judged on ``evidence``, with its verdicts under each variation that applies to it."""
-    main = Findings(tuple(judge(claim, evidence) for claim in CLAIMS.values()))
+    claims = _claims(evidence.suite)
+    main = Findings(tuple(judge(claim, evidence) for claim in claims))
     judged: dict[str, Findings] = {}
     for name, other in variations.items():
-        judged[name] = Findings(
-            tuple(judge(claim, other) for claim in CLAIMS.values() if name in claim.variations)
-        )
+        judged[name] = Findings(tuple(judge(claim, other) for claim in claims if name in claim.variations))
     return main.with_variants(judged)
 
 
@@ -279,9 +284,17 @@ def machine() -> dict[str, Any]:
 
     import torch
 
+    processor = platform.processor() or platform.machine()
+    try:  # Linux names the model; platform.processor() often says only the architecture
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                processor = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
     return {
         "platform": platform.platform(),
-        "processor": platform.processor() or platform.machine(),
+        "processor": processor,
         "cores": os.cpu_count(),
         "python": platform.python_version(),
         "torch": torch.__version__,
@@ -383,7 +396,7 @@ def _findings(
         suite=manifest.suite.name,
         machine=machine(),
         generated=manifest.started,
-        timings={k: round(v, 1) for k, v in manifest.phases.items()},
+        timings={k: round(v, 1) for k, v in manifest.phases.items() if k != "report"},
     )
 
 

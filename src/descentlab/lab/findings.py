@@ -211,10 +211,10 @@ class Findings:
             "suite": self.suite,
             "generated": self.generated,
             "machine": self.machine,
-            "timings": self.timings,
-            "calibration": list(self.calibration),
+            "timings": _number(self.timings),
+            "calibration": _number(list(self.calibration)),
             "claims": [c.to_data() for c in self.claims],
-            "formula": list(self.formula),
+            "formula": _number(list(self.formula)),
         }
 
     def to_json(self) -> str:
@@ -225,3 +225,60 @@ class Findings:
 def as_dict(finding: Any) -> dict[str, Any]:
     """A finding dataclass as a plain dict (for templates)."""
     return asdict(finding)
+
+
+def _fmt(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if value is None:
+        return "-"
+    return f"{value:.3g}"
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """A ``findings.json`` (as data) as Markdown: the run, calibration, and every sub-claim's verdict.
+
+    The README's "what one run found" is this, for a stored findings file
+    (``python -m descentlab.lab.findings FILE`` prints it), so no figure in it is typed.
+    """
+    machine = data.get("machine", {})
+    timings = data.get("timings", {})
+    lines = [
+        f"Suite `{data.get('suite', '')}`, started {data.get('generated', '')} on {machine.get('processor', '')} "
+        f"({machine.get('cores', '?')} cores), torch {machine.get('torch', '')}, descentlab "
+        f"{machine.get('descentlab', '')}; "
+        + ", ".join(f"{k} {float(v):.0f} s" for k, v in timings.items() if not isinstance(v, str))
+        + ".",
+        "",
+    ]
+    checks = data.get("calibration", [])
+    passed = sum(1 for c in checks if c.get("pass"))
+    lines += [
+        f"Calibration: {passed} of {len(checks)} checks pass"
+        + (": " + "; ".join(f"{c['id']} predicted {_fmt(c['predicted'])}, measured {_fmt(c['measured'])}"
+                           for c in checks) if checks else "")  # fmt: skip
+        + ".",
+        "",
+        "| claim | sub-claim | verdict | effect [95% CI] | control [95% CI] | min. effect | robust |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for claim in data.get("claims", []):
+        for sub in claim["subclaims"]:
+            ci, ctrl = sub["ci"], sub["control"]
+            changed = {k: v for k, v in sub["variants"].items() if v != sub["verdict"]}
+            robust = "yes" if sub["robust"] else "no" + (
+                " (" + ", ".join(f"{k}: {v}" for k, v in changed.items()) + ")" if changed else ""
+            )
+            lines.append(
+                f"| {claim['id']} ({claim['verdict']}) | {sub['id']} | {sub['verdict']} | "
+                f"{_fmt(sub['effect'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
+                f"{_fmt(ctrl['effect'])} [{_fmt(ctrl['ci'][0])}, {_fmt(ctrl['ci'][1])}] | "
+                f"{_fmt(sub['min_effect'])} | {robust} |"
+            )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":  # pragma: no cover - a documentation tool
+    import sys
+
+    sys.stdout.write(markdown(json.loads(open(sys.argv[1]).read())))

@@ -228,3 +228,90 @@ def describe(method: Method) -> str:
     """One line: the method's name, optimizer and fixed hyperparameters."""
     extra = ", ".join(f"{k}={v}" for k, v in method.hyperparameters.items())
     return f"{method.name}: {method.optimizer}" + (f" ({extra})" if extra else "")
+
+
+def parse_method(text: str) -> Method:
+    """A user's method from the command line: ``NAME=OPTIMIZER;role=ROLE[,ROLE][;KEY=VALUE]...``.
+
+    Values are read as JSON when they parse (numbers, lists, booleans), else
+    as strings.
+
+    >>> m = parse_method("heavy=torch.optim:SGD;role=momentum;momentum=0.8")
+    >>> m.name, m.optimizer, m.roles, m.hyperparameters
+    ('heavy', 'torch.optim:SGD', ('momentum',), {'momentum': 0.8})
+    """
+    import json
+
+    name, sep, rest = text.partition("=")
+    parts = rest.split(";")
+    if not sep or not name.strip() or not parts[0].strip():
+        raise ValueError(
+            f"a method is NAME=OPTIMIZER;role=ROLE[;KEY=VALUE]..., e.g. 'mine=mypkg.optim:Mine;role=adam'; "
+            f"received {text!r}"
+        )
+    roles: tuple[str, ...] = ()
+    hyper: dict[str, Any] = {}
+    regime = "mini-batch"
+    for part in parts[1:]:
+        key, eq, value = part.partition("=")
+        key = key.strip()
+        if not eq or not key:
+            raise ValueError(f"method {name.strip()}: expected KEY=VALUE; received {part!r} in {text!r}")
+        if key == "role":
+            roles = tuple(r.strip() for r in value.split(",") if r.strip())
+        elif key == "regime":
+            regime = value.strip()
+        else:
+            try:
+                hyper[key] = json.loads(value)
+            except ValueError:
+                hyper[key] = value.strip()
+    return checked_user_method(name.strip(), parts[0].strip(), hyper, roles, regime)
+
+
+def load_methods(path: str) -> list[Method]:
+    """The user's methods from a TOML file: one table per method (``optimizer``, ``roles``, ``hyperparameters``).
+
+    ``regime`` is optional (default mini-batch).
+    """
+    import sys
+    from pathlib import Path
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - Python 3.10
+        import tomli as tomllib
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"no such methods file: {path!r}") from None
+    except tomllib.TOMLDecodeError as err:
+        raise ValueError(f"{path}: not valid TOML: {err}") from None
+    out = []
+    for name, table in data.items():
+        if not isinstance(table, dict) or "optimizer" not in table:
+            raise ValueError(f"{path}: method {name!r} needs a table with at least 'optimizer' and 'roles'")
+        unknown = set(table) - {"optimizer", "roles", "hyperparameters", "regime"}
+        if unknown:
+            raise ValueError(f"{path}: method {name!r} has unknown keys {sorted(unknown)}")
+        out.append(
+            checked_user_method(
+                name,
+                str(table["optimizer"]),
+                dict(table.get("hyperparameters", {})),
+                tuple(table.get("roles", ())),
+                str(table.get("regime", "mini-batch")),
+            )
+        )
+    return out
+
+
+def checked_user_method(
+    name: str, optimizer: str, hyper: dict[str, Any], roles: tuple[str, ...], regime: str
+) -> Method:
+    """:func:`user_method`, refusing a method that fills no role (no claim would read it)."""
+    if not roles:
+        raise ValueError(
+            f"method {name}: give the roles it fills (role=...), one or more of: {', '.join(ROLES)}"
+        )
+    return user_method(name, optimizer, hyper, roles=roles, regime=regime)

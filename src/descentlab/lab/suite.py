@@ -22,7 +22,7 @@ again on each.
 >>> Suite.from_json(suite.to_json()) == suite
 True
 >>> get_suite("quick").variant("grid-shift").grid[:2]
-(0.000178, 0.00178)
+(0.000316, 0.00316)
 """
 
 from __future__ import annotations
@@ -210,6 +210,45 @@ class Suite:
         if name == "budget":
             return replace(plain, name=f"{self.name}/budget", budget_factor=2 * self.budget_factor)
         return replace(plain, name=f"{self.name}/tuning-seed", tuning_seed=self.tuning_seed + 100)
+
+    def claims(self) -> tuple[str, ...]:
+        """The claims this suite judges (those it names problems for), in the registry's order."""
+        from .claims import CLAIMS
+
+        return tuple(c for c in CLAIMS if self.claim_problems.get(c))
+
+    def restricted(self, claims: tuple[str, ...] | None, problems: tuple[str, ...] | None) -> Suite:
+        """This suite on some of its claims and problems (names checked, the closest suggested).
+
+        The summary says what it is restricted to; a claim left with no problem is dropped.
+        """
+        if claims is None and problems is None:
+            return self
+        from .claims import CLAIMS
+
+        for claim in claims or ():
+            lookup(f"claim of suite {self.name}", claim, {c: c for c in CLAIMS if self.claim_problems.get(c)})
+        known = {p.problem for p in self.problems} | set(self.steps)
+        for problem in problems or ():
+            lookup(f"problem of suite {self.name}", problem, dict.fromkeys(sorted(known)))
+        keep = set(problems) if problems is not None else known
+        chosen = {
+            claim: tuple(p for p in names if p in keep)
+            for claim, names in self.claim_problems.items()
+            if claims is None or claim in claims
+        }
+        chosen = {c: names for c, names in chosen.items() if names}
+        if not chosen:
+            raise ValueError(f"no claim of suite {self.name} reads any of the problems {', '.join(problems or ())}")
+        parts = [f"claims {', '.join(chosen)}" if claims is not None else ""]
+        parts.append(f"problems {', '.join(sorted(keep))}" if problems is not None else "")
+        restriction = " and ".join(p for p in parts if p)
+        return replace(
+            self,
+            summary=f"{self.summary}; restricted to {restriction}",
+            claim_problems=chosen,
+            formula_problems=tuple(p for p in self.formula_problems if p in keep) if claims is None else (),
+        )
 
     def with_methods(self, user: tuple[Method, ...]) -> Suite:
         """This suite with the user's methods added."""

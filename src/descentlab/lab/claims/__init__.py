@@ -10,7 +10,7 @@ from collections.abc import Mapping
 from types import MappingProxyType
 
 from . import c1_batch, c2_stream, c3_saddles, c4_outliers, c5_rare, c6_effective_lr, c7_tuning
-from ._base import Case, Claim, Figure, SubClaim, judge
+from ._base import Case, Claim, SubClaim, judge
 
 #: The claims in the order the report shows them.
 CLAIMS: Mapping[str, Claim] = MappingProxyType(
@@ -20,4 +20,4 @@ CLAIMS: Mapping[str, Claim] = MappingProxyType(
     }
 )
 
-__all__ = ["CLAIMS", "Case", "Claim", "Figure", "SubClaim", "judge"]
+__all__ = ["CLAIMS", "Case", "Claim", "SubClaim", "judge"]

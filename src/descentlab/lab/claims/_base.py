@@ -60,13 +60,12 @@ class SubClaim:
     cases: Callable[[Evidence], list[Case]]
 
 
-@dataclass(frozen=True)
-class Figure:
-    """A figure a claim draws: file name, caption, and the function that draws it (False: no data)."""
+Figures = Callable[[Evidence, Path], list[tuple[str, str]]]
 
-    name: str
-    caption: str
-    draw: Callable[[Evidence, Path], bool]
+
+def no_figures(evidence: Evidence, folder: Path) -> list[tuple[str, str]]:
+    """For a claim whose numbers say it all."""
+    return []
 
 
 @dataclass(frozen=True)
@@ -74,7 +73,9 @@ class Claim:
     """A usual claim about these methods, with everything needed to test it (see the module docstring).
 
     ``variations`` are the design variations that apply; ``not_varied``
-    says why the others do not.
+    says why the others do not. ``figures(evidence, folder)`` draws the
+    claim's own figures into ``folder`` and returns (file name, caption)
+    pairs for those it drew.
     """
 
     id: str
@@ -86,7 +87,7 @@ class Claim:
     tunes: Callable[[Suite], list[Tune]]
     runs: Callable[[Suite, Rates], list[Run]]
     text: str = ""
-    figures: tuple[Figure, ...] = ()
+    figures: Figures = no_figures
     variations: tuple[str, ...] = tuple(VARIANTS)
     not_varied: dict[str, str] = field(default_factory=dict)
 

@@ -25,10 +25,13 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 
 from .. import stats
 from ..evidence import Evidence
+from .. import figures as figures_lib
 from ..plan import Rates, Run, Tune
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim, rows
@@ -175,6 +178,16 @@ def _sooner(ev: Evidence) -> list[Case]:
     return out
 
 
+def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
+    out = []
+    for problem in ev.suite.reads(ID):
+        series = {"gd (full batch)": judged(ev.suite, ev.rates, "gd", problem),
+                  "sgd (mini-batches)": judged(ev.suite, ev.rates, "sgd", problem)}  # fmt: skip
+        name = f"c1-{problem}.png"
+        if figures_lib.curves(ev, series, folder / name, axis="seconds"):
+            out.append((name, f"{problem}: held-out loss against training seconds, median over seeds"))
+    return out
+
 CLAIM = Claim(
     id=ID,
     title="full batch against mini-batches",
@@ -210,4 +223,5 @@ CLAIM = Claim(
     tunes=tunes,
     runs=runs,
     text=__doc__ or "",
+    figures=figures,
 )

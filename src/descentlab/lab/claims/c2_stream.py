@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 
 from .. import stats
 from ..evidence import Evidence
+from .. import figures as figures_lib
 from ..plan import Rates, Run, Tune
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim, rows
@@ -157,6 +160,15 @@ def _mean(table: np.ndarray) -> float:
     return float(np.mean(table[:, 0]))
 
 
+def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
+    out = []
+    for problem in ev.suite.reads(ID):
+        online, mini = _runs(ev.suite, ev.rates, problem, False)
+        name = f"c2-{problem}.png"
+        if figures_lib.curves(ev, {"online-sgd": online, "sgd (one pass)": mini}, folder / name, axis="samples"):
+            out.append((name, f"{problem}: held-out loss against samples seen, one pass, median over seeds"))
+    return out
+
 CLAIM = Claim(
     id=ID,
     title="online SGD learns from a stream",
@@ -190,6 +202,7 @@ CLAIM = Claim(
     tunes=tunes,
     runs=runs,
     text=__doc__ or "",
+    figures=figures,
     variations=("grid-shift", "geometry", "tuning-seed"),
     not_varied={"budget": "a stream is one pass over its data; a longer budget would show every sample twice"},
 )

@@ -25,10 +25,13 @@ measured is the momentum, not a larger step.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from .. import stats
 from ..evidence import Evidence
+from .. import figures as figures_lib
 from ..landscapes import LANDSCAPES
 from ..plan import Rates, Run, SurfaceRun, Tune
 from ..suite import Suite
@@ -118,6 +121,16 @@ _MEASURE = (
 _EFFECT = "mean over starts of log(updates plain / updates momentum), both capped at the budget (0.41: 1.5x)"
 _CONTROL = "the same starts and rates on a surface with no saddle (or no trap) and the same curvature at the minimum"
 
+def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
+    out = []
+    methods = [m for role in ("plain", "momentum", "momentum-matched") for m in ev.suite.in_role(role)]
+    for land in ev.suite.reads(ID):
+        for name in (land, _control(land)):
+            file = f"c3-{name}.png"
+            if figures_lib.paths(ev, name, methods, folder / file, rates_from=land):
+                out.append((file, f"{name}: paths from the first judging starts, each method at its rate"))
+    return out
+
 CLAIM = Claim(
     id=ID,
     title="momentum past saddles and traps",
@@ -150,4 +163,5 @@ CLAIM = Claim(
     tunes=tunes,
     runs=runs,
     text=__doc__ or "",
+    figures=figures,
 )

@@ -24,9 +24,12 @@ outliers (no outliers at all): it should be 0.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from ..evidence import Evidence
+from .. import figures as figures_lib
 from ..plan import Rates, Run, SurfaceRun, Tune
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim, rows
@@ -126,6 +129,15 @@ _EFFECT = (
 )
 _CONTROL = "the same effect with a second Gaussian twin in place of the outliers (no outliers): should be 0"
 
+def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
+    out = []
+    methods = [m for role in ROLES for m in ev.suite.in_role(role)]
+    for land in ev.suite.reads(ID):
+        file = f"c4-{land}.png"
+        if figures_lib.paths(ev, land, methods, folder / file, starts=2):
+            out.append((file, f"{land}: paths with outlier noise from the first judging starts"))
+    return out
+
 CLAIM = Claim(
     id=ID,
     title="momentum damps outliers",
@@ -150,4 +162,5 @@ CLAIM = Claim(
     tunes=tunes,
     runs=runs,
     text=__doc__ or "",
+    figures=figures,
 )

@@ -24,10 +24,13 @@ from __future__ import annotations
 
 import math
 
+from pathlib import Path
+
 import numpy as np
 
 from .. import analysis, stats
 from ..evidence import Evidence
+from .. import figures as figures_lib
 from ..plan import Rates, Run, Tune
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim
@@ -139,6 +142,15 @@ def _stops(ev: Evidence) -> list[Case]:
     return out
 
 
+def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
+    out = []
+    for problem in ev.suite.reads(ID):
+        series = {m: _long(ev.suite, ev.rates, m, problem) for role in ROLES for m in ev.suite.in_role(role)}
+        name = f"c6-{problem}.png"
+        if figures_lib.curves(ev, series, folder / name, axis="step"):
+            out.append((name, f"{problem}: held-out loss over a run {ev.suite.long_factor} times the tuning budget"))
+    return out
+
 CLAIM = Claim(
     id=ID,
     title="AdaGrad's vanishing step against RMSProp's",
@@ -174,4 +186,5 @@ CLAIM = Claim(
     tunes=tunes,
     runs=runs,
     text=__doc__ or "",
+    figures=figures,
 )

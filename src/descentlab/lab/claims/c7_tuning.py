@@ -27,9 +27,12 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+from pathlib import Path
+
 import numpy as np
 
 from ..evidence import Evidence
+from .. import figures as figures_lib
 from ..plan import DataRun, Rates, Run, SurfaceRun, Tune, is_surface
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim
@@ -166,6 +169,20 @@ def _mean(table: np.ndarray) -> np.ndarray:
         return np.where(np.isfinite(table).all(axis=0), table.mean(axis=0), np.inf)
 
 
+def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
+    out = []
+    for problem in ev.suite.reads(ID):
+        tables = {m: _losses(ev, m, problem) for m in _methods(ev.suite)}
+        found = {m: t for m, t in tables.items() if t is not None}
+        if not found:
+            continue
+        start = float(np.median([t[1] for t in found.values()]))
+        name = f"c7-{problem}.png"
+        if figures_lib.sensitivity(ev.suite.fine_grid(), {m: _mean(t[0]) for m, t in found.items()}, start, folder / name):
+            out.append((name, f"{problem}: final loss against the learning rate (left; dotted: the start) "
+                        "and the expected best loss with k random learning rates (right)"))
+    return out
+
 CLAIM = Claim(
     id=ID,
     title="Adam and the learning rate",
@@ -190,4 +207,5 @@ CLAIM = Claim(
     tunes=tunes,
     runs=runs,
     text=__doc__ or "",
+    figures=figures,
 )

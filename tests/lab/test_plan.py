@@ -1,0 +1,124 @@
+"""The plan: pure functions of the suite and the tuned rates; suites, variations and the user's methods."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from descentlab.lab import compare, plan
+from descentlab.lab.claims import CLAIMS
+from descentlab.lab.methods import load_methods, parse_method
+from descentlab.lab.plan import DataRun, SurfaceRun, Tune
+from descentlab.lab.suite import SUITES, VARIANTS, get_suite
+
+
+def _rates(suite, lr=0.1):
+    return {t: lr for t in compare._tunes(suite, True)}
+
+
+@pytest.mark.parametrize("name", list(SUITES))
+def test_the_plan_is_a_pure_function_of_the_suite_and_the_rates(name):
+    suite = get_suite(name)
+    tunes = compare._tunes(suite, True)
+    assert plan.tuning(suite, tunes) == plan.tuning(suite, tunes)
+    assert compare._judging(suite, _rates(suite), True) == compare._judging(suite, _rates(suite), True)
+    assert compare._judging(suite, _rates(suite, 0.2), True) != compare._judging(suite, _rates(suite), True)
+
+
+@pytest.mark.parametrize("name", list(SUITES))
+def test_tuning_and_judging_never_share_a_seed_or_a_set_of_starts(name):
+    suite = get_suite(name)
+    tuning = plan.tuning(suite, compare._tunes(suite, True))
+    judging = compare._judging(suite, _rates(suite), True)
+    assert {r.seed for r in tuning if isinstance(r, DataRun)} == {suite.tuning_seed}
+    assert suite.tuning_seed not in {r.seed for r in judging if isinstance(r, DataRun)}
+    assert {r.units for r in tuning if isinstance(r, SurfaceRun)} == {"tune"}
+    assert {r.units for r in judging if isinstance(r, SurfaceRun)} == {"judge"}
+    # every run reads the held-out split in halves: validation for tuning, test for the verdicts
+    assert {plan.config(suite, r).held_out for r in tuning + judging if isinstance(r, DataRun)} == {"split"}
+
+
+def test_every_claim_and_variation_of_the_default_suite_has_runs():
+    suite = get_suite("default")
+    assert set(suite.claims()) == set(CLAIMS)
+    for variant in suite.variants:
+        other = suite.variant(variant)
+        assert compare._judging(other, _rates(other), False), variant
+    assert set(suite.variants) == set(VARIANTS)
+    assert suite.seeds >= 5 and suite.starts >= 20 and suite.grid_seeds >= 3
+
+
+def test_the_variations_change_what_they_say():
+    suite = get_suite("default")
+    shifted = suite.variant("grid-shift").grid
+    assert all(math.isclose(b / a, 10**0.25, rel_tol=0.01) for a, b in zip(suite.grid, shifted, strict=True))
+    assert suite.variant("budget").data("sparse-logreg").budget("mini-batch", 2).epochs == 20
+    assert plan.config(suite.variant("budget"), DataRun("sgd", "sparse-logreg", 0.1, 1)).budget.epochs == 20
+    assert suite.variant("tuning-seed").tuning_seed != suite.tuning_seed
+    assert suite.variant("tuning-seed").judge_seeds == suite.judge_seeds
+    geometry = suite.variant("geometry")
+    assert geometry.options("sparse-logreg")["zipf"] != suite.options("sparse-logreg").get("zipf", 1.1)
+    assert geometry.landscape("saddle-stiff").params != suite.landscape("saddle-stiff").params
+    # C7's grid is twice as fine over the same range, and holds the tuning grid
+    assert len(suite.fine_grid()) == 2 * len(suite.grid) - 1 and set(suite.grid) <= set(suite.fine_grid())
+
+
+def test_selection_prefers_the_lowest_validation_loss_and_the_smaller_rate_on_ties():
+    assert plan.select([(0.1, 1.0), (0.3, 0.5), (1.0, 0.5), (3.0, math.inf)]) == 0.3
+    assert plan.select([(0.1, math.inf)]) is None
+
+
+def test_matched_rates_are_derived_from_plain_sgd_not_tuned():
+    suite = get_suite("tiny")
+    tunes = [Tune("momentum-matched", "saddle")]
+    assert plan.tuning(suite, tunes) == plan.tuning(suite, [Tune("sgd", "saddle")])
+
+
+def test_a_users_method_fills_its_roles_and_gets_its_own_cases():
+    mine = parse_method("mine=torch.optim:SGD;role=momentum,adam;momentum=0.5")
+    suite = get_suite("tiny").with_methods((mine,))
+    assert "mine" in suite.in_role("momentum") and "mine" in suite.in_role("adam")
+    runs = compare._judging(suite, _rates(suite), False)
+    assert any(isinstance(r, SurfaceRun) and r.method == "mine" for r in runs)
+    assert plan.config(suite, next(r for r in runs if isinstance(r, DataRun) and r.method == "mine")).optimizer == (
+        "torch.optim:SGD"
+    )
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("mine", "a method is NAME=OPTIMIZER"),
+        ("mine=torch.optim:SGD", "give the roles it fills"),
+        ("mine=torch.optim:SGD;role=momentum;lr=0.1", "lr is tuned by the lab"),
+        ("mine=nowhere.at_all:Opt;role=adam", "cannot import module 'nowhere.at_all'"),
+        ("mine=torch.optim:lr_scheduler;role=adam", "is not a torch.optim.Optimizer subclass"),
+        ("mine=adamm;role=adam", "did you mean 'adam'"),
+        ("mine=torch.optim:SGD;role=momentm", "did you mean 'momentum'"),
+        ("mine=torch.optim:SGD;role=adam;nesterov=maybe", "does not build"),
+        ("sgd=torch.optim:SGD;role=adam", "the name of a built-in method"),
+    ],
+)
+def test_a_bad_method_is_refused_with_what_is_wrong(text, message):
+    with pytest.raises((ValueError, LookupError), match=message):
+        parse_method(text)
+
+
+def test_methods_come_from_a_toml_file(tmp_path):
+    path = tmp_path / "methods.toml"
+    path.write_text('[heavy]\noptimizer = "torch.optim:SGD"\nroles = ["momentum"]\nhyperparameters = {momentum = 0.8}\n')
+    (method,) = load_methods(str(path))
+    assert (method.name, method.roles, method.hyperparameters) == ("heavy", ("momentum",), {"momentum": 0.8})
+    path.write_text('[heavy]\noptimizer = "torch.optim:SGD"\nrole = ["momentum"]\n')
+    with pytest.raises(ValueError, match="unknown keys"):
+        load_methods(str(path))
+
+
+def test_restricting_a_suite_keeps_the_claims_and_problems_asked_for():
+    suite = get_suite("default").restricted(("C3", "C7"), None)
+    assert suite.claims() == ("C3", "C7") and "restricted to claims C3, C7" in suite.summary
+    only = get_suite("default").restricted(None, ("saddle", "sparse-logreg"))
+    assert set(only.claims()) == {"C1", "C2", "C3", "C5", "C6", "C7"}
+    with pytest.raises(LookupError, match="did you mean 'saddle'"):
+        get_suite("default").restricted(None, ("sadle",))

@@ -1,0 +1,99 @@
+"""The lab's statistics: bootstrap intervals that cover, verdict rules as stated, pooling."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from descentlab.lab import stats
+
+
+def test_the_bootstrap_interval_of_a_paired_mean_covers_the_truth_about_95_percent_of_the_time():
+    # 400 data sets of 20 paired units whose true mean difference is 0.3: the percentile
+    # bootstrap is slightly narrow at n = 20, so coverage between 88% and 98% is what it should give.
+    rng = np.random.default_rng(7)
+    hits = 0
+    trials = 400
+    for i in range(trials):
+        a = rng.normal(1.3, 1.0, 20)
+        b = a - 0.3 + rng.normal(0, 0.5, 20)
+        estimate = stats.bootstrap(np.column_stack([a, b]), stats.mean_difference, name=f"coverage-{i}", resamples=500)
+        hits += estimate.low <= 0.3 <= estimate.high
+    assert 0.88 <= hits / trials <= 0.98
+
+
+def test_the_interval_is_deterministic_and_narrows_with_more_units():
+    rng = np.random.default_rng(1)
+    small = rng.normal(0.5, 1, (10, 1))
+    large = rng.normal(0.5, 1, (200, 1))
+
+    def mean(rows):
+        return float(rows[:, 0].mean())
+
+    once = stats.bootstrap(small, mean, name="x")
+    again = stats.bootstrap(small, mean, name="x")
+    assert (once.low, once.high) == (again.low, again.high)
+    wide, narrow = once.high - once.low, (lambda e: e.high - e.low)(stats.bootstrap(large, mean, name="x"))
+    assert narrow < wide / 2
+
+
+@pytest.mark.parametrize(
+    ("interval", "control", "verdict"),
+    [
+        ((0.5, 0.3, 0.7), None, "supported"),
+        ((0.5, 0.05, 0.7), None, "inconclusive"),  # the interval reaches below the minimum effect
+        ((-0.5, -0.7, -0.3), None, "contradicted"),
+        ((0.0, -0.05, 0.05), None, "inconclusive"),  # a tie is never support
+        ((0.5, 0.3, 0.7), (0.5, 0.3, 0.7), "inconclusive"),  # the control agrees: no test of the claim
+        ((0.5, 0.3, 0.7), (0.0, -0.1, 0.1), "supported"),
+    ],
+)
+def test_case_verdicts_follow_the_stated_rule(interval, control, verdict):
+    estimate = stats.Estimate(*interval, units=10)
+    ctrl = stats.Estimate(*control, units=10) if control else None
+    assert stats.case_verdict(estimate, 0.1, ctrl) == verdict
+
+
+@pytest.mark.parametrize(
+    ("cases", "verdict"),
+    [
+        (["supported"] * 3, "supported"),
+        (["supported", "supported", "inconclusive", "inconclusive"], "supported"),
+        (["supported", "inconclusive", "inconclusive"], "inconclusive"),
+        (["supported", "contradicted", "supported"], "depends"),
+        (["contradicted", "contradicted", "inconclusive"], "contradicted"),
+        ([], "inconclusive"),
+    ],
+)
+def test_sub_claim_verdicts_combine_cases_as_stated(cases, verdict):
+    assert stats.combine_cases(cases) == verdict
+
+
+@pytest.mark.parametrize(
+    ("subs", "verdict"),
+    [
+        (["supported", "supported"], "supported"),
+        (["supported", "inconclusive"], "inconclusive"),
+        (["supported", "contradicted"], "depends"),
+        (["contradicted", "inconclusive"], "contradicted"),
+        (["depends", "inconclusive"], "depends"),
+    ],
+)
+def test_claim_verdicts_combine_sub_claims_as_stated(subs, verdict):
+    assert stats.combine_subclaims(subs) == verdict
+
+
+def test_pooling_averages_cases_and_keeps_their_uncertainty():
+    rng = np.random.default_rng(3)
+    a = stats.bootstrap(rng.normal(1.0, 0.2, (30, 1)), lambda r: float(r.mean()), name="a")
+    b = stats.bootstrap(rng.normal(3.0, 0.2, (30, 1)), lambda r: float(r.mean()), name="b")
+    pooled = stats.pooled([a, b], name="ab")
+    assert pooled.effect == pytest.approx((a.effect + b.effect) / 2)
+    assert pooled.low < pooled.effect < pooled.high
+    assert stats.pooled([], name="none").measured is False
+
+
+def test_no_units_is_not_measured_and_an_undefined_statistic_gives_no_interval():
+    assert not stats.bootstrap(np.zeros((0, 2)), stats.mean_difference, name="e").measured
+    zeros = np.zeros((5, 2))
+    assert not stats.bootstrap(zeros, stats.mean_log_ratio, name="z").measured  # log(0/0)
