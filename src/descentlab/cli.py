@@ -419,7 +419,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     comparer.add_argument("--suite", help="a suite by name: default, quick or tiny (for tests)")
     comparer.add_argument("--claims", metavar="C1,C3", help="only these claims")
-    comparer.add_argument("--problems", metavar="X,Y", help="only these problems and 2-D landscapes of the suite")
+    comparer.add_argument(
+        "--problems", metavar="X,Y", help="only these problems and 2-D landscapes of the suite"
+    )
     comparer.add_argument(
         "--method",
         action="append",

@@ -34,7 +34,9 @@ def test_learning_rates_and_units_do_not_interact():
     land = LANDSCAPES["rosenbrock-outliers"]
     starts = land.start_points(6, seed=1)
     noise = noise_vectors(land, "outliers", 0)
-    both = run_batch(land, METHODS["adam"], lrs=(0.01, 0.03), starts=starts, steps=60, noise=noise, batch_size=20)
+    both = run_batch(
+        land, METHODS["adam"], lrs=(0.01, 0.03), starts=starts, steps=60, noise=noise, batch_size=20
+    )
     one = run_batch(land, METHODS["adam"], lrs=(0.03,), starts=starts, steps=60, noise=noise, batch_size=20)
     np.testing.assert_array_equal(both.positions[:, 1], one.positions[:, 0])
 
@@ -62,8 +64,12 @@ def test_the_gaussian_twin_has_the_outliers_exact_covariance_and_lighter_tails()
     outliers = noise_vectors(land, "outliers", 0)
     twin = noise_vectors(land, "gaussian", 0, match=outliers)
     other = noise_vectors(land, "gaussian", 1, match=outliers)
-    np.testing.assert_allclose(np.cov(twin.T, bias=True), np.cov(outliers.T, bias=True), rtol=1e-10, atol=1e-12)
-    np.testing.assert_allclose(np.cov(other.T, bias=True), np.cov(outliers.T, bias=True), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(
+        np.cov(twin.T, bias=True), np.cov(outliers.T, bias=True), rtol=1e-10, atol=1e-12
+    )
+    np.testing.assert_allclose(
+        np.cov(other.T, bias=True), np.cov(outliers.T, bias=True), rtol=1e-10, atol=1e-12
+    )
     assert not np.allclose(twin, other)
 
     def kurtosis(x):

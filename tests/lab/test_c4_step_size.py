@@ -6,25 +6,40 @@ from dataclasses import replace
 
 from descentlab.lab import compare
 from descentlab.lab.claims import CLAIMS, judge
+from descentlab.lab.claims._runs import surface_run
+from descentlab.lab.claims.c4_outliers import _tail
+from descentlab.lab.executors import SerialExecutor
 from descentlab.lab.methods import Method
 from descentlab.lab.store import Store
-from descentlab.lab.executors import SerialExecutor
-from descentlab.lab.suite import get_suite
+from descentlab.lab.suite import get_suite, log_grid
 
 
-def test_plain_sgd_at_a_tenth_of_the_step_in_momentums_place_is_not_supported(tmp_path):
-    # In momentum's role: plain SGD at SGD's tuned rate x 0.1 (what momentum-matched runs at), no momentum.
-    smaller = Method("smaller-step", "sgd", summary="plain SGD at a tenth of the tuned step",
-                     roles=("momentum-matched",), matched_to="sgd", lr_factor=0.1)  # fmt: skip
+def test_plain_sgd_at_a_smaller_step_in_momentums_place_is_not_supported(tmp_path):
+    # In momentum's role: plain SGD at a third of SGD's tuned rate, no momentum.
+    smaller = Method("smaller-step", "sgd", summary="plain SGD at a third of the tuned step",
+                     roles=("momentum-matched",), matched_to="sgd", lr_factor=0.3)  # fmt: skip
     suite = get_suite("tiny").restricted(("C4",), None)
-    suite = replace(suite, methods_only=("sgd",), steps={**suite.steps, "quadratic2d-outliers": 300}, variants=())
+    # A grid fine enough to tune on, and a budget long enough for the smaller step to settle too:
+    # the claim is about the noise, not about the approach to the minimum.
+    suite = replace(
+        suite,
+        methods_only=("sgd",),
+        grid=log_grid(-3, -1, 2),
+        steps={**suite.steps, "quadratic2d-outliers": 600},
+        variants=(),
+    )
     suite = suite.with_methods((smaller,))
     with Store(tmp_path / "lab.sqlite") as store:
         evidence = compare.evidence_of(store, suite, with_formula=False, executor=SerialExecutor())
     finding = judge(CLAIMS["C4"], evidence)
     cases = [c for s in finding.subclaims for c in s.cases]
-    assert cases and all(c.units >= 20 for c in cases)
-    # the smaller step does shrink the path's deviation (so a measure of raw spread would call it damping) ...
-    assert all("smaller-step" in c.label for c in cases)
+    assert cases and all(c.units >= 20 for c in cases) and all("smaller-step" in c.label for c in cases)
+    # The smaller step does shrink the path's spread under outliers (what the old 99th-percentile
+    # measure called damping) ...
+    land = "quadratic2d-outliers"
+    plain = _tail(evidence, surface_run(evidence, "sgd", land), land, "deviation")
+    smaller = _tail(evidence, surface_run(evidence, "smaller-step", land), land, "deviation")
+    assert smaller.mean() < 0.5 * plain.mean()
+    # ... but relative to its own Gaussian twin it removes nothing: not supported.
     for sub in finding.subclaims:
         assert sub.verdict != "supported", (sub.id, [(c.effect, c.low, c.high) for c in sub.cases])

@@ -65,7 +65,9 @@ def test_compare_writes_a_store_findings_a_report_and_its_figures(first_run):
     assert re.search(r"^calibration \d+/\d+ checks pass", stdout, re.M)
     suite = get_suite("tiny")
     for key in suite.claims():
-        assert re.search(rf"^{key}\s+(supported|contradicted|depends|inconclusive)\s+(robust|not robust)", stdout, re.M)
+        assert re.search(
+            rf"^{key}\s+(supported|contradicted|depends|inconclusive)\s+(robust|not robust)", stdout, re.M
+        )
     # Not a terminal: one line per phase, the design variation's phases included.
     for phase in PHASES:
         assert re.search(rf"^{re.escape(phase)}: (\d+)/\1 runs \(\d+ already stored\)", stderr, re.M), stderr
@@ -76,11 +78,23 @@ def test_findings_json_holds_every_verdict_with_its_interval_control_and_variati
     data = json.loads((out / FINDINGS).read_text())
     suite = get_suite("tiny")
     assert [c["id"] for c in data["claims"]] == list(suite.claims())
-    assert data["calibration"] and all({"id", "predicted", "measured", "pass"} <= set(c) for c in data["calibration"])
+    assert data["calibration"] and all(
+        {"id", "predicted", "measured", "pass"} <= set(c) for c in data["calibration"]
+    )
     for claim in data["claims"]:
         assert {"id", "statement", "source", "verdict", "subclaims"} <= set(claim)
         for sub in claim["subclaims"]:
-            assert {"id", "measure", "effect", "ci", "min_effect", "verdict", "robust", "control", "variants"} <= set(sub)
+            assert {
+                "id",
+                "measure",
+                "effect",
+                "ci",
+                "min_effect",
+                "verdict",
+                "robust",
+                "control",
+                "variants",
+            } <= set(sub)
             assert len(sub["ci"]) == 2 and {"effect", "ci"} <= set(sub["control"])
             assert set(sub["variants"]) == set(suite.variants)
             assert sub["robust"] == all(v == sub["verdict"] for v in sub["variants"].values())

@@ -15,16 +15,54 @@ HOSTILE = "<script>alert('x')</script><img src=x onerror=alert(1)>\"'&"
 
 
 def _findings() -> Findings:
-    case = CaseFinding(HOSTILE, 0.5, 0.2, 0.8, 0.0, -0.1, 0.1, "supported", 5, numbers={HOSTILE: HOSTILE}, note=HOSTILE)
-    sub = SubFinding("C3.tuned", HOSTILE, HOSTILE, HOSTILE, HOSTILE, 0.1, 0.5, 0.2, 0.8, 0.0, -0.1, 0.1,
-                     "supported", (case,), variants={"grid-shift": "supported"})  # fmt: skip
+    case = CaseFinding(
+        HOSTILE, 0.5, 0.2, 0.8, 0.0, -0.1, 0.1, "supported", 5, numbers={HOSTILE: HOSTILE}, note=HOSTILE
+    )
+    sub = SubFinding(
+        "C3.tuned",
+        HOSTILE,
+        HOSTILE,
+        HOSTILE,
+        HOSTILE,
+        0.1,
+        0.5,
+        0.2,
+        0.8,
+        0.0,
+        -0.1,
+        0.1,
+        "supported",
+        (case,),
+        variants={"grid-shift": "supported"},
+    )
     claim = ClaimFinding("C3", HOSTILE, HOSTILE, HOSTILE, "supported", (sub,))
     return Findings(
         (claim,),
-        calibration=({"id": HOSTILE, "title": HOSTILE, "predicted": 2.0, "measured": 2.0, "pass": True,
-                      "criterion": HOSTILE, "detail": HOSTILE, "source": HOSTILE},),  # fmt: skip
-        formula=({"problem": HOSTILE, "summary": HOSTILE, "wrong": HOSTILE, "right": HOSTILE, "lr_wrong": 0.1,
-                  "lr_right": 0.1, "diverged": HOSTILE, "excess_ratio": 2.0, "mechanism": HOSTILE},),  # fmt: skip
+        calibration=(
+            {
+                "id": HOSTILE,
+                "title": HOSTILE,
+                "predicted": 2.0,
+                "measured": 2.0,
+                "pass": True,
+                "criterion": HOSTILE,
+                "detail": HOSTILE,
+                "source": HOSTILE,
+            },
+        ),
+        formula=(
+            {
+                "problem": HOSTILE,
+                "summary": HOSTILE,
+                "wrong": HOSTILE,
+                "right": HOSTILE,
+                "lr_wrong": 0.1,
+                "lr_right": 0.1,
+                "diverged": HOSTILE,
+                "excess_ratio": 2.0,
+                "mechanism": HOSTILE,
+            },
+        ),
         suite=HOSTILE,
         machine={"platform": HOSTILE, "descentlab": HOSTILE},
         generated=HOSTILE,

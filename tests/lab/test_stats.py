@@ -17,7 +17,9 @@ def test_the_bootstrap_interval_of_a_paired_mean_covers_the_truth_about_95_perce
     for i in range(trials):
         a = rng.normal(1.3, 1.0, 20)
         b = a - 0.3 + rng.normal(0, 0.5, 20)
-        estimate = stats.bootstrap(np.column_stack([a, b]), stats.mean_difference, name=f"coverage-{i}", resamples=500)
+        estimate = stats.bootstrap(
+            np.column_stack([a, b]), stats.mean_difference, name=f"coverage-{i}", resamples=500
+        )
         hits += estimate.low <= 0.3 <= estimate.high
     assert 0.88 <= hits / trials <= 0.98
 

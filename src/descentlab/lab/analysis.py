@@ -57,4 +57,3 @@ def effective_lr_decay(record: RunRecord, name: str = "effective-lr", quantile: 
         return math.nan
     half = steps >= steps[-1] / 2
     return loglog_slope(steps[half], values[half, quantile])
-

@@ -46,7 +46,7 @@ BLOW_UP = 1e6
 
 @dataclass(frozen=True)
 class Batch:
-    """What a batched run recorded: positions (steps + 1, lrs, units, 2) and noise-free losses (steps + 1, lrs, units)."""
+    """A batched run's record: positions (steps + 1, lrs, units, 2), exact losses (steps + 1, lrs, units)."""
 
     lrs: tuple[float, ...]
     positions: np.ndarray
@@ -145,7 +145,7 @@ def run_batch(
 
 
 class _Draws:
-    """Per-unit mini-batches: a fresh permutation of the samples every epoch, from the unit's own generator."""
+    """Per-unit mini-batches: a new permutation of the samples each epoch, from the unit's own generator."""
 
     def __init__(self, xi: torch.Tensor, batch_size: int, units: int, seed: int) -> None:
         self.xi, self.b, self.units = xi, batch_size, units

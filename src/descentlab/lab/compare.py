@@ -131,7 +131,8 @@ class PhaseLines:
 
     def _counts(self, p: Progress) -> str:
         return (
-            f"{p.done}/{p.total} runs ({p.skipped} already stored), {p.diverged} diverged, {p.failed} failed, "
+            f"{p.done}/{p.total} runs ({p.skipped} already stored), {p.diverged} diverged, "
+            f"{p.failed} failed, "
             f"{time.monotonic() - self.started:.0f} s"
         )
 
@@ -196,7 +197,7 @@ def execute_runs(
     progress: PhaseProgress | None,
     phase: str,
 ) -> None:
-    """Run what the store lacks of ``runs``: data runs on the executor, surface runs too; each stored as it ends."""
+    """Run what the store lacks of ``runs`` on the executor (data and surface runs), each stored when done."""
     data, surfaces = plan.partition(runs)
     report = (lambda p: progress(phase, p)) if progress is not None else None
     configs = [plan.config(suite, r) for r in data]
@@ -408,7 +409,7 @@ def _write(out: Path, evidence: Evidence, findings: Findings) -> Path:
 
 
 def render(out: str | Path) -> tuple[Path, Findings]:
-    """Rebuild ``findings.json`` and the report of the comparison in ``out`` from its store, without training."""
+    """Rebuild ``findings.json`` and the report of the comparison in ``out`` from its store (no training)."""
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"no such directory: {str(out)!r}")
@@ -417,7 +418,9 @@ def render(out: str | Path) -> tuple[Path, Findings]:
     suite = manifest.suite
     with Store(out / STORE_FILENAME, create=False) as store:
         evidence = evidence_of(store, suite, with_formula=True)
-        variations = {name: evidence_of(store, suite.variant(name), with_formula=False) for name in suite.variants}
+        variations = {
+            name: evidence_of(store, suite.variant(name), with_formula=False) for name in suite.variants
+        }
         findings = _findings(evidence, variations, calibration_checks(suite), manifest)
         path = _write(out, evidence, findings)
     return path, findings

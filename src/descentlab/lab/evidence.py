@@ -36,7 +36,7 @@ class Evidence:
         self._cache: dict[Run, Any] = {}
 
     def lr(self, method: str, problem: str, budget: str = "default") -> float | None:
-        """The learning rate ``method`` runs at on ``problem`` after tuning (None: not tuned, or all failed)."""
+        """The rate ``method`` runs at on ``problem`` after tuning (None: not tuned, or every run failed)."""
         return self.rates.get(Tune(method, problem, budget))
 
     def get(self, run: Run) -> Any:

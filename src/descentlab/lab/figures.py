@@ -13,7 +13,7 @@ timestamps, so the same evidence gives the same bytes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -46,6 +46,8 @@ COLOURS = {name: _PALETTE[i % len(_PALETTE)] for i, name in enumerate([*METHODS,
 def colour(method: str) -> str:
     """The method's colour (a user's method gets one from its name)."""
     return COLOURS.get(method, _PALETTE[sum(map(ord, method)) % len(_PALETTE)])
+
+
 _PNG_METADATA = {"Software": None}  # no version string: the bytes depend on the data only
 
 
@@ -186,7 +188,9 @@ def paths(
 # -- curves ----------------------------------------------------------------------------------------
 
 
-def curves(evidence: Evidence, series: dict[str, list], path: Path, axis: str = "step", log_y: bool = False) -> bool:
+def curves(
+    evidence: Evidence, series: dict[str, list], path: Path, axis: str = "step", log_y: bool = False
+) -> bool:
     """Held-out loss against updates (``axis="step"``) or seconds: the median over runs, per label.
 
     ``series`` maps a label (a method name first) to the runs to draw.

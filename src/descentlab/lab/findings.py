@@ -110,7 +110,9 @@ class SubFinding:
         no = [c.label for c in self.cases if c.verdict == "contradicted"]
         if yes and no:
             parts.append(f"supported on {', '.join(yes)}; contradicted on {', '.join(no)}")
-        changed = [f"{name} ({verdict})" for name, verdict in self.variants.items() if verdict != self.verdict]
+        changed = [
+            f"{name} ({verdict})" for name, verdict in self.variants.items() if verdict != self.verdict
+        ]
         if changed:
             parts.append("the verdict changes under " + ", ".join(changed))
         return "; ".join(parts)
@@ -194,7 +196,9 @@ class Findings:
             for sub in claim.subclaims:
                 variants = {}
                 for name, other in judged.items():
-                    found = [s for c in other.claims if c.id == claim.id for s in c.subclaims if s.id == sub.id]
+                    found = [
+                        s for c in other.claims if c.id == claim.id for s in c.subclaims if s.id == sub.id
+                    ]
                     if found:
                         variants[name] = found[0].verdict
                 subs.append(replace(sub, variants=variants))
@@ -244,7 +248,8 @@ def markdown(data: dict[str, Any]) -> str:
     machine = data.get("machine", {})
     timings = data.get("timings", {})
     lines = [
-        f"Suite `{data.get('suite', '')}`, started {data.get('generated', '')} on {machine.get('processor', '')} "
+        f"Suite `{data.get('suite', '')}`, started {data.get('generated', '')} "
+        f"on {machine.get('processor', '')} "
         f"({machine.get('cores', '?')} cores), torch {machine.get('torch', '')}, descentlab "
         f"{machine.get('descentlab', '')}; "
         + ", ".join(f"{k} {float(v):.0f} s" for k, v in timings.items() if not isinstance(v, str))
@@ -255,8 +260,14 @@ def markdown(data: dict[str, Any]) -> str:
     passed = sum(1 for c in checks if c.get("pass"))
     lines += [
         f"Calibration: {passed} of {len(checks)} checks pass"
-        + (": " + "; ".join(f"{c['id']} predicted {_fmt(c['predicted'])}, measured {_fmt(c['measured'])}"
-                           for c in checks) if checks else "")  # fmt: skip
+        + (
+            ": "
+            + "; ".join(
+                f"{c['id']} predicted {_fmt(c['predicted'])}, measured {_fmt(c['measured'])}" for c in checks
+            )
+            if checks
+            else ""
+        )
         + ".",
         "",
         "| claim | sub-claim | verdict | effect [95% CI] | control [95% CI] | min. effect | robust |",
@@ -266,8 +277,11 @@ def markdown(data: dict[str, Any]) -> str:
         for sub in claim["subclaims"]:
             ci, ctrl = sub["ci"], sub["control"]
             changed = {k: v for k, v in sub["variants"].items() if v != sub["verdict"]}
-            robust = "yes" if sub["robust"] else "no" + (
-                " (" + ", ".join(f"{k}: {v}" for k, v in changed.items()) + ")" if changed else ""
+            robust = (
+                "yes"
+                if sub["robust"]
+                else "no"
+                + (" (" + ", ".join(f"{k}: {v}" for k, v in changed.items()) + ")" if changed else "")
             )
             lines.append(
                 f"| {claim['id']} ({claim['verdict']}) | {sub['id']} | {sub['verdict']} | "
@@ -281,4 +295,5 @@ def markdown(data: dict[str, Any]) -> str:
 if __name__ == "__main__":  # pragma: no cover - a documentation tool
     import sys
 
-    sys.stdout.write(markdown(json.loads(open(sys.argv[1]).read())))
+    with open(sys.argv[1]) as file:
+        sys.stdout.write(markdown(json.load(file)))

@@ -101,7 +101,7 @@ class Method:
 
 
 def factory(optimizer: str) -> Callable[[Iterable[Any], Mapping[str, Any]], torch.optim.Optimizer]:
-    """How to build ``optimizer`` (a registry name, ``mistake:NAME`` or ``module:Class``) from params and kwargs."""
+    """How to build ``optimizer`` (a registry name, ``mistake:NAME`` or ``module:Class``) from arguments."""
     if optimizer.startswith("mistake:"):
         mistake = MISTAKES[optimizer.split(":", 1)[1]]
         return mistake.build
@@ -120,7 +120,7 @@ def _tuples(kwargs: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def load_class(spec: str) -> type[torch.optim.Optimizer]:
-    """The ``torch.optim.Optimizer`` subclass named by ``module:Class`` (a ValueError naming what is wrong)."""
+    """The ``torch.optim.Optimizer`` subclass named ``module:Class`` (a ValueError naming what is wrong)."""
     module_name, _, attribute = spec.partition(":")
     if not module_name or not attribute:
         raise ValueError(f"an optimizer class is given as module:Class; received {spec!r}")
@@ -180,9 +180,27 @@ METHODS: Mapping[str, Method] = MappingProxyType(
     {
         m.name: m
         for m in (
-            _m("gd", "sgd", "full-batch", "gradient descent on the full batch (exact gradient)", ("full-batch",)),
-            _m("sgd", "sgd", "mini-batch", "stochastic gradient descent on mini-batches", ("mini-batch", "plain")),
-            _m("online-sgd", "sgd", "online", "stochastic gradient descent, one sample per update", ("online",)),
+            _m(
+                "gd",
+                "sgd",
+                "full-batch",
+                "gradient descent on the full batch (exact gradient)",
+                ("full-batch",),
+            ),
+            _m(
+                "sgd",
+                "sgd",
+                "mini-batch",
+                "stochastic gradient descent on mini-batches",
+                ("mini-batch", "plain"),
+            ),
+            _m(
+                "online-sgd",
+                "sgd",
+                "online",
+                "stochastic gradient descent, one sample per update",
+                ("online",),
+            ),
             _m(
                 "momentum",
                 "sgd",
@@ -270,7 +288,7 @@ def parse_method(text: str) -> Method:
 
 
 def load_methods(path: str) -> list[Method]:
-    """The user's methods from a TOML file: one table per method (``optimizer``, ``roles``, ``hyperparameters``).
+    """The user's methods from a TOML file, a table each (``optimizer``, ``roles``, ``hyperparameters``).
 
     ``regime`` is optional (default mini-batch).
     """

@@ -142,7 +142,7 @@ MISTAKES: Mapping[str, Mistake] = MappingProxyType(
                 "θ ← θ + γ g",
                 "θ ← θ − γ g",
                 sgd_added,
-                'it climbs the loss: every step goes up the gradient, so no learning rate helps.',
+                "it climbs the loss: every step goes up the gradient, so no learning rate helps.",
             ),
             Mistake(
                 "adagrad-momentum",
@@ -151,7 +151,8 @@ MISTAKES: Mapping[str, Mistake] = MappingProxyType(
                 "θ ← θ − γ m / (√s + ε)",
                 "θ ← θ − γ g / (√s + ε)",
                 adagrad_momentum,
-                "summing gradients into m makes each step about 1/(1 - 0.9) = 10 times AdaGrad's, and m keeps pointing where the gradient was.",
+                "summing gradients into m makes each step about 1/(1 - 0.9) = 10 times AdaGrad's, and m "
+                "keeps pointing where the gradient was.",
             ),
             Mistake(
                 "adam-no-sqrt",
@@ -160,7 +161,8 @@ MISTAKES: Mapping[str, Mistake] = MappingProxyType(
                 "θ ← θ − γ m̂ / (v̂ + ε)",
                 "θ ← θ − γ m̂ / (√v̂ + ε)",
                 adam_no_sqrt,
-                "dividing by v ~ g^2 instead of sqrt(v) ~ |g| makes the step about 1/|g| times Adam's: huge where gradients are small, tiny where they are large.",
+                "dividing by v ~ g^2 instead of sqrt(v) ~ |g| makes the step about 1/|g| times Adam's: "
+                "huge where gradients are small, tiny where they are large.",
             ),
             Mistake(
                 "adam-no-eps",
@@ -169,7 +171,8 @@ MISTAKES: Mapping[str, Mistake] = MappingProxyType(
                 "θ ← θ − γ m̂ / √v̂",
                 "θ ← θ − γ m̂ / (√v̂ + ε)",
                 adam_no_eps,
-                'without epsilon a coordinate whose gradients are all zero divides 0 by 0, and tiny gradients get full-size steps.',
+                "without epsilon a coordinate whose gradients are all zero divides 0 by 0, and tiny "
+                "gradients get full-size steps.",
             ),
             Mistake(
                 "adam-no-bias-correction",
@@ -178,7 +181,8 @@ MISTAKES: Mapping[str, Mistake] = MappingProxyType(
                 "θ ← θ − γ m / (√v + ε)",
                 "θ ← θ − γ m̂ / (√v̂ + ε)",
                 adam_no_bias_correction,
-                "m and v start at 0, so early m is too small by 1 - 0.9^t and sqrt(v) by sqrt(1 - 0.999^t): the first steps are up to 3 times larger than Adam's.",
+                "m and v start at 0, so early m is too small by 1 - 0.9^t and sqrt(v) by sqrt(1 - "
+                "0.999^t): the first steps are up to 3 times larger than Adam's.",
             ),
         )
     }

@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .methods import Method
 
 #: Bumped when what a surface run computes changes: stored batches of another version are not reused.
-SURFACE_VERSION = 1
+SURFACE_VERSION = 2
 BUDGETS = ("default", "one-pass", "long")
 
 
@@ -152,9 +152,7 @@ def select(scores: Sequence[tuple[float, float]]) -> float | None:
     return min(finite)[1] if finite else None
 
 
-def tuned_rates(
-    suite: Suite, tunes: Iterable[Tune], find: Callable[[Run], Any]
-) -> dict[Tune, float | None]:
+def tuned_rates(suite: Suite, tunes: Iterable[Tune], find: Callable[[Run], Any]) -> dict[Tune, float | None]:
     """The learning rate of every ``tune`` from the tuning runs ``find`` returns (matched ones derived)."""
     methods = suite.methods()
     out: dict[Tune, float | None] = {}
@@ -227,7 +225,7 @@ def surface_inputs(suite: Suite, run: SurfaceRun) -> dict[str, Any]:
     return {
         "land": land,
         "lrs": run.lrs,
-        "starts": land.start_points(suite.starts, seed),
+        "starts": land.start_points(suite.starts, seed, hover=run.units == "judge"),
         "steps": suite.surface_steps(run.landscape),
         "noise": noise,
         "batch_size": land.batch_size if noise is not None else None,

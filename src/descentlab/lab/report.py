@@ -73,26 +73,32 @@ def write_report(path: Path, evidence: Evidence, findings: Findings, title: str 
         name = f"{claim.id.lower()}-effects.png"
         forest[claim.id] = name if figures.forest(claim, folder / name) else None
         drawn[claim.id] = CLAIMS[claim.id].figures(evidence, folder)
-    _remove_stale(folder, {n for n in forest.values() if n} | {n for pairs in drawn.values() for n, _ in pairs})
+    _remove_stale(
+        folder, {n for n in forest.values() if n} | {n for pairs in drawn.values() for n, _ in pairs}
+    )
     suite = evidence.suite
     machine = findings.machine
     missing = sum(1 for run in evidence.runs if evidence.get(run) is None)
-    page = _environment().get_template("report.html.j2").render(
-        title=title or f"descentlab compare: {suite.name} suite",
-        findings=findings,
-        suite=suite,
-        machine=machine,
-        machine_line=", ".join(f"{k} {v}" for k, v in machine.items() if k != "descentlab"),
-        timings=[(k, v) for k, v in findings.timings.items()],
-        grid=", ".join(f"{lr:g}" for lr in suite.grid),
-        resamples=stats.RESAMPLES,
-        variations=[(name, VARIANTS[name]) for name in suite.variants],
-        calibration=findings.calibration,
-        forest=forest,
-        figures=drawn,
-        texts={c.id: CLAIMS[c.id].text.strip() for c in findings.claims},
-        folder=FIGURES,
-        missing=missing,
+    page = (
+        _environment()
+        .get_template("report.html.j2")
+        .render(
+            title=title or f"descentlab compare: {suite.name} suite",
+            findings=findings,
+            suite=suite,
+            machine=machine,
+            machine_line=", ".join(f"{k} {v}" for k, v in machine.items() if k != "descentlab"),
+            timings=[(k, v) for k, v in findings.timings.items()],
+            grid=", ".join(f"{lr:g}" for lr in suite.grid),
+            resamples=stats.RESAMPLES,
+            variations=[(name, VARIANTS[name]) for name in suite.variants],
+            calibration=findings.calibration,
+            forest=forest,
+            figures=drawn,
+            texts={c.id: CLAIMS[c.id].text.strip() for c in findings.claims},
+            folder=FIGURES,
+            missing=missing,
+        )
     )
     _files.write_text_atomic(path, page)
     return path

@@ -170,8 +170,10 @@ def combine_cases(verdicts: Sequence[str]) -> str:
 
     >>> combine_cases(["supported", "supported", "inconclusive"])
     'supported'
-    >>> combine_cases(["supported", "contradicted"]), combine_cases(["supported", "inconclusive", "inconclusive"])
-    ('depends', 'inconclusive')
+    >>> combine_cases(["supported", "contradicted"])
+    'depends'
+    >>> combine_cases(["supported", "inconclusive", "inconclusive"])
+    'inconclusive'
     """
     if not verdicts:
         return INCONCLUSIVE

@@ -91,7 +91,9 @@ class DataProblem:
 
     def eval_every(self, regime: str) -> Every:
         """The held-out evaluation interval of runs in ``regime``."""
-        return {"full-batch": Every(1), "mini-batch": self.eval_mini_batch, "online": self.eval_online}[regime]
+        return {"full-batch": Every(1), "mini-batch": self.eval_mini_batch, "online": self.eval_online}[
+            regime
+        ]
 
 
 @dataclass(frozen=True)
@@ -125,11 +127,15 @@ class Suite:
 
     def __post_init__(self) -> None:
         if self.seeds < 5:
-            raise ValueError(f"suite {self.name}: every verdict needs at least 5 seeds; received {self.seeds}")
+            raise ValueError(
+                f"suite {self.name}: every verdict needs at least 5 seeds; received {self.seeds}"
+            )
         if self.grid_seeds < 3:
             raise ValueError(f"suite {self.name}: C7 needs at least 3 seeds; received {self.grid_seeds}")
         if self.starts < 20:
-            raise ValueError(f"suite {self.name}: the 2-D surfaces need at least 20 starts; received {self.starts}")
+            raise ValueError(
+                f"suite {self.name}: the 2-D surfaces need at least 20 starts; received {self.starts}"
+            )
         if len(self.grid) < 2 or any(not (lr > 0 and math.isfinite(lr)) for lr in self.grid):
             raise ValueError(f"suite {self.name}: the grid must hold at least two positive learning rates")
         for variant in self.variants:
@@ -177,7 +183,7 @@ class Suite:
 
     @property
     def judge_seeds(self) -> tuple[int, ...]:
-        """The seeds the verdicts read, 1 to ``seeds``: never a tuning seed (0, or 100 under the variation)."""
+        """The seeds the verdicts read, 1 to ``seeds``: never a tuning seed (0, or 100 in the variation)."""
         return tuple(range(1, 1 + self.seeds))
 
     @property
@@ -204,7 +210,9 @@ class Suite:
         plain = replace(self, variants=())
         if name == "grid-shift":
             shift = 10 ** (0.5 / self.per_decade)
-            return replace(plain, name=f"{self.name}/grid-shift", grid=tuple(_round(lr * shift) for lr in self.grid))
+            return replace(
+                plain, name=f"{self.name}/grid-shift", grid=tuple(_round(lr * shift) for lr in self.grid)
+            )
         if name == "geometry":
             return replace(plain, name=f"{self.name}/geometry", geometry=True)
         if name == "budget":
@@ -239,7 +247,9 @@ class Suite:
         }
         chosen = {c: names for c, names in chosen.items() if names}
         if not chosen:
-            raise ValueError(f"no claim of suite {self.name} reads any of the problems {', '.join(problems or ())}")
+            raise ValueError(
+                f"no claim of suite {self.name} reads any of the problems {', '.join(problems or ())}"
+            )
         parts = [f"claims {', '.join(chosen)}" if claims is not None else ""]
         parts.append(f"problems {', '.join(sorted(keep))}" if problems is not None else "")
         restriction = " and ".join(p for p in parts if p)
@@ -284,11 +294,16 @@ _DIGITS = _data("digits-mlp", 1437, 200, 10, geometry={"hidden": 32})
 
 _SADDLES = ("saddle", "saddle-narrow", "saddle-stiff", "trap")
 _STEPS = {"saddle": 150, "saddle-narrow": 600, "saddle-stiff": 1500, "trap": 300}
-_NOISY = {"quadratic2d-outliers": 300, "rosenbrock-outliers": 500, "quadratic2d-noisy": 300, "rosenbrock-noisy": 500}
+_NOISY = {
+    "quadratic2d-outliers": 300,
+    "rosenbrock-outliers": 500,
+    "quadratic2d-noisy": 300,
+    "rosenbrock-noisy": 500,
+}
 
 _DEFAULT = Suite(
     name="default",
-    summary="three data problems and eight 2-D landscapes; 10-point half-decade grid (C7: 19 points); "
+    summary="three data problems and twelve 2-D landscapes; a 10-point half-decade grid (C7: 19 points); "
     "5 judging seeds, 30 starts; four design variations",
     problems=(_QUADRATIC, _SPARSE, _DIGITS),
     steps={**_STEPS, **_NOISY},
@@ -301,7 +316,13 @@ _DEFAULT = Suite(
         "C4": ("quadratic2d-outliers", "rosenbrock-outliers"),
         "C5": ("sparse-logreg",),
         "C6": ("quadratic-deep", "sparse-logreg"),
-        "C7": ("quadratic-deep", "sparse-logreg", "quadratic2d-noisy", "rosenbrock-noisy"),
+        "C7": (
+            "quadratic-deep",
+            "quadratic2d-noisy",
+            "rosenbrock-noisy",
+            "quadratic2d-outliers",
+            "rosenbrock-outliers",
+        ),
     },
     formula_problems=("quadratic-deep", "sparse-logreg"),
 )

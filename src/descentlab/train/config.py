@@ -307,7 +307,8 @@ class RunConfig:
             raise ValueError(f"RunConfig: budget must be a Budget; received {self.budget!r}")
         if self.held_out not in HELD_OUT:
             raise ValueError(
-                f"RunConfig: held_out must be one of {', '.join(HELD_OUT)}; received held_out={self.held_out!r}"
+                f"RunConfig: held_out must be one of {', '.join(HELD_OUT)}; "
+                f"received held_out={self.held_out!r}"
             )
         if not isinstance(self.observers, tuple):
             object.__setattr__(self, "observers", tuple(self.observers))

@@ -103,7 +103,9 @@ def judge(claim: Claim, evidence: Evidence) -> ClaimFinding:
             statistic = case.statistic or sub.statistic
             if statistic is None:
                 raise ValueError(f"{name}: neither the case nor the sub-claim has a statistic")
-            estimate = stats.bootstrap(case.rows, statistic, name=name) if len(case.rows) else stats.NOT_MEASURED
+            estimate = (
+                stats.bootstrap(case.rows, statistic, name=name) if len(case.rows) else stats.NOT_MEASURED
+            )
             control = (
                 stats.bootstrap(case.control, statistic, name=name + "/control")
                 if case.control is not None and len(case.control)

@@ -14,7 +14,9 @@ from ..plan import DataRun, Rates, Run, SurfaceRun, Tune, is_surface
 from ..suite import Suite
 
 
-def tunes_for(suite: Suite, roles: Sequence[str], problems: Sequence[str], budget: str = "default") -> list[Tune]:
+def tunes_for(
+    suite: Suite, roles: Sequence[str], problems: Sequence[str], budget: str = "default"
+) -> list[Tune]:
     """A Tune for every method filling one of ``roles`` on every problem."""
     return [Tune(m, p, budget) for p in problems for role in roles for m in suite.in_role(role)]
 
@@ -32,7 +34,7 @@ def judged(
     lr: float | None = None,
     steps: int | None = None,
 ) -> list[Run]:
-    """``method``'s judged runs on ``problem`` at its tuned rate (or ``lr``): every judging seed, or all starts."""
+    """``method``'s judged runs on ``problem`` at its tuned rate (or ``lr``): every seed, or all starts."""
     rate = lr if lr is not None else rates.get(Tune(method, problem, tuned_budget))
     if rate is None:
         return []
@@ -54,7 +56,9 @@ def batch(ev: Evidence, run: SurfaceRun | None) -> Batch | None:
     return ev.get(run) if run is not None else None
 
 
-def surface_run(ev: Evidence, method: str, land: str, *, noise: str = "", lr: float | None = None) -> SurfaceRun | None:
+def surface_run(
+    ev: Evidence, method: str, land: str, *, noise: str = "", lr: float | None = None
+) -> SurfaceRun | None:
     """The judged surface run of ``method`` on ``land`` at its tuned rate (None: not tuned)."""
     rate = lr if lr is not None else ev.lr(method, land)
     return None if rate is None else SurfaceRun(method, land, (rate,), "judge", noise)
@@ -86,7 +90,7 @@ def first_at_or_below(values: np.ndarray, level: float) -> int | None:
 
 
 def escape_updates(land_left: np.ndarray) -> np.ndarray:
-    """For a (steps + 1, units) table of 'has left the region', the first update each unit left (inf: never)."""
+    """From a (steps + 1, units) table of 'has left the region': each unit's first such update (inf: none)."""
     hit = land_left.any(axis=0)
     first = np.argmax(land_left, axis=0).astype(float)
     return np.where(hit, first, np.inf)

@@ -24,17 +24,16 @@ updates remain.
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import numpy as np
 
+from .. import figures as figures_lib
 from .. import stats
 from ..evidence import Evidence
-from .. import figures as figures_lib
 from ..plan import Rates, Run, Tune
 from ..suite import Suite
-from ._base import Case, Claim, SubClaim, rows
+from ._base import Case, Claim, SubClaim
 from ._runs import fmt, judged, records, test_curve, tunes_for
 
 ID = "C1"
@@ -52,7 +51,11 @@ def _control_runs(suite: Suite, rates: Rates, method: str) -> list[Run]:
         return []
     lr = rates.get(Tune("gd", CONTROL_PROBLEM))
     steps = suite.data(CONTROL_PROBLEM).full_batch.steps
-    return judged(suite, rates, method, CONTROL_PROBLEM, options=CONTROL_OPTIONS, lr=lr, steps=steps) if lr else []
+    return (
+        judged(suite, rates, method, CONTROL_PROBLEM, options=CONTROL_OPTIONS, lr=lr, steps=steps)
+        if lr
+        else []
+    )
 
 
 def runs(suite: Suite, rates: Rates) -> list[Run]:
@@ -105,7 +108,9 @@ def _sooner_rows(full: list, mini: list, depth: float, axis: int) -> tuple[np.nd
     pairs = [(f, m) for f, m in zip(cf, cm, strict=True) if len(f[2]) and len(m[2])]
     if not pairs:
         return np.zeros((0, 2)), math.nan, math.nan
-    target = next(r.target_loss for r in full if r is not None)
+    target = next((r.target_loss for r in full if r is not None and r.target_loss is not None), None)
+    if target is None:
+        return np.zeros((0, 2)), math.nan, math.nan
     level = _level([c for pair in pairs for c in pair], depth, target)
     table, never_f, never_m = [], 0, 0
     for f, m in pairs:
@@ -171,7 +176,7 @@ def _sooner(ev: Evidence) -> list[Case]:
         }
         for depth in DEPTHS:
             for axis, unit in ((1, "seconds"), (0, "updates")):
-                rows_, nf, nm = _sooner_rows(full, mini, depth, axis)
+                rows_, _, _ = _sooner_rows(full, mini, depth, axis)
                 effect = stats.mean_log_ratio(rows_) if len(rows_) else math.nan
                 numbers[f"log(T full / T mini) in {unit}, depth {depth:g}"] = fmt(effect)
         out.append(Case(problem, table, control, numbers))
@@ -187,6 +192,7 @@ def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
         if figures_lib.curves(ev, series, folder / name, axis="seconds"):
             out.append((name, f"{problem}: held-out loss against training seconds, median over seeds"))
     return out
+
 
 CLAIM = Claim(
     id=ID,

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from .. import figures as figures_lib
 from .. import stats
 from ..evidence import Evidence
-from .. import figures as figures_lib
 from ..landscapes import LANDSCAPES
 from ..plan import Rates, Run, SurfaceRun, Tune
 from ..suite import Suite
@@ -84,7 +84,9 @@ def _cases(role: str):
                         for m, lr in ((plain, lr_plain), (other, lr_other))
                     ]
                     if any(x is None for x in t) or lr_plain is None or lr_other is None:
-                        out.append(Case(label, np.zeros((0, 2)), note="a method has no tuned rate or no runs"))
+                        out.append(
+                            Case(label, np.zeros((0, 2)), note="a method has no tuned rate or no runs")
+                        )
                         continue
                     cap = steps + 1  # never leaving counts as the whole budget
                     table = rows(np.minimum(t[0], cap), np.minimum(t[1], cap))
@@ -119,7 +121,10 @@ _MEASURE = (
     "starts that leave within the budget, over the judging starts"
 )
 _EFFECT = "mean over starts of log(updates plain / updates momentum), both capped at the budget (0.41: 1.5x)"
-_CONTROL = "the same starts and rates on a surface with no saddle (or no trap) and the same curvature at the minimum"
+_CONTROL = (
+    "the same starts and rates on a surface with no saddle (or no trap) and the same curvature at the minimum"
+)
+
 
 def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
     out = []
@@ -130,6 +135,7 @@ def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
             if figures_lib.paths(ev, name, methods, folder / file, rates_from=land):
                 out.append((file, f"{name}: paths from the first judging starts, each method at its rate"))
     return out
+
 
 CLAIM = Claim(
     id=ID,

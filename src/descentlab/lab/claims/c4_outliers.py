@@ -5,11 +5,15 @@ half the variance) and with its *Gaussian twin*: Gaussian noise recoloured to
 the outliers' exact empirical covariance, so the two differ only in the
 shape of their tails. Plain SGD runs at its tuned rate, momentum at plain
 SGD's effective step :math:`\gamma (1 - \beta)` (and, as a second case, at its
-own tuned rate), every judging start, the same mini-batches for both.
+own tuned rate), every judging start, the same mini-batches for both. The
+rates are tuned from the usual starts; the judged runs start next to the
+minimum, so that what they measure is how the noise moves the parameters
+once there, not an approach to the minimum that a smaller step makes slower.
 
 **Measure.** Over the second half of each path (where it hovers near the
-minimum): the mean squared distance to the minimum (*deviation*), and the
-mean excess loss :math:`f - f^*` (*loss*). What outliers *add* is the ratio
+minimum): the mean squared distance to the tail's own mean (*deviation*:
+the spread the noise causes), and the mean excess loss :math:`f - f^*`
+(*loss*). What outliers *add* is the ratio
 of the outlier run's to the twin's, minus 1:
 :math:`R = \overline{D}_{out} / \overline{D}_{twin} - 1`, for each method.
 **Effect**: :math:`R_{plain} - R_{momentum}` (0.1: momentum removes a tenth of
@@ -28,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..evidence import Evidence
 from .. import figures as figures_lib
+from ..evidence import Evidence
 from ..plan import Rates, Run, SurfaceRun, Tune
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim, rows
@@ -72,7 +76,8 @@ def _tail(ev: Evidence, run: SurfaceRun | None, land: str, what: str) -> np.ndar
     positions = found.positions[:, 0]
     half = positions[len(positions) // 2 :]
     if what == "deviation":
-        values = ((half - np.asarray(spec.minimum)) ** 2).sum(axis=-1)
+        # About the tail's own mean: the spread the noise causes, not an offset the run shares with its twin.
+        values = ((half - half.mean(axis=0, keepdims=True)) ** 2).sum(axis=-1)
     else:
         values = found.losses[len(positions) // 2 :, 0] - spec.f_min
     # A diverged start has no tail: it counts as infinitely far.
@@ -96,11 +101,18 @@ def _cases(what: str):
                             for noise in NOISES
                         }
                         if lr_p is None or lr_o is None or any(v is None for v in tails.values()):
-                            out.append(Case(label, np.zeros((0, 4)), note="a method has no tuned rate or no runs"))
+                            out.append(
+                                Case(label, np.zeros((0, 4)), note="a method has no tuned rate or no runs")
+                            )
                             continue
-                        treated = rows(tails[plain, ""], tails[plain, "twin"], tails[other, ""], tails[other, "twin"])
+                        treated = rows(
+                            tails[plain, ""], tails[plain, "twin"], tails[other, ""], tails[other, "twin"]
+                        )
                         control = rows(
-                            tails[plain, "twin-b"], tails[plain, "twin"], tails[other, "twin-b"], tails[other, "twin"]
+                            tails[plain, "twin-b"],
+                            tails[plain, "twin"],
+                            tails[other, "twin-b"],
+                            tails[other, "twin"],
                         )
                         finite = np.isfinite(treated).all(axis=1) & np.isfinite(control).all(axis=1)
                         means = treated[finite].mean(axis=0) if finite.any() else np.full(4, np.nan)
@@ -127,7 +139,9 @@ _EFFECT = (
     "R_plain - R_momentum, where R = mean over starts with outliers / mean with the Gaussian twin - 1: "
     "the outliers' extra {what}, relative to the method's own Gaussian baseline"
 )
+_QUANTITY = {"deviation": "squared distance to its mean", "loss": "excess loss f - f*"}
 _CONTROL = "the same effect with a second Gaussian twin in place of the outliers (no outliers): should be 0"
+
 
 def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
     out = []
@@ -137,6 +151,7 @@ def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
         if figures_lib.paths(ev, land, methods, folder / file, starts=2):
             out.append((file, f"{land}: paths with outlier noise from the first judging starts"))
     return out
+
 
 CLAIM = Claim(
     id=ID,
@@ -149,7 +164,7 @@ CLAIM = Claim(
         SubClaim(
             what,
             f"Momentum reduces the extra {what} that outlier samples cause, beyond what its step size does.",
-            f"over the second half of each path, the mean {'squared distance to the minimum' if what == 'deviation' else 'excess loss f - f*'}, "
+            f"over the second half of each path, the mean {_QUANTITY[what]}, "
             "with outlier noise and with its Gaussian twin of the same covariance",
             _EFFECT.format(what=what),
             _CONTROL,

@@ -82,9 +82,17 @@ def _table(ev: Evidence, problem: str, plain: str, other: str, dense: bool, rare
     built = make_problem(ev.suite.data(problem).problem, **options)
     truth = built.true_weights.double().numpy()  # type: ignore[attr-defined]
     common = np.setdiff1d(np.arange(len(truth)), rare)
-    a = [_errors(r, truth, rare, common) for r in records(ev, _judged(ev.suite, ev.rates, plain, problem, dense))]
-    b = [_errors(r, truth, rare, common) for r in records(ev, _judged(ev.suite, ev.rates, other, problem, dense))]
-    table = np.array([(x[0], y[0], x[1], y[1]) for x, y in zip(a, b, strict=False)], dtype=float).reshape(-1, 4)
+    a = [
+        _errors(r, truth, rare, common)
+        for r in records(ev, _judged(ev.suite, ev.rates, plain, problem, dense))
+    ]
+    b = [
+        _errors(r, truth, rare, common)
+        for r in records(ev, _judged(ev.suite, ev.rates, other, problem, dense))
+    ]
+    table = np.array([(x[0], y[0], x[1], y[1]) for x, y in zip(a, b, strict=False)], dtype=float).reshape(
+        -1, 4
+    )
     return table[np.isfinite(table).all(axis=1)]
 
 
@@ -130,7 +138,8 @@ CLAIM = Claim(
             "rare",
             "AdaGrad's advantage over SGD is larger on the rare features' weights than on the common ones'.",
             "relative error of the rare and of the common features' weights at the end of the budget",
-            "AdaGrad's gain on the rare features minus its gain on the common ones, gain = 1 - error AdaGrad / "
+            "AdaGrad's gain on the rare features minus its gain on the common ones, gain = 1 - error "
+            "AdaGrad / "
             "error SGD (means over seeds)",
             "the same runs with dense features (Zipf exponent 0), read on the same feature sets",
             0.05,
@@ -142,4 +151,3 @@ CLAIM = Claim(
     runs=runs,
     text=__doc__ or "",
 )
-

@@ -1,4 +1,4 @@
-r"""C6: AdaGrad's effective learning rate decays towards zero, so it stops short of the optimum; RMSProp's does not.
+r"""C6: AdaGrad's effective learning rate decays towards zero, so it stops short; RMSProp's does not.
 
 AdaGrad, RMSProp and plain SGD run at the rates a short tuning chose, for
 ``long_factor`` (at least 5) times that budget, every judging seed, with the
@@ -23,14 +23,13 @@ does not measure AdaGrad's decay.
 from __future__ import annotations
 
 import math
-
 from pathlib import Path
 
 import numpy as np
 
 from .. import analysis, stats
-from ..evidence import Evidence
 from .. import figures as figures_lib
+from ..evidence import Evidence
 from ..plan import Rates, Run, Tune
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim
@@ -58,6 +57,11 @@ def runs(suite: Suite, rates: Rates) -> list[Run]:
     ]
 
 
+def _first(suite: Suite, role: str) -> str:
+    """The built-in method of ``role`` (the comparator or the control; a user's method is a case)."""
+    return suite.in_role(role)[0]
+
+
 def _slope(record) -> float:
     return analysis.effective_lr_decay(record) if record is not None and not record.diverged else math.nan
 
@@ -79,8 +83,8 @@ def _pair_rows(a: list, b: list, value) -> np.ndarray:
 def _decays(ev: Evidence) -> list[Case]:
     out = []
     for problem in ev.suite.reads(ID):
-        rms = records(ev, _long(ev.suite, ev.rates, "rmsprop", problem))
-        sgd = records(ev, _long(ev.suite, ev.rates, "sgd", problem))
+        rms = records(ev, _long(ev.suite, ev.rates, _first(ev.suite, "rmsprop"), problem))
+        sgd = records(ev, _long(ev.suite, ev.rates, _first(ev.suite, "plain"), problem))
         for method in ev.suite.in_role("adagrad"):
             ada = records(ev, _long(ev.suite, ev.rates, method, problem))
             label = problem if method == "adagrad" else f"{problem}: {method}"
@@ -94,9 +98,14 @@ def _decays(ev: Evidence) -> list[Case]:
                     table,
                     _pair_rows(rms, sgd, _slope) if sgd else None,
                     {
-                        "lr AdaGrad / RMSProp": f"{fmt(ev.lr(method, problem))} / {fmt(ev.lr('rmsprop', problem))}",
+                        "lr AdaGrad / RMSProp": (
+                            f"{fmt(ev.lr(method, problem))} / "
+                            f"{fmt(ev.lr(_first(ev.suite, 'rmsprop'), problem))}"
+                        ),
                         "slope AdaGrad / RMSProp": (
-                            f"{fmt(float(table[:, 1].mean()))} / {fmt(float(table[:, 0].mean()))}" if len(table) else "-"
+                            f"{fmt(float(table[:, 1].mean()))} / {fmt(float(table[:, 0].mean()))}"
+                            if len(table)
+                            else "-"
                         ),
                         "updates (long run)": ada[0].updates if ada and ada[0] is not None else "-",
                     },
@@ -108,8 +117,8 @@ def _decays(ev: Evidence) -> list[Case]:
 def _stops(ev: Evidence) -> list[Case]:
     out = []
     for problem in ev.suite.reads(ID):
-        rms = records(ev, _long(ev.suite, ev.rates, "rmsprop", problem))
-        sgd = records(ev, _long(ev.suite, ev.rates, "sgd", problem))
+        rms = records(ev, _long(ev.suite, ev.rates, _first(ev.suite, "rmsprop"), problem))
+        sgd = records(ev, _long(ev.suite, ev.rates, _first(ev.suite, "plain"), problem))
         for method in ev.suite.in_role("adagrad"):
             ada = records(ev, _long(ev.suite, ev.rates, method, problem))
             label = problem if method == "adagrad" else f"{problem}: {method}"
@@ -148,8 +157,11 @@ def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
         series = {m: _long(ev.suite, ev.rates, m, problem) for role in ROLES for m in ev.suite.in_role(role)}
         name = f"c6-{problem}.png"
         if figures_lib.curves(ev, series, folder / name, axis="step"):
-            out.append((name, f"{problem}: held-out loss over a run {ev.suite.long_factor} times the tuning budget"))
+            out.append(
+                (name, f"{problem}: held-out loss over a run {ev.suite.long_factor} times the tuning budget")
+            )
     return out
+
 
 CLAIM = Claim(
     id=ID,
@@ -163,7 +175,8 @@ CLAIM = Claim(
         SubClaim(
             "decays",
             "AdaGrad's effective learning rate falls faster than RMSProp's.",
-            "log-log slope of the median per-coordinate effective learning rate against updates, second half of "
+            "log-log slope of the median per-coordinate effective learning rate against updates, second "
+            "half of "
             "a run five times the tuning budget",
             "mean over seeds of slope(RMSProp) - slope(AdaGrad) (0.1: a tenth of a decade more per decade)",
             "plain SGD in AdaGrad's place (a constant rate)",

@@ -26,13 +26,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-
 from pathlib import Path
 
 import numpy as np
 
-from ..evidence import Evidence
 from .. import figures as figures_lib
+from ..evidence import Evidence
 from ..plan import DataRun, Rates, Run, SurfaceRun, Tune, is_surface
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim
@@ -116,7 +115,9 @@ def budget_curve(mean: np.ndarray) -> list[float]:
     return out
 
 
-def _good_range(mean: np.ndarray, start: float, best: float, grid: Sequence[float]) -> tuple[list[float], bool]:
+def _good_range(
+    mean: np.ndarray, start: float, best: float, grid: Sequence[float]
+) -> tuple[list[float], bool]:
     good = [lr for lr, loss in zip(grid, mean, strict=True) if start - loss >= KEEP * (start - best)]
     edge = bool(good) and (good[0] == grid[0] or good[-1] == grid[-1])
     return good, edge
@@ -151,7 +152,9 @@ def _cases(ev: Evidence) -> list[Case]:
                     control,
                     {
                         "good range (decades)": {m: len(g) * step for m, (g, _) in ranges.items()},
-                        "good learning rates": {m: [min(g), max(g)] if g else [] for m, (g, _) in ranges.items()},
+                        "good learning rates": {
+                            m: [min(g), max(g)] if g else [] for m, (g, _) in ranges.items()
+                        },
                         "range touches the grid's end": [m for m, (_, edge) in ranges.items() if edge],
                         "threshold": f"keeps {100 * KEEP:g}% of the best improvement any method reached",
                         "tuning-budget curve (expected best loss, k = 1 ..)": {
@@ -178,10 +181,18 @@ def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
             continue
         start = float(np.median([t[1] for t in found.values()]))
         name = f"c7-{problem}.png"
-        if figures_lib.sensitivity(ev.suite.fine_grid(), {m: _mean(t[0]) for m, t in found.items()}, start, folder / name):
-            out.append((name, f"{problem}: final loss against the learning rate (left; dotted: the start) "
-                        "and the expected best loss with k random learning rates (right)"))
+        if figures_lib.sensitivity(
+            ev.suite.fine_grid(), {m: _mean(t[0]) for m, t in found.items()}, start, folder / name
+        ):
+            out.append(
+                (
+                    name,
+                    f"{problem}: final loss against the learning rate (left; dotted: the start) "
+                    "and the expected best loss with k random learning rates (right)",
+                )
+            )
     return out
+
 
 CLAIM = Claim(
     id=ID,
