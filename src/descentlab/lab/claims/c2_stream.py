@@ -67,7 +67,10 @@ def runs(suite: Suite, rates: Rates) -> list[Run]:
 
 def _optimum(ev: Evidence, problem: str) -> float:
     runs_ = [
-        r for m in ev.suite.in_role("online") for r in sum(_runs(ev.suite, ev.rates, problem, False, m), [])
+        r
+        for m in ev.suite.in_role("online")
+        for part in _runs(ev.suite, ev.rates, problem, False, m)
+        for r in part
     ]
     finals = [final_test_loss(r) for r in records(ev, runs_)]
     return min(finals, default=math.inf)
