@@ -9,12 +9,18 @@
 - :func:`run_sweep`: runs the configurations a store lacks on an
   :class:`Executor` (:class:`LocalExecutor`, :class:`RayExecutor`,
   :class:`SerialExecutor`), committing each as it finishes; killed and
-  started again, it resumes.
+  started again, it resumes;
+- the comparison (``descentlab compare``): :mod:`~descentlab.lab.claims`
+  (one module per claim), :mod:`~descentlab.lab.suite`,
+  :mod:`~descentlab.lab.plan`, :mod:`~descentlab.lab.stats`,
+  :mod:`~descentlab.lab.calibration`, :mod:`~descentlab.lab.compare`; its
+  record is a :class:`Findings` (``findings.json``).
 """
 
 from __future__ import annotations
 
 from .executors import Executor, LocalExecutor, RayExecutor, SerialExecutor, WorkerCrashed, default_workers
+from .findings import Findings
 from .space import (
     DIMENSIONS,
     Choice,
@@ -28,7 +34,17 @@ from .space import (
     check_config,
 )
 from .spec import Spec, load_spec, parse_spec
-from .store import SCHEMA_VERSION, STORE_FILENAME, Store, StoredRun, StoreError, run_key, versions
+from .store import (
+    DEFAULTS_VERSION,
+    SCHEMA_VERSION,
+    STORE_FILENAME,
+    Store,
+    StoredRun,
+    StoreError,
+    defaults_digest,
+    run_key,
+    versions,
+)
 from .sweep import (
     Best,
     Outcome,
@@ -43,6 +59,7 @@ from .sweep import (
 )
 
 __all__ = [
+    "DEFAULTS_VERSION",
     "DIMENSIONS",
     "SCHEMA_VERSION",
     "STORE_FILENAME",
@@ -50,6 +67,7 @@ __all__ = [
     "Choice",
     "Dimension",
     "Executor",
+    "Findings",
     "Grid",
     "LocalExecutor",
     "LogGrid",
@@ -71,6 +89,7 @@ __all__ = [
     "check_config",
     "crashed",
     "default_workers",
+    "defaults_digest",
     "describe_config",
     "execute",
     "load_spec",
