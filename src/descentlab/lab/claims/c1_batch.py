@@ -6,14 +6,15 @@ Two sub-claims, judged apart:
   (L_{first} - L_{last}) / TV` over the evaluations both regimes made at the
   same update counts (0 for a monotone curve, near 1 for pure noise).
   **Effect**: mean over seeds of roughness(mini-batch) - roughness(full batch).
-- **sooner**: training seconds until the held-out loss first reaches the
-  problem's documented target (depth 1). A run that never reaches it is
-  censored at the horizon both runs of the seed covered, so "neither got
-  there" is no effect, and the report gives the share that never did.
-  **Effect**: mean over seeds of :math:`\log(T_{full} / T_{mini})` (0.22:
-  mini-batches 1.25 times as fast). The report also gives the effect at
-  depths 0.5 and 1.5 (halfway to the target, and halfway past it to the best
-  loss reached) and in samples.
+- **sooner**: training seconds until the held-out loss first reaches a
+  target halfway from the starting loss to the problem's documented target
+  (depth 0.5: every budget gets there, so the case measures speed, not how
+  low each regime can go). A run that never reaches it is censored at the
+  horizon both runs of the seed covered, so "neither got there" is no
+  effect, and the report gives the share that never did. **Effect**: mean
+  over seeds of :math:`\log(T_{full} / T_{mini})` (0.22: mini-batches 1.25
+  times as fast). The report also gives the effect at depths 0.25, 0.5, 0.75
+  and 1 (the documented target), in seconds and in updates.
 
 **Control**: both methods at the full batch's tuned rate on sparse logistic
 regression with 32 samples, where a mini-batch of 32 *is* the full batch and
@@ -39,7 +40,10 @@ from ._runs import fmt, judged, records, test_curve, tunes_for
 ID = "C1"
 CONTROL_PROBLEM = "sparse-logreg"
 CONTROL_OPTIONS = (("n_train", 32),)
-DEPTHS = (0.5, 1.0, 1.5)
+#: The target of the case: halfway from the starting loss to the problem's documented target ...
+DEPTH = 0.5
+#: ... and the depths of the curve the report also gives (1: the documented target).
+DEPTHS = (0.25, 0.5, 0.75, 1.0)
 
 
 def tunes(suite: Suite) -> list[Tune]:
@@ -162,23 +166,25 @@ def _smoother(ev: Evidence) -> list[Case]:
 
 
 def _sooner(ev: Evidence) -> list[Case]:
-    control = _sooner_rows(*_pairs(ev, "", control=True), 1.0, 1)[0]
+    control = _sooner_rows(*_pairs(ev, "", control=True), DEPTH, 1)[0]
     out = []
     for problem in ev.suite.reads(ID):
         full, mini = _pairs(ev, problem)
         if not full or not mini or all(r is None for r in full):
             out.append(Case(problem, np.zeros((0, 2)), note="a method has no tuned rate"))
             continue
-        table, never_f, never_m = _sooner_rows(full, mini, 1.0, 1)
+        table, never_f, never_m = _sooner_rows(full, mini, DEPTH, 1)
         numbers: dict = {
-            "never reached the target, full batch": f"{100 * never_f:.0f}%",
-            "never reached the target, mini-batch": f"{100 * never_m:.0f}%",
+            f"never reached depth {DEPTH:g}, full batch": f"{100 * never_f:.0f}%",
+            f"never reached depth {DEPTH:g}, mini-batch": f"{100 * never_m:.0f}%",
         }
         for depth in DEPTHS:
             for axis, unit in ((1, "seconds"), (0, "updates")):
-                rows_, _, _ = _sooner_rows(full, mini, depth, axis)
+                rows_, nf, nm = _sooner_rows(full, mini, depth, axis)
                 effect = stats.mean_log_ratio(rows_) if len(rows_) else math.nan
-                numbers[f"log(T full / T mini) in {unit}, depth {depth:g}"] = fmt(effect)
+                numbers[f"depth {depth:g}, log(T full / T mini) in {unit}"] = (
+                    f"{fmt(effect)} (never: full {100 * nf:.0f}%, mini {100 * nm:.0f}%)"
+                )
         out.append(Case(problem, table, control, numbers))
     return out
 
@@ -217,8 +223,8 @@ CLAIM = Claim(
         SubClaim(
             "sooner",
             "Mini-batches reach the target loss sooner in wall time.",
-            "training seconds until the held-out loss first reaches the documented target, censored at the "
-            "horizon both runs of a seed covered",
+            "training seconds until the held-out loss first gets halfway from the start to the documented "
+            "target, censored at the horizon both runs of a seed covered",
             "mean over seeds of log(seconds full batch / seconds mini-batch) (0.22: 1.25x as fast)",
             "both at the full batch's rate on 32 samples, where a mini-batch is the full batch",
             float(np.log(1.25)),

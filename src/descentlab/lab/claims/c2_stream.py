@@ -172,7 +172,7 @@ def _mean(table: np.ndarray) -> float:
 def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
     out = []
     for problem in ev.suite.reads(ID):
-        online, mini = _runs(ev.suite, ev.rates, problem, False)
+        online, mini = _runs(ev.suite, ev.rates, problem, False, "online-sgd")
         name = f"c2-{problem}.png"
         if figures_lib.curves(
             ev, {"online-sgd": online, "sgd (one pass)": mini}, folder / name, axis="samples"
