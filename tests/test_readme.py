@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -23,3 +24,22 @@ def test_quick_start_has_two_commands_and_ci_runs_the_test_one():
     commands = [line for line in block.splitlines() if line and not line.startswith("#")]
     assert len(commands) == 2
     assert commands[1] in (ROOT / ".ci" / "run").read_text()
+
+
+def test_the_findings_shown_are_generated_from_a_stored_findings_file():
+    from descentlab.lab.findings import markdown
+
+    shown = re.search(r"<!-- findings:default -->\n(.*?)<!-- /findings -->", README, flags=re.DOTALL).group(1)
+    stored = json.loads((ROOT / "docs" / "findings" / "default.json").read_text())
+    assert shown == markdown(stored)
+    assert stored["suite"] == "default" and stored["machine"]["cores"]
+
+
+def test_the_readme_names_every_claim_and_sub_claim_of_the_registry():
+    from descentlab.lab.claims import CLAIMS
+
+    lab = README.split("## The lab: descentlab compare", 1)[1].split("\n## ", 1)[0]
+    for claim in CLAIMS.values():
+        assert f"| {claim.id} " in lab, claim.id
+        for sub in claim.subclaims:
+            assert f"*{sub.id}*" in lab or len(claim.subclaims) == 1, (claim.id, sub.id)

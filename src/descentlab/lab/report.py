@@ -11,6 +11,7 @@ in the template. Rendering twice from the same store gives the same page.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +48,28 @@ def num(value: Any, digits: int = 4) -> str:
     if isinstance(value, list | tuple):
         return ", ".join(num(v, digits) for v in value) if value else "none"
     return str(value)
+
+
+def plain(text: str) -> str:
+    r"""A docstring's reStructuredText as plain text: roles and literals unwrapped, LaTeX commands spelled out.
+
+    >>> plain(r"the rate :math:`\gamma / (1 - \beta)` of ``momentum``")
+    'the rate γ / (1 - β) of momentum'
+    """
+    text = re.sub(r":[a-z]+:`([^`]*)`", r"\1", text)
+    text = text.replace("``", "").replace("**", "")
+    for command, symbol in _SYMBOLS.items():
+        text = text.replace(command, symbol)
+    text = re.sub(r"([_^√]|mean )\{([^}]*)\}", r"\1\2", text)
+    text = re.sub(r"\{([^{}]*)\}", r"\1", text)
+    return re.sub(r"\\(frac|tfrac)\{([^}]*)\}\{([^}]*)\}", r"\2/\3", text)
+
+
+_SYMBOLS = {
+    "\\gamma": "γ", "\\beta": "β", "\\log": "log", "\\sqrt": "√", "\\sum": "Σ", "\\ge": "≥",
+    "\\le": "≤", "\\overline": "mean ", "\\|": "‖", "\\xi": "ξ", "\\theta": "θ", "\\top": "ᵀ",
+    "\\pm": "±", "\\,": " ",
+}  # fmt: skip
 
 
 def _environment():
@@ -95,7 +118,7 @@ def write_report(path: Path, evidence: Evidence, findings: Findings, title: str 
             calibration=findings.calibration,
             forest=forest,
             figures=drawn,
-            texts={c.id: CLAIMS[c.id].text.strip() for c in findings.claims},
+            texts={c.id: plain(CLAIMS[c.id].text.strip()) for c in findings.claims},
             folder=FIGURES,
             missing=missing,
         )
