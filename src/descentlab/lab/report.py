@@ -51,7 +51,7 @@ def num(value: Any, digits: int = 4) -> str:
 
 
 def plain(text: str) -> str:
-    r"""A docstring's reStructuredText as plain text: roles and literals unwrapped, LaTeX commands spelled out.
+    r"""A docstring's reStructuredText as plain text: roles and literals unwrapped, LaTeX spelled out.
 
     >>> plain(r"the rate :math:`\gamma / (1 - \beta)` of ``momentum``")
     'the rate γ / (1 - β) of momentum'
