@@ -134,3 +134,9 @@ def test_wilson_fails_when_the_baseline_is_adaptive_or_an_adaptive_method_has_no
     )
     assert loose.measured == pytest.approx(loose.predicted) and not loose.passed
     assert not cal.wilson_separable(predicted=0.2, quick=True).passed
+
+
+def test_wilson_refuses_a_label_probability_without_both_classes():
+    for p in (0.0, 1.0):
+        with pytest.raises(ValueError, match=r"p must be in \(0, 1\); received p="):
+            cal.wilson_separable(p=p, quick=True)

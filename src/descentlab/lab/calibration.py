@@ -517,7 +517,7 @@ def wilson_separable(
     The training labels are drawn until :math:`b = \sum_i y_i > 0`, as the
     paper assumes. Then :math:`X \operatorname{sign}(X^\top y) = 4y` (a positive
     sample scores :math:`1 + 2 + 1`, a negative one :math:`-1 + 2 - 5`), the
-    condition of the paper's Lemma 3.2: AdaGrad, RMSprop and Adam from zero
+    condition of the paper's lemma on adaptive methods: AdaGrad, RMSprop and Adam from zero
     stay on the ray :math:`w \propto \operatorname{sign}(X^\top y) = (1, 1, 1,
     \pm 1, \dots)`, so an unseen point scores :math:`\propto y + 2 > 0` and is
     labelled 1: their test error is the fraction of test labels that are
@@ -531,13 +531,19 @@ def wilson_separable(
     :math:`1/L` because every entry of :math:`XX^\top/n` is at most
     :math:`3/n` off the diagonal and :math:`8/n` on it; Adagrad at 0.1, RMSprop
     and Adam at 1e-3, whose near-sign steps at a constant learning rate
-    otherwise circle the interpolant at a distance of about the learning rate).
+    circle the interpolant at a distance of about the learning rate: RMSprop at
+    1e-2 stays at a training loss of about 4e-4). ``p`` must be in (0, 1).
     """
+    if not 0 < p < 1:
+        raise ValueError(f"wilson_separable: p must be in (0, 1); received p={p!r}")
     n_test, steps = 1000, 800 if quick else 1500
     gen = _random.torch_generator(SEED, "calibration", "wilson")
-    x, y = wilson_data(n_train, p, gen)
-    while float(y.sum()) <= 0:
+    for _ in range(1000):
         x, y = wilson_data(n_train, p, gen)
+        if float(y.sum()) > 0:
+            break
+    else:
+        raise ValueError(f"wilson_separable: no training set with more labels 1 than -1 at p={p!r}")
     test_y = torch.where(torch.rand(n_test, generator=gen, dtype=torch.float64) < p, 1.0, -1.0)
     test_x = torch.zeros(n_test, x.shape[1], dtype=torch.float64)
     test_x[:, 0], test_x[:, 1:3] = test_y, 1.0
