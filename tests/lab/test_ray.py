@@ -37,6 +37,21 @@ def descendants(pid: int) -> set[int]:
     return found
 
 
+def _ours(pids: set[int]) -> set[int]:
+    """Processes other than multiprocessing's resource tracker (the test process's own, by design)."""
+    return {pid for pid in pids if "resource_tracker" not in "".join(_commands({pid}))}
+
+
+def _commands(pids: set[int]) -> list[str]:
+    out = []
+    for pid in sorted(pids):
+        try:
+            out.append(Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()[:120])
+        except OSError:
+            out.append(str(pid))
+    return out
+
+
 @pytest.fixture(scope="module")
 def local_ray():
     """A local Ray instance with two CPUs and a small object store, gone (every process) afterwards."""
@@ -59,9 +74,10 @@ def local_ray():
             os.environ["RAY_ADDRESS"] = address
         # Ray's own processes and the workers it started for the tests: none may outlive them.
         deadline = time.monotonic() + 30
-        while descendants(os.getpid()) - before and time.monotonic() < deadline:
+        while _ours(descendants(os.getpid()) - before) and time.monotonic() < deadline:
             time.sleep(0.1)
-        assert not descendants(os.getpid()) - before, "Ray processes outlived the tests"
+        left = _ours(descendants(os.getpid()) - before)
+        assert not left, f"processes outlived the tests: {_commands(left)}"
 
 
 def test_ray_gives_the_records_of_the_process_pool(tmp_path, local_ray):
@@ -88,3 +104,18 @@ def test_descentlab_sweep_runs_on_ray(tmp_path, local_ray, capsys):
     assert "2 run now, 0 already stored" in capsys.readouterr().out
     with Store(store) as kept:
         assert [r.status for r in kept.runs("s")] == ["finished", "finished"]
+
+
+def test_a_comparisons_surface_and_data_runs_run_on_ray_as_on_the_pool(tmp_path, local_ray):
+    from descentlab.lab import compare
+    from descentlab.lab.suite import get_suite
+
+    # C3 (batched 2-D runs) and C5 (data runs): both kinds of task go through the executor.
+    suite = get_suite("tiny").restricted(("C3", "C5"), None)
+    found = {}
+    for name, make in (("ray", RayExecutor), ("local", lambda: LocalExecutor(2))):
+        with Store(tmp_path / f"{name}.sqlite") as store, make() as executor:
+            evidence = compare.evidence_of(store, suite, with_formula=False, executor=executor)
+            found[name] = compare.judge_all(evidence, {})
+            assert store.result_keys(compare.SURFACES) and len(store) > 0
+    assert found["ray"].to_json() == found["local"].to_json()
