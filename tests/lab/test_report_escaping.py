@@ -53,6 +53,7 @@ def _findings() -> Findings:
         formula=(
             {
                 "problem": HOSTILE,
+                "mistake": HOSTILE,
                 "summary": HOSTILE,
                 "wrong": HOSTILE,
                 "right": HOSTILE,
