@@ -9,6 +9,7 @@ picklable data, so a process pool or a Ray worker can call it.
 
 from __future__ import annotations
 
+import functools
 import inspect
 import json
 import os
@@ -134,6 +135,26 @@ def default_config(
     )
 
 
+def built_problem(name: str, options: Mapping[str, Any]) -> Any:
+    """``make_problem(name, **options)``, the same object for equal options within a process.
+
+    Problems are immutable and deterministic given their options, and building
+    their data (drawing a sparse data set, rotating a Hessian) can cost more
+    than a short run: a lab worker that runs hundreds of configurations on a
+    few problems builds each once. Options that cannot be hashed skip the cache.
+    """
+    try:
+        key = json.dumps(options, sort_keys=True)
+    except TypeError:
+        return make_problem(name, **options)
+    return _built(name, key)
+
+
+@functools.lru_cache(maxsize=8)
+def _built(name: str, key: str) -> Any:
+    return make_problem(name, **json.loads(key))
+
+
 def halves(data: tuple[torch.Tensor, ...]) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """A finite data set cut in a first and a second half (a single sample is used whole by both).
 
@@ -196,7 +217,7 @@ def run(
     >>> record.updates, round(record.final_held_out_loss, 3), record.reached_target
     (60, -0.5, True)
     """
-    problem = make_problem(config.problem, **config.problem_options)
+    problem = built_problem(config.problem, config.problem_options)
     watchers = [get_observer(name) for name in config.observers] + list(observers)
     splits = problem.splits()
     held_out = splits.test
