@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 
 import pytest
 
@@ -124,3 +125,14 @@ def test_restricting_a_suite_keeps_the_claims_and_problems_asked_for():
     assert set(only.claims()) == {"C1", "C2", "C3", "C5", "C6"}
     with pytest.raises(LookupError, match="did you mean 'saddle'"):
         get_suite("default").restricted(None, ("sadle",))
+
+
+def test_the_readmes_methods_file_reads_with_a_real_class(tmp_path):
+    from pathlib import Path
+
+    readme = (Path(__file__).parents[2] / "README.md").read_text()
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, flags=re.DOTALL) if "roles" in b]
+    # The README's class is the reader's own; torch's Adam stands in for it (same arguments).
+    (tmp_path / "methods.toml").write_text(block.replace("mypkg.optim:Lion", "torch.optim:Adam"))
+    (method,) = load_methods(str(tmp_path / "methods.toml"))
+    assert method.roles == ("adam", "momentum") and method.hyperparameters == {"betas": [0.9, 0.99]}
