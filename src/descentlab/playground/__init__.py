@@ -95,18 +95,20 @@ def serve(
         )
     sock = bind(host, port)
     url = url_of(sock)
-    print(f"descentlab playground: serving on {url} (Ctrl-C to stop)", file=out, flush=True)
-    if open_browser:
-        # The socket already listens, so the browser's first request waits in its backlog.
-        webbrowser.open(url)
-    if ready is not None:
-        ready.set()
-    config = uvicorn.Config(create_app(), log_level="warning", lifespan="off")
-    server = uvicorn.Server(config)
     try:
+        # Inside the try: a Ctrl-C may come as soon as the address is out.
+        print(f"descentlab playground: serving on {url} (Ctrl-C to stop)", file=out, flush=True)
+        if open_browser:
+            # The socket already listens, so the browser's first request waits in its backlog.
+            webbrowser.open(url)
+        if ready is not None:
+            ready.set()
+        server = uvicorn.Server(uvicorn.Config(create_app(), log_level="warning", lifespan="off"))
         server.run(sockets=[sock])
     except KeyboardInterrupt:
-        pass  # uvicorn has shut down; Ctrl-C is how a user stops it, not an error
+        # Ctrl-C is how a user stops it, not an error; uvicorn has shut down, or
+        # had not started yet when the interrupt came.
+        pass
     finally:
         sock.close()
     print("descentlab playground: stopped", file=out, flush=True)

@@ -1,0 +1,137 @@
+"""The real server, over HTTP: answers, one-line refusals, and it keeps serving; the command's own behaviour."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+import subprocess
+import sys
+
+import pytest
+from PIL import Image
+
+from descentlab.playground import is_loopback
+from playground_server import call, start_server, stop_server
+
+pytest.importorskip("starlette", reason="the playground extra is not installed (pip install -e '.[dev]')")
+
+
+def test_the_page_and_every_asset_it_names_are_served(server):
+    import re
+    import urllib.request
+
+    with urllib.request.urlopen(server) as response:
+        page = response.read().decode()
+    assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
+    assert {"/static/app.js", "/static/style.css"} <= set(assets)
+    for path in [*assets, "/static/i18n/en.json", "/static/i18n/zh.json"]:
+        with urllib.request.urlopen(server.rstrip("/") + path) as response:
+            assert response.status == 200
+    # Offline: nothing is fetched from another host.
+    assert "http://" not in page and "https://" not in page
+
+
+def test_paths_over_http(server):
+    status, body = call(
+        server, "/api/paths",
+        {"surface": "trap-noisy", "updates": 30, "regime": "mini-batch", "batch_size": 10, "seed": 2,
+         "runs": [{"optimizer": "rmsprop", "hyperparameters": {"lr": 0.01, "centered": True}}]},
+    )  # fmt: skip
+    assert status == 200
+    (result,) = body["runs"]
+    assert len(result["points"]) == 31 and {t["key"] for t in result["terms"]} >= {
+        "square_avg",
+        "grad_avg",
+        "step",
+    }
+
+
+@pytest.mark.parametrize(
+    "path, body, status, message",
+    [
+        ("/api/paths", {"runs": [{"optimizer": "adam", "hyperparameters": {"eps": -1}}]}, 400, "eps must be"),
+        ("/api/paths", {"runs": [{"optimizer": "lion"}]}, 400, "unknown optimizer 'lion'"),
+        (
+            "/api/paths",
+            {"updates": 5000, "runs": [{"optimizer": "sgd"}]},
+            400,
+            "updates must be an integer from 1",
+        ),
+        ("/api/paths", {"runs": [{"optimizer": "sgd"}] * 40}, 400, "runs must be a list of 1 to 12"),
+        ("/api/surface", {"surface": "custom", "formula": "__import__('os')"}, 400, "unknown function"),
+        ("/api/surface", {"surface": "nowhere"}, 400, "unknown surface 'nowhere'"),
+        ("/api/gif", {"frames": ["data:image/png;base64,AAAA"]}, 400, "not a readable PNG"),
+        ("/api/gif", {"frames": []}, 400, "frames must be a list of 1 to"),
+    ],
+)
+def test_bad_requests_get_a_4xx_with_one_line(server, path, body, status, message):
+    got, answer = call(server, path, body)
+    assert got == status and message in answer["error"] and "\n" not in answer["error"]
+    assert answer["key"].startswith("error.")
+
+
+def test_malformed_and_oversized_bodies_are_refused_and_the_server_keeps_serving(server):
+    assert call(server, "/api/paths", raw=b"{not json")[0] == 400
+    assert call(server, "/api/paths", raw=b"\xff\xfe")[0] == 400
+    status, answer = call(server, "/api/paths", raw=b"[" * 100_000)
+    assert status == 413 and "too large" in answer["error"]
+    status, _ = call(server, "/api/schema")
+    assert status == 200
+
+
+def test_a_gif_is_made_from_the_page_s_frames(server):
+    frames = []
+    for color in ("red", "blue", "green"):
+        buffer = io.BytesIO()
+        Image.new("RGB", (40, 30), color).save(buffer, format="PNG")
+        frames.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
+    import json
+    import urllib.request
+
+    request = urllib.request.Request(
+        server + "api/gif", data=json.dumps({"frames": frames, "delay_ms": 50}).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request) as response:
+        gif = Image.open(io.BytesIO(response.read()))
+    assert gif.format == "GIF" and gif.n_frames == 3 and gif.size == (40, 30)
+
+
+def test_ctrl_c_stops_the_server_cleanly():
+    process, url = start_server("--port", "0")
+    assert url.startswith("http://127.0.0.1:")
+    assert call(url, "/api/schema")[0] == 200
+    code, out, err = stop_server(process)
+    assert code == 0 and "stopped" in out and "Traceback" not in err
+
+
+def test_a_port_in_use_is_one_line_and_exit_code_2():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        done = subprocess.run(
+            [sys.executable, "-m", "descentlab", "playground", "--no-browser", "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert done.returncode == 2
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and len(done.stderr.splitlines()) == 1
+
+
+def test_without_the_extra_the_message_says_how_to_install_it():
+    # Python refuses to import a module whose sys.modules entry is None: as if starlette were absent.
+    code = (
+        "import sys; sys.modules['starlette'] = None; from descentlab.cli import main; "
+        "sys.exit(main(['playground', '--no-browser']))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2
+    assert 'pip install "descentlab[playground]"' in done.stderr and "starlette" in done.stderr
+
+
+def test_a_host_that_is_not_loopback_gets_a_warning():
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
+    process, _ = start_server("--host", "0.0.0.0")
+    code, _, err = stop_server(process)
+    assert code == 0 and "warning: serving on 0.0.0.0" in err
