@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 
@@ -47,6 +46,3 @@ def browser():
             yield launched
         finally:
             launched.close()
-
-
-SCREENSHOT = Path(__file__).parents[2] / "docs" / "playground.png"

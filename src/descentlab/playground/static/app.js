@@ -13,7 +13,8 @@ const app = {
   paths: null, // the answer of /api/paths
   state: null, // everything the view depends on; mirrored in the URL
   playing: false,
-  pending: 0,
+  pending: 0, // requests in flight
+  waiting: false, // a change waits for its request to be sent
 };
 window.playground = app; // read by the browser tests
 
@@ -167,20 +168,29 @@ async function busy(task) {
     else throw err;
   } finally {
     app.pending -= 1;
-    if (app.pending === 0) document.body.dataset.status = "ready";
+    if (app.pending === 0 && !app.waiting) document.body.dataset.status = "ready";
   }
 }
 
+// Answers can arrive out of order; only the latest request's answer of each kind is kept.
+const latest = { surface: 0, paths: 0 };
+
 async function refreshSurface() {
   await busy(async () => {
-    app.surface = await post("/api/surface", surfaceRequest());
+    const ticket = ++latest.surface;
+    const surface = await post("/api/surface", surfaceRequest());
+    if (ticket !== latest.surface) return;
+    app.surface = surface;
     await refreshPaths();
   });
 }
 
 async function refreshPaths() {
   await busy(async () => {
-    app.paths = await post("/api/paths", pathRequest());
+    const ticket = ++latest.paths;
+    const paths = await post("/api/paths", pathRequest());
+    if (ticket !== latest.paths) return;
+    app.paths = paths;
     app.state.t = Math.min(app.state.t, app.state.updates);
     draw();
   });
@@ -372,9 +382,15 @@ function syncInputs() {
 
 let timer = null;
 function changed() {
-  // Sliders fire many events; one request per pause is enough.
+  // Sliders fire many events; one request per pause is enough. The page counts as
+  // busy from now, so that nobody (a test included) reads the paths of the old settings.
+  document.body.dataset.status = "busy";
   clearTimeout(timer);
-  timer = setTimeout(() => refreshPaths(), 120);
+  app.waiting = true;
+  timer = setTimeout(() => {
+    app.waiting = false;
+    refreshPaths();
+  }, 120);
   saveURL();
 }
 
@@ -798,8 +814,8 @@ function wire() {
     const rect = canvas.getBoundingClientRect();
     const px = ((event.clientX - rect.left) * canvas.width) / rect.width;
     const py = ((event.clientY - rect.top) * canvas.height) / rect.height;
+    // The update shown stays: the new paths are compared with the old at the same update.
     app.state.start = fromCanvas(canvas, px, py).map((v) => Number(v.toPrecision(4)));
-    app.state.t = 0;
     changed();
   });
   $("play").addEventListener("click", () => setPlaying(!app.playing));
