@@ -213,3 +213,21 @@ def test_a_refused_formula_shows_its_message_in_the_reader_s_language(browser, s
     # The browser logs the refused request itself; nothing else went wrong.
     assert all("status of 400" in e for e in errors), errors
     page.context.close()
+
+
+def test_the_view_exports_as_png_and_the_animation_as_gif(page, tmp_path):
+    import io
+
+    from PIL import Image
+
+    step(page, 10)
+    with page.expect_download() as png:
+        page.click("#png")
+    image = Image.open(png.value.path())
+    assert image.format == "PNG" and image.size == (640, 480)
+    with page.expect_download(timeout=120_000) as gif:
+        page.click("#gif")
+    animation = Image.open(io.BytesIO(Path(gif.value.path()).read_bytes()))
+    # One frame per update (200 updates and the start), every other one kept: at most 120 frames.
+    assert animation.format == "GIF" and animation.n_frames == 101 and animation.size == (640, 480)
+    assert page.locator("#t").inner_text() == "10 / 200"  # the view is back where it was

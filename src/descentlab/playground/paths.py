@@ -27,7 +27,7 @@ import functools
 import inspect
 import math
 import numbers
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -513,18 +513,6 @@ def _batches(request: PathRequest) -> Callable[[], torch.Tensor]:
     return next_batch
 
 
-def _derived(spec: RunSpec, group: Mapping[str, Any], state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The bias-corrected moments m̂ and v̂ of Adam-like rules, as their docstrings define them."""
-    if "exp_avg" not in state:
-        return {}
-    if spec.mistake is not None:
-        beta1, beta2, step = BETA1, BETA2, float(state["t"])
-    else:
-        (beta1, beta2), step = group["betas"], float(state["step"])
-    v = state.get("max_exp_avg_sq", state["exp_avg_sq"]) if spec.mistake is None else state["exp_avg_sq"]
-    return {"m_hat": state["exp_avg"] / (1 - beta1**step), "v_hat": v / (1 - beta2**step)}
-
-
 class _Path:
     """One run's optimizer and what it recorded, update by update."""
 
@@ -537,38 +525,58 @@ class _Path:
             )
         else:
             self.optimizer = OPTIMIZERS[spec.optimizer]([self.p], **spec.hyperparameters)
-        self.points = [self.p.detach().clone()]
-        self.grads: list[torch.Tensor] = []
+        self.start = self.p.detach().clone()
+        # Per update, one row: the gradient, the point after the update, and the
+        # state tensors named in ``keys`` (one copy per update instead of one per
+        # tensor: copying dominated the time once the optimizers' steps were counted).
+        self.rows: list[torch.Tensor] = []
+        self.keys: list[str] | None = None
+        self.steps: list[float] = []
         self.batch_loss: list[float] = []
         self.effective: list[torch.Tensor] = []
-        self.terms: dict[str, list[torch.Tensor]] = {}
         self.diverged_at: int | None = None
 
     def update(self, t: int, loss: float) -> None:
-        """Step with the gradient already in ``p.grad`` (the batch loss was ``loss``); record the terms."""
+        """Step with the gradient already in ``p.grad`` (the batch loss was ``loss``); record the state."""
         if not math.isfinite(loss):
             self.diverged_at = t
             return
         p, group = self.p, self.optimizer.param_groups[0]
-        self.grads.append(p.grad.clone())
-        self.batch_loss.append(loss)
+        grad = p.grad.clone()
         self.optimizer.step()
         state = self.optimizer.state[p]
-        self.points.append(p.detach().clone())
-        values = {k: v for k, v in state.items() if isinstance(v, torch.Tensor) and v.shape == p.shape}
-        values.update(_derived(self.spec, group, state))
-        values["step"] = self.points[-1] - self.points[-2]
-        for key, value in values.items():
-            self.terms.setdefault(key, []).append(value.clone())
+        if self.keys is None:
+            self.keys = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.shape == p.shape]
+        self.rows.append(torch.cat([grad, p.detach(), *(state[k] for k in self.keys)]))
+        self.steps.append(float(state.get("step", state.get("t", t))))
+        self.batch_loss.append(loss)
         if self.spec.mistake is None:
             self.effective.append(_effective(group, p, state).clone())
 
+    def terms(self, table: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each state tensor's values over the updates, the bias-corrected moments, and the step itself."""
+        points = torch.cat([self.start.unsqueeze(0), table[:, 2:4]])
+        terms = {key: table[:, 4 + 2 * i : 6 + 2 * i] for i, key in enumerate(self.keys or [])}
+        if "exp_avg" in terms:
+            # Adam's m̂ and v̂ as its docstring defines them (the lab's constants for its mistaken forms).
+            if self.spec.mistake is None:
+                beta1, beta2 = self.optimizer.param_groups[0]["betas"]
+            else:
+                beta1, beta2 = BETA1, BETA2
+            t = torch.tensor(self.steps, dtype=torch.float64).unsqueeze(1)
+            terms["m_hat"] = terms["exp_avg"] / (1 - beta1**t)
+            terms["v_hat"] = terms.get("max_exp_avg_sq", terms["exp_avg_sq"]) / (1 - beta2**t)
+        terms["step"] = points[1:] - points[:-1]
+        return terms
+
     def result(self, f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> dict[str, Any]:
         spec = self.spec
+        table = torch.stack(self.rows) if self.rows else torch.zeros(0, 4, dtype=torch.float64)
+        points = torch.cat([self.start.unsqueeze(0), table[:, 2:4]])
         with torch.no_grad():
-            xy = torch.stack(self.points)
-            heights = f(xy[:, 0], xy[:, 1])
-        momentum = next((k for k in MOMENTUM_STATE if k in self.terms), None)
+            heights = f(points[:, 0], points[:, 1])
+        terms = self.terms(table)
+        momentum = next((k for k in MOMENTUM_STATE if k in terms), None)
         return {
             "label": spec.label,
             "optimizer": spec.optimizer,
@@ -577,24 +585,22 @@ class _Path:
                 k: list(v) if isinstance(v, tuple) else v for k, v in spec.hyperparameters.items()
             },
             "formula": [MISTAKES[spec.mistake].wrong] if spec.mistake else list(FORMULAS[spec.optimizer]),
-            "points": _rows(self.points),
+            "points": _rows(points),
             "loss": [_finite(v) for v in heights.reshape(-1).tolist()],
             "batch_loss": [_finite(v) for v in self.batch_loss],
-            "grad": _rows(self.grads),
+            "grad": _rows(table[:, :2]),
             "momentum": momentum,
-            "effective_lr": _rows(self.effective) if spec.mistake is None else None,
+            "effective_lr": _rows(torch.stack(self.effective)) if self.effective else None,
             "terms": [
                 {"key": key, "symbol": SYMBOLS.get(key, key), "values": _rows(values)}
-                for key, values in self.terms.items()
+                for key, values in terms.items()
             ],
             "diverged_at": self.diverged_at,
         }
 
 
-def _rows(tensors: Sequence[torch.Tensor]) -> list[list[float | None]]:
-    if not tensors:
-        return []
-    return [[_finite(v) for v in row] for row in torch.stack(tensors).tolist()]
+def _rows(table: torch.Tensor) -> list[list[float | None]]:
+    return [[_finite(v) for v in row] for row in table.tolist()]
 
 
 def compute_paths(request: PathRequest) -> dict[str, Any]:
