@@ -189,7 +189,10 @@ def test_the_address_restores_the_same_view(page, browser, server):
     page.click("#add")
     page.locator('.run input[data-mistake="adam-no-sqrt"]').check()
     page.locator('fieldset.run input[data-control="momentum"]').first.fill("300")
+    page.locator('select[data-run-regime="1"]').select_option("online")  # Adam online, beside the others
     ready(page)
+    regimes = page.evaluate("playground.paths.runs.map(r => [r.label, r.regime])")
+    assert regimes == [["sgd", None], ["adam", "online"], ["adam-no-sqrt", "online"], ["rmsprop", None]]
     page.click("#contour", position={"x": 500, "y": 100})
     ready(page)
     step(page, 25)

@@ -183,3 +183,14 @@ def test_bad_requests_are_refused_with_a_message_naming_the_cause(request_, mess
         parse_request(request_)
     assert message in str(caught.value)
     assert caught.value.key.startswith("error.")
+
+
+def test_runs_in_different_regimes_side_by_side_are_each_the_path_of_its_own_regime():
+    adam = {"optimizer": "adam", "hyperparameters": {"lr": 0.05}}
+    common = {"surface": "quadratic2d-outliers", "updates": 60, "batch_size": 5, "seed": 4}
+    together = paths(**common, runs=[{**adam, "regime": r} for r in ("full-batch", "mini-batch", "online")])
+    for result, regime in zip(together, ("full-batch", "mini-batch", "online")):
+        (alone,) = paths(**common, regime=regime, runs=[adam])
+        assert result["regime"] == regime and result["points"] == alone["points"]
+    # From the same seed, the three regimes' noise gives three different paths.
+    assert len({str(r["points"][-1]) for r in together}) == 3

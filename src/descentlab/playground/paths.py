@@ -291,6 +291,8 @@ class RunSpec:
     optimizer: str
     hyperparameters: dict[str, Any]
     mistake: str | None = None
+    #: this run's regime, to compare regimes side by side from the same seed (None: the request's)
+    regime: str | None = None
 
     @property
     def label(self) -> str:
@@ -416,12 +418,21 @@ def _hyperparameters(optimizer: str, where: str, value: object) -> dict[str, Any
     return out
 
 
+def _regime(where: str, value: object) -> str:
+    if value not in REGIMES:
+        raise RequestError(
+            f"{where} must be one of {', '.join(REGIMES)}; received {where}={value!r}", "error.regime"
+        )
+    return value  # type: ignore[return-value]
+
+
 def _run_spec(i: int, value: object) -> RunSpec:
     where = f"runs[{i}]"
     if not isinstance(value, Mapping):
         raise RequestError(
             f"{where} must be an object; received {where}={value!r}", "error.object", field=where
         )
+    regime = None if value.get("regime") is None else _regime(f"{where}.regime", value["regime"])
     mistake_name = value.get("mistake")
     if mistake_name is not None:
         try:
@@ -437,7 +448,7 @@ def _run_spec(i: int, value: object) -> RunSpec:
         lr = _number(f"{where}.hyperparameters.lr", hyper.get("lr", 0.01))
         if lr < 0:
             raise RequestError(f"{where}: lr must be >= 0; received lr={lr!r}", "error.number", field="lr")
-        return RunSpec(mistake.correct, {"lr": lr}, mistake.name)
+        return RunSpec(mistake.correct, {"lr": lr}, mistake.name, regime)
     try:
         name = lookup("optimizer", value.get("optimizer"), OPTIMIZERS).name
     except UnknownNameError as err:
@@ -449,7 +460,7 @@ def _run_spec(i: int, value: object) -> RunSpec:
         OPTIMIZERS[name]([torch.zeros(2, dtype=torch.float64, requires_grad=True)], **hyper)
     except (ValueError, TypeError) as err:
         raise RequestError(f"{where}: {err}", "error.optimizer_value", detail=str(err)) from None
-    return RunSpec(name, hyper)
+    return RunSpec(name, hyper, regime=regime)
 
 
 def parse_request(data: object) -> PathRequest:
@@ -468,11 +479,7 @@ def parse_request(data: object) -> PathRequest:
         raise RequestError(str(err), err.key, **err.params) from None
     start = _point("start", data["start"]) if data.get("start") is not None else land.start
     updates = _integer("updates", data.get("updates", 200), 1, MAX_UPDATES)
-    regime = data.get("regime", "full-batch")
-    if regime not in REGIMES:
-        raise RequestError(
-            f"regime must be one of {', '.join(REGIMES)}; received regime={regime!r}", "error.regime"
-        )
+    regime = _regime("regime", data.get("regime", "full-batch"))
     samples = int(land.noise.shape[0])
     batch_size = _integer("batch_size", data.get("batch_size", min(20, samples)), 1, samples)
     seed = _integer("seed", data.get("seed", 0), 0, MAX_SEED)
@@ -491,13 +498,13 @@ def parse_request(data: object) -> PathRequest:
 # -- the computation -------------------------------------------------------------------
 
 
-def _batches(request: PathRequest) -> Callable[[], torch.Tensor]:
-    """The next batch of noise vectors, as the training loop draws them for this regime and seed."""
+def _batches(request: PathRequest, regime: str) -> Callable[[], torch.Tensor]:
+    """The next batch of noise vectors, as the training loop draws them for ``regime`` and the seed."""
     noise = request.landscape.noise
     n = int(noise.shape[0])
-    if request.regime == "full-batch":
+    if regime == "full-batch":
         return lambda: noise
-    size = request.batch_size if request.regime == "mini-batch" else 1
+    size = request.batch_size if regime == "mini-batch" else 1
     position = {"epoch": 0, "index": 0, "order": order(n, request.seed, 0, True)}
 
     def next_batch() -> torch.Tensor:
@@ -580,6 +587,7 @@ class _Path:
         return {
             "label": spec.label,
             "optimizer": spec.optimizer,
+            "regime": spec.regime,
             "mistake": spec.mistake,
             "hyperparameters": {
                 k: list(v) if isinstance(v, tuple) else v for k, v in spec.hyperparameters.items()
@@ -613,23 +621,28 @@ def compute_paths(request: PathRequest) -> dict[str, Any]:
     """
     f = request.landscape.f
     paths = [_Path(spec, request.start) for spec in request.runs]
-    next_batch = _batches(request)
+    # Runs in the same regime see the same batches (one seed), so their losses are
+    # one batched evaluation and one backward pass per update; each regime draws
+    # its own batches from the same seed, as separate training runs would.
+    groups: dict[str, list[_Path]] = {}
+    for path in paths:
+        groups.setdefault(path.spec.regime or request.regime, []).append(path)
+    batches = {regime: _batches(request, regime) for regime in groups}
     for t in range(1, request.updates + 1):
-        active = [path for path in paths if path.diverged_at is None]
-        if not active:
-            break
-        xi = next_batch()
-        for path in active:
-            path.p.grad = None
-        # Every run sees the same batch (one regime, one seed), so their losses are
-        # one batched evaluation and one backward pass: each run's row is the
-        # surface problem's loss, the batch mean of f(θ) + ξᵢᵀθ, as
-        # SurfacePoint computes it, and its gradient lands in that run's parameter.
-        theta = torch.stack([path.p for path in active])
-        losses = (f(theta[:, 0], theta[:, 1]).unsqueeze(1) + theta @ xi.T).mean(dim=1)
-        losses.sum().backward()
-        for path, loss in zip(active, losses.tolist(), strict=True):
-            path.update(t, loss)
+        for regime, members in groups.items():
+            xi = batches[regime]()
+            active = [path for path in members if path.diverged_at is None]
+            if not active:
+                continue
+            for path in active:
+                path.p.grad = None
+            # Each run's row is the surface problem's loss, the batch mean of
+            # f(θ) + ξᵢᵀθ as SurfacePoint computes it; its gradient lands in that run's parameter.
+            theta = torch.stack([path.p for path in active])
+            losses = (f(theta[:, 0], theta[:, 1]).unsqueeze(1) + theta @ xi.T).mean(dim=1)
+            losses.sum().backward()
+            for path, loss in zip(active, losses.tolist(), strict=True):
+                path.update(t, loss)
     return {
         "start": list(request.start),
         "updates": request.updates,

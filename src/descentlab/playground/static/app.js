@@ -145,10 +145,12 @@ function pathRequest() {
   const s = app.state;
   const runs = [];
   for (const run of s.runs) {
-    runs.push({ optimizer: run.optimizer, hyperparameters: run.hyperparameters });
+    // A run may have a regime of its own, to compare regimes side by side from the same seed.
+    const regime = run.regime ? { regime: run.regime } : {};
+    runs.push({ optimizer: run.optimizer, hyperparameters: run.hyperparameters, ...regime });
     for (const mistake of run.mistakes || []) {
       const lr = run.hyperparameters.lr ?? defaults(run.optimizer).lr;
-      runs.push({ mistake, hyperparameters: { lr } });
+      runs.push({ mistake, hyperparameters: { lr }, ...regime });
     }
   }
   const body = { ...surfaceRequest(), updates: s.updates, regime: s.regime, seed: s.seed, runs };
@@ -315,6 +317,26 @@ function renderRuns() {
         card.append(wrap);
       }
     }
+    const regimeWrap = document.createElement("label");
+    regimeWrap.className = "control";
+    const regimeLabel = document.createElement("span");
+    regimeLabel.dataset.i18n = "run_regime";
+    regimeLabel.textContent = t("run_regime");
+    const regimeSelect = document.createElement("select");
+    regimeSelect.dataset.runRegime = String(i);
+    for (const value of ["", ...app.schema.regimes]) {
+      const key = value ? `regime.${value}` : "regime.setup";
+      const option = new Option(t(key), value);
+      option.dataset.i18n = key;
+      regimeSelect.append(option);
+    }
+    regimeSelect.value = run.regime || "";
+    regimeSelect.addEventListener("change", () => {
+      run.regime = regimeSelect.value || undefined;
+      changed();
+    });
+    regimeWrap.append(regimeLabel, regimeSelect);
+    card.append(regimeWrap);
     for (const mistake of info.mistakes) {
       const wrap = document.createElement("label");
       wrap.className = "mistake";
@@ -495,11 +517,11 @@ function termAt(run, key, t) {
   return term && t >= 1 ? term.values[t - 1] : null;
 }
 
-function drawPaths(ctx, canvas, t) {
+function drawPaths(ctx, canvas, update) {
   const colors = runColors();
   app.paths.runs.forEach((run, r) => {
     const color = colors[r];
-    const last = Math.min(t, run.points.length - 1);
+    const last = Math.min(update, run.points.length - 1);
     ctx.strokeStyle = color;
     ctx.lineWidth = 2;
     ctx.setLineDash(run.mistake ? [6, 4] : []);
@@ -516,7 +538,7 @@ function drawPaths(ctx, canvas, t) {
     ctx.beginPath();
     ctx.arc(px, py, 4, 0, 2 * Math.PI);
     ctx.fill();
-    if (last >= 1 && last === t) {
+    if (last >= 1 && last === update) {
       // The gradient (descent direction, fixed length) and the momentum, from this update.
       const g = run.grad[last - 1];
       if (g[0] !== null && g[1] !== null) {
@@ -555,7 +577,7 @@ function runColors() {
   return colors;
 }
 
-function drawLoss(t) {
+function drawLoss(update) {
   const canvas = $("loss");
   const ctx = canvas.getContext("2d");
   ctx.fillStyle = "#fff";
@@ -583,7 +605,7 @@ function drawLoss(t) {
     ctx.stroke();
   });
   ctx.setLineDash([]);
-  const x = pad + ((canvas.width - 2 * pad) * t) / n;
+  const x = pad + ((canvas.width - 2 * pad) * update) / n;
   ctx.strokeStyle = "#888";
   ctx.beginPath();
   ctx.moveTo(x, pad / 2);
@@ -621,7 +643,7 @@ function numberRow(table, key, symbol, value) {
   return cell;
 }
 
-function drawNumbers(t) {
+function drawNumbers(update) {
   const box = $("cards");
   box.textContent = "";
   const colors = runColors();
@@ -635,12 +657,19 @@ function drawNumbers(t) {
     title.style.color = colors[r];
     title.textContent = run.label;
     card.append(title);
-    const k = Math.min(t, run.points.length - 1);
-    if (run.diverged_at !== null && t >= run.diverged_at) {
+    if (run.regime) {
+      const regime = document.createElement("p");
+      regime.className = "note";
+      regime.dataset.i18n = `regime.${run.regime}`;
+      regime.textContent = t(`regime.${run.regime}`);
+      card.append(regime);
+    }
+    const k = Math.min(update, run.points.length - 1);
+    if (run.diverged_at !== null && update >= run.diverged_at) {
       const p = document.createElement("p");
       p.className = "diverged";
       p.dataset.i18n = "diverged";
-      p.textContent = t_("diverged", { update: run.diverged_at });
+      p.textContent = t("diverged", { update: run.diverged_at });
       card.append(p);
     }
     const table = document.createElement("table");
@@ -664,9 +693,6 @@ function drawNumbers(t) {
     box.append(card);
   });
 }
-
-// t() is shadowed by the update counter in some scopes; this alias keeps both readable.
-const t_ = t;
 
 function draw() {
   if (!app.surface || !app.paths) return;
