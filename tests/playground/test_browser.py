@@ -234,3 +234,15 @@ def test_the_view_exports_as_png_and_the_animation_as_gif(page, tmp_path):
     # One frame per update (200 updates and the start), every other one kept: at most 120 frames.
     assert animation.format == "GIF" and animation.n_frames == 101 and animation.size == (640, 480)
     assert page.locator("#t").inner_text() == "10 / 200"  # the view is back where it was
+
+
+def test_play_animates_the_paths_and_pause_stops_them(page):
+    before = drawn(page)
+    page.click("#play")
+    assert page.locator("#play").inner_text() == "Pause"
+    page.wait_for_function("playground.state.t >= 10", timeout=30_000)
+    page.click("#play")
+    assert page.locator("#play").inner_text() == "Play"
+    stopped = page.evaluate("playground.state.t")
+    page.wait_for_timeout(300)
+    assert page.evaluate("playground.state.t") == stopped and drawn(page) != before
