@@ -8,12 +8,12 @@ the surface, one update at a time, reading each update's terms from the
 optimizer's real state: nothing of the rules is re-implemented here or in
 the page.
 
-The regimes are the training loop's (:func:`descentlab.train.fit`): the model
-is the surface problem's own :class:`~descentlab.problems.surfaces.SurfacePoint`,
-its loss the mean over a batch of noise vectors, and the samples come in the
-order :func:`descentlab.train.data.order` draws from the seed, so a path here
-is the ``path`` observer's record of ``descentlab run`` with the same
-settings (a test checks it).
+The regimes are the training loop's (:func:`descentlab.train.fit`): the loss
+is the surface problem's (:class:`~descentlab.problems.surfaces.SurfacePoint`'s
+:math:`f(\theta) + \xi_i^\top \theta`, averaged over a batch of noise
+vectors), and the samples come in the order :func:`descentlab.train.data.order`
+draws from the seed, so a path here is the ``path`` observer's record of
+``descentlab run`` with the same settings (a test checks it).
 
 >>> request = parse_request({"surface": "quadratic2d", "start": [-4, 1], "updates": 3,
 ...                          "runs": [{"optimizer": "sgd", "hyperparameters": {"lr": 0.01}}]})
@@ -37,6 +37,7 @@ from .._registry import UnknownNameError, lookup
 from ..lab.mistakes import BETA1, BETA2, MISTAKES, Mistake
 from ..optim import OPTIMIZERS
 from ..problems import PROBLEMS, Surface, make_problem
+from ..train.config import REGIMES
 from ..train.data import order
 
 # The lab's measure of the per-coordinate effective learning rate (claim C6),
@@ -44,7 +45,6 @@ from ..train.data import order
 from ..train.observers import _effective
 from .formula import FormulaError, parse_formula
 
-REGIMES = ("full-batch", "mini-batch", "online")
 #: Limits that keep one request well under a second and its answer under a few MB.
 MAX_UPDATES = 2000
 MAX_RUNS = 12
