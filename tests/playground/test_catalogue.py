@@ -23,7 +23,7 @@ def used_keys() -> set[str]:
     html = (STATIC / "index.html").read_text()
     script = (STATIC / "app.js").read_text()
     python = "\n".join(p.read_text() for p in PLAYGROUND.glob("*.py"))
-    keys = set(re.findall(r'data-i18n="([^"]+)"', html))
+    keys = set(re.findall(r'data-i18n(?:-aria)?="([^"]+)"', html))
     keys |= set(re.findall(r'\bt_?\("([^"]+)"', script))
     for expression in re.findall(r"dataset\.i18n = ([^;]+);", script):
         keys |= set(re.findall(r'"([^"]+)"', expression))  # also both sides of a ternary

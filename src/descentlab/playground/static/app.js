@@ -38,6 +38,8 @@ async function loadCatalogue(lang) {
   app.lang = lang;
   document.documentElement.lang = lang === "zh" ? "zh-CN" : "en";
   for (const el of document.querySelectorAll("[data-i18n]")) el.textContent = t(el.dataset.i18n);
+  // Labels that are read aloud rather than shown (the canvases') are translated too.
+  for (const el of document.querySelectorAll("[data-i18n-aria]")) el.setAttribute("aria-label", t(el.dataset.i18nAria));
   $("lang").value = lang;
 }
 
