@@ -549,7 +549,7 @@ class _Path:
             self.diverged_at = t
             return
         p, group = self.p, self.optimizer.param_groups[0]
-        grad = p.grad.clone()
+        grad = p.grad  # not copied: step() never changes it in place, and the next backward makes a new one
         self.optimizer.step()
         state = self.optimizer.state[p]
         if self.keys is None:
@@ -608,7 +608,10 @@ class _Path:
 
 
 def _rows(table: torch.Tensor) -> list[list[float | None]]:
-    return [[_finite(v) for v in row] for row in table.tolist()]
+    rows = table.tolist()
+    if bool(torch.isfinite(table).all()):
+        return rows  # the usual case, without a Python call per value
+    return [[_finite(v) for v in row] for row in rows]
 
 
 def compute_paths(request: PathRequest) -> dict[str, Any]:
