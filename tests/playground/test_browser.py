@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import os
 import re
 from pathlib import Path
 
 import pytest
 import torch
+from PIL import Image
 
 from descentlab.optim import SGD, Adam
 from descentlab.problems import SURFACES
@@ -219,10 +221,6 @@ def test_a_refused_formula_shows_its_message_in_the_reader_s_language(browser, s
 
 
 def test_the_view_exports_as_png_and_the_animation_as_gif(page, tmp_path):
-    import io
-
-    from PIL import Image
-
     step(page, 10)
     with page.expect_download() as png:
         page.click("#png")

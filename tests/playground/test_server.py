@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import io
+import json
+import os
+import re
 import socket
 import subprocess
 import sys
+import time
+import urllib.request
 
 import pytest
 from PIL import Image
@@ -18,9 +23,6 @@ pytest.importorskip("starlette", reason="the playground extra is not installed (
 
 
 def test_the_page_and_every_asset_it_names_are_served(server):
-    import re
-    import urllib.request
-
     with urllib.request.urlopen(server) as response:
         page = response.read().decode()
     assets = re.findall(r'(?:src|href)="(/static/[^"]+)"', page)
@@ -86,9 +88,6 @@ def test_a_gif_is_made_from_the_page_s_frames(server):
         buffer = io.BytesIO()
         Image.new("RGB", (40, 30), color).save(buffer, format="PNG")
         frames.append("data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode())
-    import json
-    import urllib.request
-
     request = urllib.request.Request(
         server + "api/gif", data=json.dumps({"frames": frames, "delay_ms": 50}).encode(), method="POST"
     )
@@ -135,3 +134,33 @@ def test_a_host_that_is_not_loopback_gets_a_warning():
     process, _ = start_server("--host", "0.0.0.0")
     code, _, err = stop_server(process)
     assert code == 0 and "warning: serving on 0.0.0.0" in err
+
+
+def test_without_no_browser_the_address_is_opened_in_the_browser(tmp_path):
+    # Python's webbrowser runs $BROWSER with the address: here a script that writes it down.
+    opened = tmp_path / "opened.txt"
+    browser = tmp_path / "browser.sh"
+    browser.write_text(f'#!/bin/sh\necho "$1" > {opened}\n')
+    browser.chmod(0o755)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "descentlab", "playground"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, "BROWSER": str(browser)},
+    )  # fmt: skip
+    url = process.stdout.readline().split("serving on ", 1)[1].split()[0]
+    deadline = time.monotonic() + 30
+    while not (opened.exists() and opened.read_text().strip()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    code, _, _ = stop_server(process)
+    assert opened.read_text().strip() == url and code == 0
+
+
+@pytest.mark.parametrize("port", ["70000", "-1"])
+def test_a_port_out_of_range_is_one_line_and_exit_code_2(port):
+    done = subprocess.run(
+        [sys.executable, "-m", "descentlab", "playground", "--no-browser", "--port", port],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert (
+        done.returncode == 2
+        and f"port must be an integer from 0 to 65535; received port={port}" in done.stderr
+    )
