@@ -244,3 +244,25 @@ def test_play_animates_the_paths_and_pause_stops_them(page):
     stopped = page.evaluate("playground.state.t")
     page.wait_for_timeout(300)
     assert page.evaluate("playground.state.t") == stopped and drawn(page) != before
+
+
+def test_a_typed_formula_is_drawn_and_descended_and_the_address_keeps_it(page, browser, server):
+    before = drawn(page)
+    page.select_option("#surface", "custom")
+    page.fill("#formula", "x^2 + 10*y^2")
+    for box, value in (("#x0", "-2"), ("#x1", "2"), ("#y0", "-1"), ("#y1", "1")):
+        page.fill(box, value)
+    page.click("#apply-formula")
+    ready(page)
+    assert page.evaluate("playground.surface.formula") == "x^2 + 10*y^2"
+    step(page, 1)
+    # From the centre of the bounds, (0, 0), the gradient of x^2 + 10 y^2 is zero; click a start instead.
+    page.click("#contour", position={"x": 480, "y": 120})  # x = 1, y = 0.5 on this 640 x 480 canvas
+    ready(page)
+    x, y = page.evaluate("playground.paths.start")
+    assert numbers(page, "sgd", "grad") == pytest.approx([2 * x, 20 * y], rel=5e-6)
+    assert drawn(page) != before
+    again, errors, _ = open_page(browser, page.url)
+    assert again.evaluate("playground.surface.formula") == "x^2 + 10*y^2"
+    assert drawn(again) == drawn(page) and not errors
+    again.context.close()
