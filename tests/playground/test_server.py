@@ -6,6 +6,7 @@ import base64
 import io
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -164,3 +165,56 @@ def test_a_port_out_of_range_is_one_line_and_exit_code_2(port):
         done.returncode == 2
         and f"port must be an integer from 0 to 65535; received port={port}" in done.stderr
     )
+
+
+def _mangle(request: dict, path: tuple, value: object) -> None:
+    """Set ``request[path]`` to ``value`` where the path still leads somewhere."""
+    parent = request
+    try:
+        for key in path[:-1]:
+            parent = parent[key]
+        parent[path[-1]] = value
+    except (KeyError, IndexError, TypeError):
+        pass  # an earlier change removed the way there
+
+
+def test_mangled_requests_never_get_a_500(server):
+    # Fields of a valid request replaced, one or two at a time, by values of the wrong type
+    # or out of range: each answer is 200 or a 4xx with one line, never a server error.
+    rng = random.Random(0)
+    valid = {
+        "surface": "beale-noisy", "start": [1.0, 1.5], "updates": 5, "regime": "mini-batch", "batch_size": 4,
+        "seed": 1, "runs": [{"optimizer": "adam", "hyperparameters": {"lr": 0.1, "betas": [0.9, 0.99]}}],
+    }  # fmt: skip
+    junk = [
+        None,
+        True,
+        -1,
+        0,
+        3.5,
+        1e308,
+        -1e308,
+        "",
+        "x",
+        "NaN",
+        [],
+        [1],
+        [1, 2, 3],
+        {},
+        {"a": 1},
+        [[1, 2], [3]],
+    ]
+    fields = [("surface",), ("start",), ("updates",), ("regime",), ("batch_size",), ("seed",), ("runs",),
+              ("formula",), ("bounds",), ("runs", 0), ("runs", 0, "optimizer"), ("runs", 0, "hyperparameters"),
+              ("runs", 0, "hyperparameters", "lr"), ("runs", 0, "hyperparameters", "betas"),
+              ("runs", 0, "mistake"), ("runs", 0, "regime")]  # fmt: skip
+    statuses = []
+    for _ in range(120):
+        request = json.loads(json.dumps(valid))
+        for path in rng.sample(fields, rng.choice([1, 2])):
+            _mangle(request, path, rng.choice(junk))
+        status, answer = call(server, "/api/paths", request)
+        assert status == 200 or (400 <= status < 500 and "\n" not in answer["error"]), (request, answer)
+        statuses.append(status)
+    assert statuses.count(400) > 60 and statuses.count(200) > 5  # most were refused; some still valid
+    assert call(server, "/api/schema")[0] == 200

@@ -81,9 +81,9 @@ def _guarded(handler):
             return _error(str(err), status, err.key, {k: str(v) for k, v in err.params.items()})
         except FormulaError as err:
             return _error(str(err), 400, err.key, {k: str(v) for k, v in err.params.items()})
-        except (ValueError, LookupError, TypeError) as err:
-            return _error(str(err))
-        except Exception as err:  # a bug: logged, answered, and the server goes on
+        except Exception as err:
+            # Every refusal of the input is a RequestError or a FormulaError, checked before any
+            # work; anything else is a bug: logged, answered as one, and the server goes on.
             log.exception("playground: %s failed", request.url.path)
             return _error(f"internal error: {type(err).__name__}: {err}", 500, "error.internal")
 
