@@ -87,7 +87,7 @@ def test_a_mistaken_rule_runs_beside_the_correct_one_and_does_what_its_formula_s
         runs=[{"optimizer": "sgd", "hyperparameters": {"lr": 0.01}}, {"mistake": "sgd-added", "hyperparameters": {"lr": 0.01}}],
     )  # fmt: skip
     assert correct["loss"][-1] < correct["loss"][0] < wrong["loss"][-1]  # gradient ascent climbs
-    assert wrong["formula"] == [MISTAKES["sgd-added"].wrong]
+    assert wrong["formula"] == ["✗ θ ← θ + γ g", "✓ θ ← θ − γ g"]
     assert wrong["effective_lr"] is None and wrong["mistake"] == "sgd-added"
 
 

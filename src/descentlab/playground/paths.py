@@ -592,7 +592,7 @@ class _Path:
             "hyperparameters": {
                 k: list(v) if isinstance(v, tuple) else v for k, v in spec.hyperparameters.items()
             },
-            "formula": [MISTAKES[spec.mistake].wrong] if spec.mistake else list(FORMULAS[spec.optimizer]),
+            "formula": _mistake_formula(spec.mistake) if spec.mistake else list(FORMULAS[spec.optimizer]),
             "points": _rows(points),
             "loss": [_finite(v) for v in heights.reshape(-1).tolist()],
             "batch_loss": [_finite(v) for v in self.batch_loss],
@@ -605,6 +605,12 @@ class _Path:
             ],
             "diverged_at": self.diverged_at,
         }
+
+
+def _mistake_formula(name: str) -> list[str]:
+    """The mistaken rule and, beside it, the correct one (marked with symbols, which need no translation)."""
+    mistake = MISTAKES[name]
+    return [f"✗ {mistake.wrong}", f"✓ {mistake.right}"]
 
 
 def _rows(table: torch.Tensor) -> list[list[float | None]]:
