@@ -264,6 +264,16 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _playground(args: argparse.Namespace) -> int:
+    from .playground import MissingExtraError, serve
+
+    try:
+        serve(args.host, args.port, open_browser=not args.no_browser)
+    except MissingExtraError as err:
+        raise ValueError(str(err)) from None
+    return 0
+
+
 def _print_verdicts(findings) -> None:
     failed = [c for c in findings.calibration if not c.get("pass")]
     if findings.calibration:
@@ -443,6 +453,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reporter.set_defaults(func=_report)
     reporter.add_argument("directory", metavar="DIR", help="a descentlab compare output directory")
+
+    playground = commands.add_parser(
+        "playground",
+        help="a local page to watch the optimizers move, update by update (needs descentlab[playground])",
+        description="Serve the playground on this machine and open it in the browser: pick a surface or "
+        "type a formula, click a start, and watch descentlab's optimizers descend, with each update's "
+        "terms. Needs the optional extra: pip install 'descentlab[playground]'.",
+    )
+    playground.set_defaults(func=_playground)
+    playground.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
+    playground.add_argument("--port", type=int, default=0, help="port (default: a free one)")
+    playground.add_argument("--no-browser", action="store_true", help="print the address; do not open it")
     return parser
 
 

@@ -1,0 +1,662 @@
+r"""The playground's computation: optimizer paths on a 2-D surface, with every term of each update.
+
+Nothing here knows about the web: :func:`parse_request` turns a JSON-like
+dict into a checked :class:`PathRequest` (or raises :class:`RequestError`
+naming the field and the value), and :func:`compute_paths` runs descentlab's
+own optimizer classes (and the lab's mistaken rules, :data:`MISTAKES`) on
+the surface, one update at a time, reading each update's terms from the
+optimizer's real state: nothing of the rules is re-implemented here or in
+the page.
+
+The regimes are the training loop's (:func:`descentlab.train.fit`): the loss
+is the surface problem's (:class:`~descentlab.problems.surfaces.SurfacePoint`'s
+:math:`f(\theta) + \xi_i^\top \theta`, averaged over a batch of noise
+vectors), and the samples come in the order :func:`descentlab.train.data.order`
+draws from the seed, so a path here is the ``path`` observer's record of
+``descentlab run`` with the same settings (a test checks it).
+
+>>> request = parse_request({"surface": "quadratic2d", "start": [-4, 1], "updates": 3,
+...                          "runs": [{"optimizer": "sgd", "hyperparameters": {"lr": 0.01}}]})
+>>> [round(x, 4) for x in compute_paths(request)["runs"][0]["points"][1]]
+[-3.96, 0.5]
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import math
+import numbers
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+
+from .._registry import UnknownNameError, lookup
+from ..lab.mistakes import BETA1, BETA2, MISTAKES, Mistake
+from ..optim import OPTIMIZERS
+from ..problems import PROBLEMS, Surface, make_problem
+from ..train.config import REGIMES
+from ..train.data import order
+
+# The lab's measure of the per-coordinate effective learning rate (claim C6),
+# so the number a reader sees here is the one the lab's verdicts read.
+from ..train.observers import _effective
+from .formula import FormulaError, parse_formula
+
+#: Limits that keep one request well under a second and its answer under a few MB.
+MAX_UPDATES = 2000
+MAX_RUNS = 12
+MAX_SEED = 2**31 - 1
+MAX_SPAN = 1e6
+GRID = 96  # contour grid points per axis
+CUSTOM = "custom"
+
+
+class RequestError(ValueError):
+    """A request the playground refuses; the message names the field and echoes the value.
+
+    ``key`` and ``params`` name the message in the page's catalogue, so that
+    the page can show it in the reader's language (the English text is the
+    fallback, and what the API returns as ``error``).
+    """
+
+    def __init__(self, message: str, key: str = "", **params: object) -> None:
+        super().__init__(message)
+        self.key = key
+        self.params = params
+
+
+# -- what the page may set: each optimizer's hyperparameters as controls ------------------
+
+
+@dataclass(frozen=True)
+class Control:
+    """One hyperparameter as the page shows it: a slider (``float``), a checkbox, a menu or two sliders.
+
+    ``low``/``high`` bound the slider, inside the range the optimizer class
+    accepts (a test builds each optimizer at both ends); ``log`` makes the
+    slider logarithmic. The default is the class's own.
+    """
+
+    name: str
+    kind: str = "float"  # "float", "flag", "choice" or "pair"
+    low: float | tuple[float, float] = 0.0
+    high: float | tuple[float, float] = 1.0
+    log: bool = False
+    options: tuple[str, ...] = ()
+
+
+_LR = Control("lr", low=1e-4, high=1.0, log=True)
+_EPS = Control("eps", low=1e-10, high=1e-1, log=True)
+_DECAY = Control("weight_decay", low=0.0, high=1.0)
+_ADAM = (
+    _LR,
+    Control("betas", kind="pair", low=(0.0, 0.0), high=(0.999, 0.9999)),
+    _EPS,
+    _DECAY,
+    Control("amsgrad", kind="flag"),
+)
+
+#: The hyperparameters the page offers for each optimizer of :data:`OPTIMIZERS`
+#: (the implementation flags, conventions and dtypes are left out: they do not
+#: change a path on a surface, or change it the way the docs explain better).
+CONTROLS: Mapping[str, tuple[Control, ...]] = {
+    "sgd": (
+        _LR,
+        Control("momentum", high=0.99),
+        Control("dampening"),
+        _DECAY,
+        Control("nesterov", kind="flag"),
+        Control("momentum_form", kind="choice", options=("heavy_ball", "ema")),
+        Control("debias", kind="flag"),
+    ),
+    "adagrad": (
+        Control("lr", low=1e-4, high=10.0, log=True),
+        Control("lr_decay"),
+        _DECAY,
+        Control("initial_accumulator_value"),
+        _EPS,
+    ),
+    "rmsprop": (
+        _LR,
+        Control("alpha", high=0.999),
+        _EPS,
+        _DECAY,
+        Control("momentum", high=0.99),
+        Control("centered", kind="flag"),
+    ),
+    "adam": _ADAM,
+    "adamw": _ADAM,
+}
+
+#: The update rule of each optimizer as its class docstring writes it (same
+#: symbols), in plain text for the page.
+FORMULAS: Mapping[str, tuple[str, ...]] = {
+    "sgd": (
+        "g ← g_t + λ θ_{t−1}",
+        "b_t ← μ b_{t−1} + (1 − τ) g   (b_1 = g; EMA: μ b_{t−1} + (1 − μ) g)",
+        "θ_t ← θ_{t−1} − γ b_t   (μ = 0: θ_{t−1} − γ g)",
+    ),
+    "adagrad": (
+        "g ← g_t + λ θ_{t−1}",
+        "γ̃_t ← γ / (1 + (t − 1) η)",
+        "s_t ← s_{t−1} + g²",
+        "θ_t ← θ_{t−1} − γ̃_t g / (√s_t + ε)",
+    ),
+    "rmsprop": (
+        "g ← g_t + λ θ_{t−1}",
+        "v_t ← α v_{t−1} + (1 − α) g²",
+        "ḡ_t ← α ḡ_{t−1} + (1 − α) g   (centered)",
+        "σ_t ← √(v_t − ḡ_t²) + ε",
+        "b_t ← μ b_{t−1} + g / σ_t,   θ_t ← θ_{t−1} − γ b_t   (μ = 0: θ_{t−1} − γ g / σ_t)",
+    ),
+    "adam": (
+        "g ← g_t + λ θ_{t−1}",
+        "m_t ← β₁ m_{t−1} + (1 − β₁) g",
+        "v_t ← β₂ v_{t−1} + (1 − β₂) g²",
+        "m̂_t ← m_t / (1 − β₁^t),   v̂_t ← v_t / (1 − β₂^t)",
+        "θ_t ← θ_{t−1} − γ m̂_t / (√v̂_t + ε)",
+    ),
+    "adamw": (
+        "θ_{t−1} ← (1 − γ λ) θ_{t−1}",
+        "m_t ← β₁ m_{t−1} + (1 − β₁) g_t",
+        "v_t ← β₂ v_{t−1} + (1 − β₂) g_t²",
+        "m̂_t ← m_t / (1 − β₁^t),   v̂_t ← v_t / (1 − β₂^t)",
+        "θ_t ← θ_{t−1} − γ m̂_t / (√v̂_t + ε)",
+    ),
+}
+
+#: The symbol of each state tensor in the docstrings' notation.
+SYMBOLS: Mapping[str, str] = {
+    "momentum_buffer": "b_t",
+    "sum": "s_t",
+    "square_avg": "v_t",
+    "grad_avg": "ḡ_t",
+    "exp_avg": "m_t",
+    "exp_avg_sq": "v_t",
+    "max_exp_avg_sq": "v^max_t",
+    "m_hat": "m̂_t",
+    "v_hat": "v̂_t",
+}
+#: The state tensor drawn as the momentum vector, where a rule keeps one.
+MOMENTUM_STATE = ("exp_avg", "momentum_buffer")
+
+
+@functools.cache
+def surface_names() -> tuple[str, ...]:
+    """The 2-D problems of the registry: every surface and its noisy and outlier versions."""
+    return tuple(name for name in PROBLEMS if isinstance(make_problem(name), Surface))
+
+
+def defaults(name: str) -> dict[str, Any]:
+    """The optimizer class's own defaults for the controls the page shows."""
+    signature = inspect.signature(OPTIMIZERS[name].__init__)
+    out = {}
+    for control in CONTROLS[name]:
+        value = signature.parameters[control.name].default
+        out[control.name] = list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def schema() -> dict[str, Any]:
+    """What the page needs to offer only valid choices: optimizers, controls, mistakes, surfaces, limits."""
+    optimizers = {}
+    for name, cls in OPTIMIZERS.items():
+        values = defaults(name)
+        optimizers[name] = {
+            "summary": cls.summary,
+            "controls": [
+                {
+                    "name": c.name,
+                    "kind": c.kind,
+                    "low": c.low,
+                    "high": c.high,
+                    "log": c.log,
+                    "options": list(c.options),
+                    "default": values[c.name],
+                }
+                for c in CONTROLS[name]
+            ],
+            "formula": list(FORMULAS[name]),
+            "mistakes": [
+                {"name": m.name, "summary": m.summary, "wrong": m.wrong, "right": m.right}
+                for m in MISTAKES.values()
+                if m.correct == name
+            ],
+        }
+    surfaces = []
+    for name in surface_names():
+        problem = make_problem(name)
+        assert isinstance(problem, Surface)  # surface_names() holds surfaces only
+        surfaces.append(
+            {
+                "name": name,
+                "formula": problem.spec.formula,
+                "noise": problem.noise,
+                "title": problem.spec.title,
+            }
+        )
+    return {
+        "optimizers": optimizers,
+        "surfaces": surfaces,
+        "regimes": list(REGIMES),
+        "limits": {"updates": MAX_UPDATES, "runs": MAX_RUNS, "seed": MAX_SEED, "formula": 200},
+    }
+
+
+# -- the request ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """A surface to descend: ``f``, plot bounds, the standard start, known points, and the data's noise.
+
+    ``noise`` holds one centred noise vector per sample (zeros for a clean
+    surface or a formula, where every regime sees the exact gradient).
+    """
+
+    name: str
+    title: str
+    formula: str
+    f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    bounds: tuple[tuple[float, float], tuple[float, float]]
+    start: tuple[float, float]
+    minima: tuple[tuple[float, float], ...] = ()
+    saddles: tuple[tuple[float, float], ...] = ()
+    noise: torch.Tensor = field(default_factory=lambda: torch.zeros(1, 2, dtype=torch.float64))
+
+    def grid(self, size: int = GRID) -> dict[str, Any]:
+        """``f`` on a ``size`` x ``size`` grid over the bounds (rows: y ascending), for the contour plot."""
+        (x0, x1), (y0, y1) = self.bounds
+        xs = torch.linspace(x0, x1, size, dtype=torch.float64)
+        ys = torch.linspace(y0, y1, size, dtype=torch.float64)
+        with torch.no_grad():
+            z = self.f(xs.unsqueeze(0).expand(size, size), ys.unsqueeze(1).expand(size, size))
+        return {
+            "name": self.name, "title": self.title, "formula": self.formula,
+            "bounds": [list(self.bounds[0]), list(self.bounds[1])], "start": list(self.start),
+            "minima": [list(p) for p in self.minima], "saddles": [list(p) for p in self.saddles],
+            "samples": int(self.noise.shape[0]), "size": size,
+            # Six significant digits are more than a contour plot can show, and a third of the bytes.
+            "z": [_finite(float(f"{v:.6g}")) for v in z.reshape(-1).tolist()],
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One path to compute: an optimizer with hyperparameters, or a mistaken rule with a learning rate."""
+
+    optimizer: str
+    hyperparameters: dict[str, Any]
+    mistake: str | None = None
+    #: this run's regime, to compare regimes side by side from the same seed (None: the request's)
+    regime: str | None = None
+
+    @property
+    def label(self) -> str:
+        return self.mistake or self.optimizer
+
+
+@dataclass(frozen=True)
+class PathRequest:
+    """A checked request: the surface, the start, the number of updates, the regime, and the runs."""
+
+    landscape: Landscape
+    start: tuple[float, float]
+    updates: int
+    regime: str
+    batch_size: int
+    seed: int
+    runs: tuple[RunSpec, ...]
+
+
+def _finite(value: float) -> float | None:
+    """JSON has no infinities or NaN: a value that is not finite is sent as null."""
+    return value if math.isfinite(value) else None
+
+
+def _number(where: str, value: object) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
+        raise RequestError(
+            f"{where} must be a finite number; received {where}={value!r}", "error.number", field=where
+        )
+    return float(value)
+
+
+def _integer(where: str, value: object, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        raise RequestError(
+            f"{where} must be an integer from {low} to {high}; received {where}={value!r}",
+            "error.integer",
+            field=where,
+            low=low,
+            high=high,
+        )
+    return value
+
+
+def _point(where: str, value: object) -> tuple[float, float]:
+    if not isinstance(value, list | tuple) or len(value) != 2:
+        raise RequestError(
+            f"{where} must be two numbers [x, y]; received {where}={value!r}", "error.point", field=where
+        )
+    return (_number(f"{where}[0]", value[0]), _number(f"{where}[1]", value[1]))
+
+
+def landscape(data: Mapping[str, Any]) -> Landscape:
+    """The surface a request names: a 2-D problem of the registry, or ``"custom"`` (a formula, bounds)."""
+    name = data.get("surface", "rosenbrock")
+    if name == CUSTOM:
+        f = parse_formula(data.get("formula"))
+        bounds_value = data.get("bounds", [[-3, 3], [-3, 3]])
+        if not isinstance(bounds_value, list | tuple) or len(bounds_value) != 2:
+            raise RequestError(
+                f"bounds must be [[x_min, x_max], [y_min, y_max]]; received bounds={bounds_value!r}",
+                "error.bounds",
+            )
+        bounds = (_point("bounds[0]", bounds_value[0]), _point("bounds[1]", bounds_value[1]))
+        for axis, (low, high) in zip("xy", bounds, strict=True):
+            if not low < high or high - low > MAX_SPAN:
+                raise RequestError(
+                    f"bounds of {axis} must have min < max and a span of at most {MAX_SPAN:g}; "
+                    f"received [{low:g}, {high:g}]",
+                    "error.bounds",
+                )
+        start = ((bounds[0][0] + bounds[0][1]) / 2, (bounds[1][0] + bounds[1][1]) / 2)
+        text = str(data["formula"]).strip()
+        return Landscape(CUSTOM, text, text, f, bounds, start)
+    if not isinstance(name, str):
+        raise RequestError(f"surface must be a name; received surface={name!r}", "error.surface")
+    try:
+        lookup("surface", name, dict.fromkeys((*surface_names(), CUSTOM)))
+    except UnknownNameError as err:
+        raise RequestError(str(err), "error.surface_unknown", name=name) from None
+    problem = make_problem(name)
+    assert isinstance(problem, Surface)  # only surfaces are in the table above
+    return Landscape(
+        name, problem.spec.title, problem.spec.formula, problem.function, problem.bounds,
+        problem.start_point, problem.minima, problem.saddles, problem.splits().train[0],
+    )  # fmt: skip
+
+
+def _hyperparameters(optimizer: str, where: str, value: object) -> dict[str, Any]:
+    """The hyperparameters of one run, with each value's type checked; the class checks the ranges."""
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise RequestError(
+            f"{where} must be an object; received {where}={value!r}", "error.object", field=where
+        )
+    controls = {c.name: c for c in CONTROLS[optimizer]}
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        try:
+            control = lookup(f"hyperparameter of {optimizer}", key, controls)
+        except UnknownNameError as err:
+            raise RequestError(str(err), "error.hyperparameter", name=str(key)) from None
+        at = f"{where}.{key}"
+        if control.kind == "float":
+            out[key] = _number(at, item)
+        elif control.kind == "pair":
+            out[key] = _point(at, item)
+        elif control.kind == "flag":
+            if not isinstance(item, bool):
+                raise RequestError(
+                    f"{at} must be true or false; received {at}={item!r}", "error.flag", field=at
+                )
+            out[key] = item
+        else:
+            if item not in control.options:
+                raise RequestError(
+                    f"{at} must be one of {', '.join(control.options)}; received {at}={item!r}",
+                    "error.choice",
+                    field=at,
+                )
+            out[key] = item
+    return out
+
+
+def _regime(where: str, value: object) -> str:
+    if value not in REGIMES:
+        raise RequestError(
+            f"{where} must be one of {', '.join(REGIMES)}; received {where}={value!r}", "error.regime"
+        )
+    return value  # type: ignore[return-value]
+
+
+def _run_spec(i: int, value: object) -> RunSpec:
+    where = f"runs[{i}]"
+    if not isinstance(value, Mapping):
+        raise RequestError(
+            f"{where} must be an object; received {where}={value!r}", "error.object", field=where
+        )
+    regime = None if value.get("regime") is None else _regime(f"{where}.regime", value["regime"])
+    mistake_name = value.get("mistake")
+    if mistake_name is not None:
+        try:
+            mistake: Mistake = lookup("mistaken rule", mistake_name, MISTAKES)
+        except UnknownNameError as err:
+            raise RequestError(str(err), "error.mistake", name=str(mistake_name)) from None
+        hyper = value.get("hyperparameters") or {}
+        if not isinstance(hyper, Mapping) or set(hyper) - {"lr"}:
+            raise RequestError(
+                f"{where}: a mistaken rule takes only lr; received hyperparameters={hyper!r}",
+                "error.mistake_lr",
+            )
+        lr = _number(f"{where}.hyperparameters.lr", hyper.get("lr", 0.01))
+        if lr < 0:
+            raise RequestError(f"{where}: lr must be >= 0; received lr={lr!r}", "error.number", field="lr")
+        return RunSpec(mistake.correct, {"lr": lr}, mistake.name, regime)
+    try:
+        name = lookup("optimizer", value.get("optimizer"), OPTIMIZERS).name
+    except UnknownNameError as err:
+        raise RequestError(str(err), "error.optimizer", name=str(value.get("optimizer"))) from None
+    hyper = _hyperparameters(name, f"{where}.hyperparameters", value.get("hyperparameters"))
+    try:
+        # The class's own validation, before any work: out-of-range values and
+        # combinations it refuses (nesterov without momentum) are the request's error.
+        OPTIMIZERS[name]([torch.zeros(2, dtype=torch.float64, requires_grad=True)], **hyper)
+    except (ValueError, TypeError) as err:
+        raise RequestError(f"{where}: {err}", "error.optimizer_value", detail=str(err)) from None
+    return RunSpec(name, hyper, regime=regime)
+
+
+def parse_request(data: object) -> PathRequest:
+    """Check a request (the JSON body of ``POST /api/paths``); RequestError names what is wrong."""
+    if not isinstance(data, Mapping):
+        raise RequestError(f"the request must be a JSON object; received {type(data).__name__}", "error.json")
+    known = {"surface", "formula", "bounds", "start", "updates", "regime", "batch_size", "seed", "runs"}
+    for key in data:
+        try:
+            lookup("request field", key, dict.fromkeys(sorted(known)))
+        except UnknownNameError as err:
+            raise RequestError(str(err), "error.field", name=str(key)) from None
+    try:
+        land = landscape(data)
+    except FormulaError as err:
+        raise RequestError(str(err), err.key, **err.params) from None
+    start = _point("start", data["start"]) if data.get("start") is not None else land.start
+    updates = _integer("updates", data.get("updates", 200), 1, MAX_UPDATES)
+    regime = _regime("regime", data.get("regime", "full-batch"))
+    samples = int(land.noise.shape[0])
+    batch_size = _integer("batch_size", data.get("batch_size", min(20, samples)), 1, samples)
+    seed = _integer("seed", data.get("seed", 0), 0, MAX_SEED)
+    runs = data.get("runs")
+    if not isinstance(runs, list) or not 1 <= len(runs) <= MAX_RUNS:
+        count = len(runs) if isinstance(runs, list) else runs
+        raise RequestError(
+            f"runs must be a list of 1 to {MAX_RUNS} optimizers; received {count!r}",
+            "error.runs",
+            limit=MAX_RUNS,
+        )
+    specs = tuple(_run_spec(i, run) for i, run in enumerate(runs))
+    return PathRequest(land, start, updates, regime, batch_size, seed, specs)
+
+
+# -- the computation -------------------------------------------------------------------
+
+
+def _batches(request: PathRequest, regime: str) -> Callable[[], torch.Tensor]:
+    """The next batch of noise vectors, as the training loop draws them for ``regime`` and the seed."""
+    noise = request.landscape.noise
+    n = int(noise.shape[0])
+    if regime == "full-batch":
+        return lambda: noise
+    size = request.batch_size if regime == "mini-batch" else 1
+    position = {"epoch": 0, "index": 0, "order": order(n, request.seed, 0, True)}
+
+    def next_batch() -> torch.Tensor:
+        start = position["index"]
+        indices = position["order"][start : min(start + size, n)]
+        position["index"] = start + len(indices)
+        if position["index"] >= n:
+            position["epoch"] += 1
+            position["index"] = 0
+            position["order"] = order(n, request.seed, position["epoch"], True)
+        return noise[indices]
+
+    return next_batch
+
+
+class _Path:
+    """One run's optimizer and what it recorded, update by update."""
+
+    def __init__(self, spec: RunSpec, start: tuple[float, float]) -> None:
+        self.spec = spec
+        self.p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
+        if spec.mistake is not None:
+            self.optimizer: torch.optim.Optimizer = MISTAKES[spec.mistake].build(
+                [self.p], spec.hyperparameters
+            )
+        else:
+            self.optimizer = OPTIMIZERS[spec.optimizer]([self.p], **spec.hyperparameters)
+        self.start = self.p.detach().clone()
+        # Per update, one row: the gradient, the point after the update, and the
+        # state tensors named in ``keys`` (one copy per update instead of one per
+        # tensor: copying dominated the time once the optimizers' steps were counted).
+        self.rows: list[torch.Tensor] = []
+        self.keys: list[str] | None = None
+        self.steps: list[float] = []
+        self.batch_loss: list[float] = []
+        self.effective: list[torch.Tensor] = []
+        self.diverged_at: int | None = None
+
+    def update(self, t: int, loss: float) -> None:
+        """Step with the gradient already in ``p.grad`` (the batch loss was ``loss``); record the state."""
+        if not math.isfinite(loss):
+            self.diverged_at = t
+            return
+        p, group = self.p, self.optimizer.param_groups[0]
+        grad = p.grad  # not copied: step() never changes it in place, and the next backward makes a new one
+        self.optimizer.step()
+        state = self.optimizer.state[p]
+        if self.keys is None:
+            self.keys = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.shape == p.shape]
+        self.rows.append(torch.cat([grad, p.detach(), *(state[k] for k in self.keys)]))
+        self.steps.append(float(state.get("step", state.get("t", t))))
+        self.batch_loss.append(loss)
+        if self.spec.mistake is None:
+            self.effective.append(_effective(group, p, state).clone())
+
+    def terms(self, table: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Each state tensor's values over the updates, the bias-corrected moments, and the step itself."""
+        points = torch.cat([self.start.unsqueeze(0), table[:, 2:4]])
+        terms = {key: table[:, 4 + 2 * i : 6 + 2 * i] for i, key in enumerate(self.keys or [])}
+        if "exp_avg" in terms:
+            # Adam's m̂ and v̂ as its docstring defines them (the lab's constants for its mistaken forms).
+            if self.spec.mistake is None:
+                beta1, beta2 = self.optimizer.param_groups[0]["betas"]
+            else:
+                beta1, beta2 = BETA1, BETA2
+            t = torch.tensor(self.steps, dtype=torch.float64).unsqueeze(1)
+            terms["m_hat"] = terms["exp_avg"] / (1 - beta1**t)
+            terms["v_hat"] = terms.get("max_exp_avg_sq", terms["exp_avg_sq"]) / (1 - beta2**t)
+        terms["step"] = points[1:] - points[:-1]
+        return terms
+
+    def result(self, f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> dict[str, Any]:
+        spec = self.spec
+        table = torch.stack(self.rows) if self.rows else torch.zeros(0, 4, dtype=torch.float64)
+        points = torch.cat([self.start.unsqueeze(0), table[:, 2:4]])
+        with torch.no_grad():
+            heights = f(points[:, 0], points[:, 1])
+        terms = self.terms(table)
+        momentum = next((k for k in MOMENTUM_STATE if k in terms), None)
+        return {
+            "label": spec.label,
+            "optimizer": spec.optimizer,
+            "regime": spec.regime,
+            "mistake": spec.mistake,
+            "hyperparameters": {
+                k: list(v) if isinstance(v, tuple) else v for k, v in spec.hyperparameters.items()
+            },
+            "formula": _mistake_formula(spec.mistake) if spec.mistake else list(FORMULAS[spec.optimizer]),
+            "points": _rows(points),
+            "loss": [_finite(v) for v in heights.reshape(-1).tolist()],
+            "batch_loss": [_finite(v) for v in self.batch_loss],
+            "grad": _rows(table[:, :2]),
+            "momentum": momentum,
+            "effective_lr": _rows(torch.stack(self.effective)) if self.effective else None,
+            "terms": [
+                {"key": key, "symbol": SYMBOLS.get(key, key), "values": _rows(values)}
+                for key, values in terms.items()
+            ],
+            "diverged_at": self.diverged_at,
+        }
+
+
+def _mistake_formula(name: str) -> list[str]:
+    """The mistaken rule and, beside it, the correct one (marked with symbols, which need no translation)."""
+    mistake = MISTAKES[name]
+    return [f"✗ {mistake.wrong}", f"✓ {mistake.right}"]
+
+
+def _rows(table: torch.Tensor) -> list[list[float | None]]:
+    rows = table.tolist()
+    if bool(torch.isfinite(table).all()):
+        return rows  # the usual case, without a Python call per value
+    return [[_finite(v) for v in row] for row in rows]
+
+
+def compute_paths(request: PathRequest) -> dict[str, Any]:
+    """Every run's path from the request's start, with each update's gradient, loss, terms and effective lr.
+
+    Index ``t`` of ``points`` and ``loss`` is after ``t`` updates (0: the
+    start); index ``t - 1`` of ``grad``, ``batch_loss``, ``effective_lr`` and
+    each term's ``values`` belongs to update ``t``. A path whose loss stops
+    being finite ends there (``diverged_at``), as a training run does.
+    """
+    f = request.landscape.f
+    paths = [_Path(spec, request.start) for spec in request.runs]
+    # Runs in the same regime see the same batches (one seed), so their losses are
+    # one batched evaluation and one backward pass per update; each regime draws
+    # its own batches from the same seed, as separate training runs would.
+    groups: dict[str, list[_Path]] = {}
+    for path in paths:
+        groups.setdefault(path.spec.regime or request.regime, []).append(path)
+    batches = {regime: _batches(request, regime) for regime in groups}
+    for t in range(1, request.updates + 1):
+        for regime, members in groups.items():
+            xi = batches[regime]()
+            active = [path for path in members if path.diverged_at is None]
+            if not active:
+                continue
+            for path in active:
+                path.p.grad = None
+            # Each run's row is the surface problem's loss, the batch mean of
+            # f(θ) + ξᵢᵀθ as SurfacePoint computes it; its gradient lands in that run's parameter.
+            theta = torch.stack([path.p for path in active])
+            losses = (f(theta[:, 0], theta[:, 1]).unsqueeze(1) + theta @ xi.T).mean(dim=1)
+            losses.sum().backward()
+            for path, loss in zip(active, losses.tolist(), strict=True):
+                path.update(t, loss)
+    return {
+        "start": list(request.start),
+        "updates": request.updates,
+        "regime": request.regime,
+        "batch_size": request.batch_size,
+        "seed": request.seed,
+        "runs": [path.result(f) for path in paths],
+    }

@@ -1,0 +1,268 @@
+"""The playground in a real browser (Debian's Chromium, driven by Playwright) against a real server."""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from PIL import Image
+
+from descentlab.optim import SGD, Adam
+from descentlab.problems import SURFACES
+
+VIEWPORT = {"width": 1500, "height": 1000}
+SCREENSHOT = Path(__file__).parents[2] / "docs" / "playground.png"
+
+# The visible text of the page: every text node that is rendered, the selected
+# option of each menu, and whether it sits inside an element marked as not
+# translated (names of optimizers and hyperparameters, numbers, formulas).
+VISIBLE_TEXT = """() => {
+  const out = [];
+  const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+  for (let node = walker.nextNode(); node; node = walker.nextNode()) {
+    const el = node.parentElement;
+    const text = node.textContent.trim();
+    if (!text || el.closest("select, script, style") || !el.checkVisibility()) continue;
+    out.push({ text, fixed: Boolean(el.closest("[data-notranslate]")), key: el.closest("[data-i18n]")?.dataset.i18n || null });
+  }
+  for (const select of document.querySelectorAll("select")) {
+    if (!select.checkVisibility() || select.selectedIndex < 0) continue;
+    out.push({ text: select.options[select.selectedIndex].text, fixed: select.hasAttribute("data-notranslate"),
+               key: select.options[select.selectedIndex].dataset.i18n || null });
+  }
+  out.push({ text: document.title, fixed: false, key: "title" });
+  return out;
+}"""
+
+
+def open_page(browser, url, locale="en-US"):
+    context = browser.new_context(locale=locale, viewport=VIEWPORT)
+    page = context.new_page()
+    errors, requests = [], []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("request", lambda r: requests.append(r.url))
+    page.goto(url)
+    ready(page)
+    return page, errors, requests
+
+
+def ready(page):
+    page.wait_for_function(
+        "document.body.dataset.status === 'ready' && window.playground.paths !== null", timeout=60_000
+    )
+
+
+def drawn(page):
+    """What the contour canvas shows, pixel for pixel (as a PNG data URL)."""
+    return page.evaluate("document.getElementById('contour').toDataURL()")
+
+
+def step(page, times):
+    for _ in range(times):
+        page.click("#step")
+
+
+def numbers(page, run, term):
+    cell = page.locator(f'.card[data-run="{run}"] td[data-term="{term}"]')
+    return [float(v) for v in cell.inner_text().split(", ")]
+
+
+@pytest.fixture
+def page(browser, server):
+    page, errors, requests = open_page(browser, server)
+    yield page
+    assert not errors, errors
+    # Offline: every request goes to the playground's own server.
+    assert all(url.startswith(server) or url.startswith(("data:", "blob:")) for url in requests), requests
+    page.context.close()
+
+
+def test_the_page_loads_without_console_errors_and_draws_paths(page, tmp_path):
+    assert page.locator(".card").count() == 2
+    before = drawn(page)
+    step(page, 120)
+    assert page.locator("#t").inner_text() == "120 / 200"
+    assert drawn(page) != before
+    # The screenshot in the README comes from here (written there when asked for).
+    target = SCREENSHOT if os.environ.get("DESCENTLAB_UPDATE_SCREENSHOT") else tmp_path / "playground.png"
+    page.screenshot(path=str(target), full_page=True)
+    assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_surface_optimizer_slider_and_start_each_change_the_drawn_paths(page):
+    step(page, 40)
+
+    def changes(action):
+        before, points = (
+            drawn(page),
+            page.evaluate("JSON.stringify(playground.paths.runs.map(r => r.points))"),
+        )
+        action()
+        ready(page)
+        assert drawn(page) != before
+        assert page.evaluate("JSON.stringify(playground.paths.runs.map(r => r.points))") != points
+
+    changes(lambda: page.select_option("#surface", "beale"))
+    changes(lambda: (page.select_option("#add-choice", "rmsprop"), page.click("#add")))
+    assert page.locator(".card").count() == 3
+    slider = page.locator('fieldset.run input[data-control="lr"]').first
+    changes(lambda: slider.fill("800"))
+    assert page.evaluate("playground.state.runs[0].hyperparameters.lr") > 0.1
+    changes(lambda: page.click("#contour", position={"x": 150, "y": 120}))
+    assert page.evaluate("playground.paths.start") != list(SURFACES["beale"].start)
+
+
+def test_stepping_shows_the_numbers_the_optimizer_computes_directly(page):
+    step(page, 3)
+    # The default view: SGD (lr 0.002, momentum 0.9) and Adam (lr 0.05) on Rosenbrock from its standard start.
+    f = SURFACES["rosenbrock"].f
+    for name, make, terms in (
+        ("adam", lambda p: Adam([p], lr=0.05), ("exp_avg", "exp_avg_sq")),
+        ("sgd", lambda p: SGD([p], lr=0.002, momentum=0.9), ("momentum_buffer",)),
+    ):
+        p = torch.tensor(SURFACES["rosenbrock"].start, dtype=torch.float64, requires_grad=True)
+        opt = make(p)
+        for _ in range(3):
+            opt.zero_grad()
+            f(p[0], p[1]).backward()
+            before = p.detach().clone()
+            opt.step()
+        state = opt.state[p]
+        expected = {
+            "point": p.tolist(),
+            "grad": p.grad.tolist(),
+            "step": (p.detach() - before).tolist(),
+            **{key: state[key].tolist() for key in terms},
+        }
+        if name == "adam":
+            expected["m_hat"] = (state["exp_avg"] / (1 - 0.9**3)).tolist()
+            expected["v_hat"] = (state["exp_avg_sq"] / (1 - 0.999**3)).tolist()
+            expected["effective_lr"] = (
+                0.05 / ((state["exp_avg_sq"] / (1 - 0.999**3)).sqrt() + 1e-8)
+            ).tolist()
+        for term, values in expected.items():
+            # The page shows six significant digits.
+            assert numbers(page, name, term) == pytest.approx(values, rel=5e-6), (name, term)
+    formula = page.locator('.card[data-run="adam"] pre.formula').inner_text()
+    assert "θ_t ← θ_{t−1} − γ m̂_t / (√v̂_t + ε)" in formula
+
+
+def visible(page):
+    return page.evaluate(VISIBLE_TEXT)
+
+
+def test_the_language_switch_changes_every_visible_string(page):
+    english = visible(page)
+    page.select_option("#lang", "zh")
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    ready(page)
+    chinese = visible(page)
+    translated = [item for item in chinese if not item["fixed"]]
+    assert len(translated) >= 20
+    untranslated = [item for item in translated if not re.search(r"[\u4e00-\u9fff]", item["text"])]
+    assert not untranslated, untranslated
+    # And back: the same English page as before.
+    page.select_option("#lang", "en")
+    page.wait_for_function("document.documentElement.lang === 'en'")
+    assert sorted(i["text"] for i in visible(page) if not i["fixed"]) == sorted(
+        i["text"] for i in english if not i["fixed"]
+    )
+
+
+def test_the_page_follows_the_browser_s_language(browser, server):
+    page, errors, _ = open_page(browser, server, locale="zh-CN")
+    assert page.locator("h1").inner_text() == "descentlab 演示场"
+    assert page.locator("#lang").input_value() == "zh"
+    assert not errors
+    page.context.close()
+
+
+def test_the_address_restores_the_same_view(page, browser, server):
+    page.select_option("#surface", "trap-noisy")
+    ready(page)
+    page.select_option("#regime", "mini-batch")
+    page.fill("#batch-size", "10")
+    page.select_option("#add-choice", "rmsprop")
+    page.click("#add")
+    page.locator('.run input[data-mistake="adam-no-sqrt"]').check()
+    page.locator('fieldset.run input[data-control="momentum"]').first.fill("300")
+    page.locator('select[data-run-regime="1"]').select_option("online")  # Adam online, beside the others
+    ready(page)
+    regimes = page.evaluate("playground.paths.runs.map(r => [r.label, r.regime])")
+    assert regimes == [["sgd", None], ["adam", "online"], ["adam-no-sqrt", "online"], ["rmsprop", None]]
+    page.click("#contour", position={"x": 500, "y": 100})
+    ready(page)
+    step(page, 25)
+    view = (drawn(page), page.locator("#cards").inner_text(), page.locator("#t").inner_text())
+    assert page.locator(".card").count() == 4  # sgd, adam, the mistaken rule beside it, rmsprop
+    again, errors, _ = open_page(browser, page.url)
+    assert (drawn(again), again.locator("#cards").inner_text(), again.locator("#t").inner_text()) == view
+    assert again.locator("#regime").input_value() == "mini-batch"
+    assert not errors
+    again.context.close()
+
+
+def test_a_refused_formula_shows_its_message_in_the_reader_s_language(browser, server):
+    page, errors, _ = open_page(browser, server)
+    page.select_option("#lang", "zh")
+    page.select_option("#surface", "custom")
+    page.fill("#formula", "__import__('os')")
+    page.click("#apply-formula")
+    page.wait_for_selector("#message:not([hidden])")
+    assert "未知的函数 __import__" in page.locator("#message").inner_text()
+    # The browser logs the refused request itself; nothing else went wrong.
+    assert all("status of 400" in e for e in errors), errors
+    page.context.close()
+
+
+def test_the_view_exports_as_png_and_the_animation_as_gif(page, tmp_path):
+    step(page, 10)
+    with page.expect_download() as png:
+        page.click("#png")
+    image = Image.open(png.value.path())
+    assert image.format == "PNG" and image.size == (640, 480)
+    with page.expect_download(timeout=120_000) as gif:
+        page.click("#gif")
+    animation = Image.open(io.BytesIO(Path(gif.value.path()).read_bytes()))
+    # One frame per update (200 updates and the start), every other one kept: at most 120 frames.
+    assert animation.format == "GIF" and animation.n_frames == 101 and animation.size == (640, 480)
+    assert page.locator("#t").inner_text() == "10 / 200"  # the view is back where it was
+
+
+def test_play_animates_the_paths_and_pause_stops_them(page):
+    before = drawn(page)
+    page.click("#play")
+    assert page.locator("#play").inner_text() == "Pause"
+    page.wait_for_function("playground.state.t >= 10", timeout=30_000)
+    page.click("#play")
+    assert page.locator("#play").inner_text() == "Play"
+    stopped = page.evaluate("playground.state.t")
+    page.wait_for_timeout(300)
+    assert page.evaluate("playground.state.t") == stopped and drawn(page) != before
+
+
+def test_a_typed_formula_is_drawn_and_descended_and_the_address_keeps_it(page, browser, server):
+    before = drawn(page)
+    page.select_option("#surface", "custom")
+    page.fill("#formula", "x^2 + 10*y^2")
+    for box, value in (("#x0", "-2"), ("#x1", "2"), ("#y0", "-1"), ("#y1", "1")):
+        page.fill(box, value)
+    page.click("#apply-formula")
+    ready(page)
+    assert page.evaluate("playground.surface.formula") == "x^2 + 10*y^2"
+    step(page, 1)
+    # From the centre of the bounds, (0, 0), the gradient of x^2 + 10 y^2 is zero; click a start instead.
+    page.click("#contour", position={"x": 480, "y": 120})  # x = 1, y = 0.5 on this 640 x 480 canvas
+    ready(page)
+    x, y = page.evaluate("playground.paths.start")
+    assert numbers(page, "sgd", "grad") == pytest.approx([2 * x, 20 * y], rel=5e-6)
+    assert drawn(page) != before
+    again, errors, _ = open_page(browser, page.url)
+    assert again.evaluate("playground.surface.formula") == "x^2 + 10*y^2"
+    assert drawn(again) == drawn(page) and not errors
+    again.context.close()

@@ -1,0 +1,196 @@
+"""The playground's paths are the training loop's, and the terms it shows are the optimizer's own state."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+
+from descentlab.lab.mistakes import MISTAKES
+from descentlab.optim import OPTIMIZERS
+from descentlab.playground.paths import (
+    CONTROLS,
+    FORMULAS,
+    RequestError,
+    compute_paths,
+    defaults,
+    parse_request,
+    schema,
+)
+from descentlab.problems import SURFACES
+from descentlab.train import Budget, RunConfig, run
+
+
+def paths(**request):
+    return compute_paths(parse_request(request))["runs"]
+
+
+def term(result, key):
+    return next(t["values"] for t in result["terms"] if t["key"] == key)
+
+
+@pytest.mark.parametrize("regime", ["full-batch", "mini-batch", "online"])
+def test_a_path_is_the_training_runs_path_with_the_same_regime_seed_and_start(regime):
+    start, hyper = (-1.0, 0.5), {"lr": 0.02, "betas": (0.8, 0.99)}
+    config = RunConfig(
+        "rosenbrock-noisy", "adam", hyper, regime=regime, batch_size=7, budget=Budget(steps=40), seed=3,
+        observers=("path",), problem_options={"start": start},
+    )  # fmt: skip
+    expected = run(config).observations["path"].value
+    (result,) = paths(
+        surface="rosenbrock-noisy", start=list(start), updates=40, regime=regime, batch_size=7, seed=3,
+        runs=[{"optimizer": "adam", "hyperparameters": {"lr": 0.02, "betas": [0.8, 0.99]}}],
+    )  # fmt: skip
+    assert len(result["points"]) == len(expected) == 41
+    worst = max(abs(a - b) for p, q in zip(result["points"], expected) for a, b in zip(p, q))
+    assert worst <= 1e-12
+    # The regimes differ on a noisy surface (so the test above compares three different paths).
+    assert regime == "full-batch" or result["points"][5] != paths(
+        surface="rosenbrock-noisy", start=list(start), updates=5,
+        runs=[{"optimizer": "adam", "hyperparameters": {"lr": 0.02, "betas": [0.8, 0.99]}}],
+    )[0]["points"][5]  # fmt: skip
+
+
+def test_each_update_s_terms_are_the_optimizer_s_state_and_add_up_to_the_step():
+    lr, (beta1, beta2), eps = 0.05, (0.9, 0.999), 1e-8
+    (result,) = paths(surface="beale", updates=6, runs=[{"optimizer": "adam", "hyperparameters": {"lr": lr}}])
+    # Directly: descentlab's Adam on Beale's function from the standard start.
+    p = torch.tensor(SURFACES["beale"].start, dtype=torch.float64, requires_grad=True)
+    opt = OPTIMIZERS["adam"]([p], lr=lr)
+    for t in range(1, 7):
+        opt.zero_grad()
+        SURFACES["beale"].f(p[0], p[1]).backward()
+        grad = p.grad.tolist()
+        before = p.detach().clone()
+        opt.step()
+        state = opt.state[p]
+        m, v = state["exp_avg"], state["exp_avg_sq"]
+        assert result["grad"][t - 1] == pytest.approx(grad, rel=1e-12)
+        assert term(result, "exp_avg")[t - 1] == pytest.approx(m.tolist(), rel=1e-12)
+        assert term(result, "exp_avg_sq")[t - 1] == pytest.approx(v.tolist(), rel=1e-12)
+        m_hat, v_hat = m / (1 - beta1**t), v / (1 - beta2**t)
+        assert term(result, "m_hat")[t - 1] == pytest.approx(m_hat.tolist(), rel=1e-12)
+        assert term(result, "v_hat")[t - 1] == pytest.approx(v_hat.tolist(), rel=1e-12)
+        # The docstring's last line, from the shown terms, is the step the optimizer took.
+        step = (-lr * m_hat / (v_hat.sqrt() + eps)).tolist()
+        assert term(result, "step")[t - 1] == pytest.approx(step, rel=1e-9)
+        assert term(result, "step")[t - 1] == pytest.approx((p.detach() - before).tolist(), rel=1e-12)
+        assert result["effective_lr"][t - 1] == pytest.approx((lr / (v_hat.sqrt() + eps)).tolist(), rel=1e-12)
+        assert result["points"][t] == pytest.approx(p.tolist(), rel=1e-12)
+    assert result["momentum"] == "exp_avg"
+
+
+def test_a_mistaken_rule_runs_beside_the_correct_one_and_does_what_its_formula_says():
+    correct, wrong = paths(
+        surface="quadratic2d", updates=5,
+        runs=[{"optimizer": "sgd", "hyperparameters": {"lr": 0.01}}, {"mistake": "sgd-added", "hyperparameters": {"lr": 0.01}}],
+    )  # fmt: skip
+    assert correct["loss"][-1] < correct["loss"][0] < wrong["loss"][-1]  # gradient ascent climbs
+    assert wrong["formula"] == ["✗ θ ← θ + γ g", "✓ θ ← θ − γ g"]
+    assert wrong["effective_lr"] is None and wrong["mistake"] == "sgd-added"
+
+
+def test_a_diverging_path_ends_where_its_loss_stops_being_finite():
+    (result,) = paths(
+        surface="quadratic2d", updates=400, runs=[{"optimizer": "sgd", "hyperparameters": {"lr": 0.9}}]
+    )
+    assert result["diverged_at"] is not None
+    assert len(result["points"]) == result["diverged_at"]
+    assert all(v is None or math.isfinite(v) for v in result["loss"])
+
+
+def test_a_formula_surface_uses_the_formula():
+    (result,) = paths(
+        surface="custom", formula="x^2 + 10*y^2", bounds=[[-2, 2], [-1, 1]], start=[1, 1], updates=1,
+        runs=[{"optimizer": "sgd", "hyperparameters": {"lr": 0.01}}],
+    )  # fmt: skip
+    assert result["grad"][0] == pytest.approx([2.0, 20.0])
+    assert result["points"][1] == pytest.approx([0.98, 0.8])
+
+
+@pytest.mark.parametrize("name", list(OPTIMIZERS))
+def test_every_registered_optimizer_has_controls_a_formula_and_accepts_both_ends_of_every_slider(name):
+    assert name in CONTROLS and name in FORMULAS
+    base = defaults(name)
+    for control in CONTROLS[name]:
+        if control.kind == "float":
+            ends = [control.low, control.high]
+        elif control.kind == "pair":
+            ends = [list(control.low), list(control.high)]
+        else:
+            continue
+        for value in ends:
+            parse_request({"runs": [{"optimizer": name, "hyperparameters": {**base, control.name: value}}]})
+
+
+def test_the_schema_offers_the_registry_s_defaults_and_every_mistake():
+    s = schema()
+    assert list(s["optimizers"]) == list(OPTIMIZERS)
+    adam = {c["name"]: c for c in s["optimizers"]["adam"]["controls"]}
+    assert adam["lr"]["default"] == 1e-3 and adam["betas"]["default"] == [0.9, 0.999]
+    offered = {m["name"] for o in s["optimizers"].values() for m in o["mistakes"]}
+    assert offered == set(MISTAKES)
+    assert {x["name"] for x in s["surfaces"]} >= {"rosenbrock", "rosenbrock-noisy", "trap-outliers", "saddle"}
+
+
+@pytest.mark.parametrize(
+    "request_, message",
+    [
+        ({"runs": [{"optimizer": "adma"}]}, "unknown optimizer 'adma'; did you mean 'adam'"),
+        (
+            {"runs": [{"optimizer": "adam", "hyperparameters": {"lr": -1.0}}]},
+            "lr must be a finite number in [0, inf)",
+        ),
+        ({"runs": [{"optimizer": "adam", "hyperparameters": {"betas": [1.2, 0.9]}}]}, "betas[0]=1.2"),
+        (
+            {"runs": [{"optimizer": "adam", "hyperparameters": {"momentum": 0.9}}]},
+            "unknown hyperparameter of adam 'momentum'",
+        ),
+        ({"runs": [{"optimizer": "sgd", "hyperparameters": {"lr": "0.1"}}]}, "must be a finite number"),
+        (
+            {"runs": [{"optimizer": "sgd", "hyperparameters": {"nesterov": True}}]},
+            "nesterov=True requires momentum > 0",
+        ),
+        ({"updates": 10**6, "runs": [{"optimizer": "sgd"}]}, "updates must be an integer from 1 to 2000"),
+        ({"runs": [{"optimizer": "sgd"}] * 13}, "runs must be a list of 1 to 12"),
+        ({"runs": []}, "runs must be a list of 1 to 12"),
+        ({"surface": "rosenbrok", "runs": [{"optimizer": "sgd"}]}, "did you mean 'rosenbrock'"),
+        ({"surface": "digits-mlp", "runs": [{"optimizer": "sgd"}]}, "unknown surface 'digits-mlp'"),
+        (
+            {"surface": "custom", "formula": "open('x')", "runs": [{"optimizer": "sgd"}]},
+            "unknown function 'open'",
+        ),
+        (
+            {
+                "surface": "custom",
+                "formula": "x",
+                "bounds": [[1, -1], [0, 1]],
+                "runs": [{"optimizer": "sgd"}],
+            },
+            "min < max",
+        ),
+        ({"regime": "batch", "runs": [{"optimizer": "sgd"}]}, "regime must be one of"),
+        ({"batch_size": 0, "runs": [{"optimizer": "sgd"}]}, "batch_size must be an integer"),
+        ({"start": [0, float("nan")], "runs": [{"optimizer": "sgd"}]}, "start[1] must be a finite number"),
+        ({"runs": [{"mistake": "adam-no-sqrt", "hyperparameters": {"lr": 0.1, "eps": 1}}]}, "takes only lr"),
+        ({"runs": [{"optimizer": "sgd"}], "udpates": 5}, "unknown request field 'udpates'"),
+        ([1, 2], "must be a JSON object"),
+    ],
+)
+def test_bad_requests_are_refused_with_a_message_naming_the_cause(request_, message):
+    with pytest.raises(RequestError) as caught:
+        parse_request(request_)
+    assert message in str(caught.value)
+    assert caught.value.key.startswith("error.")
+
+
+def test_runs_in_different_regimes_side_by_side_are_each_the_path_of_its_own_regime():
+    adam = {"optimizer": "adam", "hyperparameters": {"lr": 0.05}}
+    common = {"surface": "quadratic2d-outliers", "updates": 60, "batch_size": 5, "seed": 4}
+    together = paths(**common, runs=[{**adam, "regime": r} for r in ("full-batch", "mini-batch", "online")])
+    for result, regime in zip(together, ("full-batch", "mini-batch", "online")):
+        (alone,) = paths(**common, regime=regime, runs=[adam])
+        assert result["regime"] == regime and result["points"] == alone["points"]
+    # From the same seed, the three regimes' noise gives three different paths.
+    assert len({str(r["points"][-1]) for r in together}) == 3
