@@ -206,12 +206,16 @@ def execute_runs(
     todo = [t for t in tasks if t.key not in stored]
     if configs:
         run_sweep(store, RUNS, configs, executor=executor, progress=report, worker=execute_method)
-    if todo:
-        for key, payload in executor.map_unordered(plan.compute_surface, todo):
-            store.put_result(SURFACES, key, payload)
+    if not tasks:
+        return
+    n, skipped = len(tasks), len(tasks) - len(todo)
+    phase_2d = f"{phase} (2-D surfaces)"
+    if progress is not None:
+        progress(phase_2d, Progress(skipped, n, skipped, 0, 0, None))
+    for done, (key, payload) in enumerate(executor.map_unordered(plan.compute_surface, todo), start=1):
+        store.put_result(SURFACES, key, payload)
         if progress is not None:
-            n = len(tasks)
-            progress(f"{phase} (2-D surfaces)", Progress(n, n, n - len(todo), 0, 0, None))
+            progress(phase_2d, Progress(skipped + done, n, skipped, 0, 0, None))
 
 
 def _claims(suite: Suite) -> list:
