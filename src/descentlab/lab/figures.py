@@ -229,7 +229,7 @@ def sensitivity(grid: Sequence[float], losses: dict[str, np.ndarray], start: flo
     for method, mean in losses.items():
         shown = np.where(np.isfinite(mean), mean, np.nan)
         left.plot(grid, shown, marker=".", color=colour(method), label=method)
-        right.plot(range(1, len(mean) + 1), budget_curve(mean), color=colour(method), label=method)
+        right.plot(range(1, len(mean) + 1), budget_curve(mean, start), color=colour(method), label=method)
     left.axhline(start, color="black", linewidth=0.7, linestyle=":")
     left.set_xscale("log")
     left.set_xlabel("learning rate")

@@ -98,21 +98,22 @@ def width_statistic(n_methods: int, step: float, start: float):
     return effect
 
 
-def budget_curve(mean: np.ndarray) -> list[float]:
+def budget_curve(mean: np.ndarray, start: float) -> list[float]:
     """Expected best loss with k grid points drawn at random (with replacement), k = 1 .. len(mean).
 
-    >>> budget_curve(np.array([3.0, 1.0]))
+    A diverged point (inf) counts as the starting loss: a trial that blew up
+    found nothing better than where it began, and a tuner would keep the start.
+
+    >>> budget_curve(np.array([3.0, 1.0]), start=4.0)
     [2.0, 1.5]
+    >>> budget_curve(np.array([np.inf, 1.0]), start=4.0)
+    [2.5, 1.75]
     """
-    ordered = np.sort(np.where(np.isfinite(mean), mean, np.inf))
+    ordered = np.sort(np.where(np.isfinite(mean), np.minimum(mean, start), start))
     n = len(ordered)
-    out = []
-    for k in range(1, n + 1):
-        # P(best of k draws = the i-th smallest) = ((n - i + 1)/n)^k - ((n - i)/n)^k, i from 1
-        p = ((n - np.arange(n)) / n) ** k - ((n - np.arange(n) - 1) / n) ** k
-        finite = np.isfinite(ordered)
-        out.append(float((p[finite] * ordered[finite]).sum() + (math.inf if p[~finite].sum() > 0 else 0.0)))
-    return out
+    i = np.arange(n)
+    # P(the best of k draws is the i-th smallest, i from 0) = ((n - i)/n)^k - ((n - i - 1)/n)^k
+    return [float((((n - i) / n) ** k - ((n - i - 1) / n) ** k) @ ordered) for k in range(1, n + 1)]
 
 
 def _good_range(
@@ -158,7 +159,7 @@ def _cases(ev: Evidence) -> list[Case]:
                         "range touches the grid's end": [m for m, (_, edge) in ranges.items() if edge],
                         "threshold": f"keeps {100 * KEEP:g}% of the best improvement any method reached",
                         "tuning-budget curve (expected best loss, k = 1 ..)": {
-                            m: budget_curve(v) for m, v in means.items()
+                            m: budget_curve(v, start) for m, v in means.items()
                         },
                     },
                     statistic=width_statistic(1 + len(others), step, start),
