@@ -80,74 +80,73 @@ def _pair_rows(a: list, b: list, value) -> np.ndarray:
     return table[np.isfinite(table).all(axis=1)]
 
 
-def _decays(ev: Evidence) -> list[Case]:
-    out = []
+def _groups(ev: Evidence):
+    """Per problem and method in AdaGrad's role: (problem, method, label, its runs, RMSProp's, SGD's)."""
     for problem in ev.suite.reads(ID):
         rms = records(ev, _long(ev.suite, ev.rates, _first(ev.suite, "rmsprop"), problem))
         sgd = records(ev, _long(ev.suite, ev.rates, _first(ev.suite, "plain"), problem))
         for method in ev.suite.in_role("adagrad"):
             ada = records(ev, _long(ev.suite, ev.rates, method, problem))
-            label = problem if method == "adagrad" else f"{problem}: {method}"
-            if not ada or not rms:
-                out.append(Case(label, np.zeros((0, 2)), note="a method has no tuned rate"))
-                continue
-            table = _pair_rows(rms, ada, _slope)
-            out.append(
-                Case(
-                    label,
-                    table,
-                    _pair_rows(rms, sgd, _slope) if sgd else None,
-                    {
-                        "lr AdaGrad / RMSProp": (
-                            f"{fmt(ev.lr(method, problem))} / "
-                            f"{fmt(ev.lr(_first(ev.suite, 'rmsprop'), problem))}"
-                        ),
-                        "slope AdaGrad / RMSProp": (
-                            f"{fmt(float(table[:, 1].mean()))} / {fmt(float(table[:, 0].mean()))}"
-                            if len(table)
-                            else "-"
-                        ),
-                        "updates (long run)": ada[0].updates if ada and ada[0] is not None else "-",
-                    },
-                )
+            yield problem, method, problem if method == "adagrad" else f"{problem}: {method}", ada, rms, sgd
+
+
+def _decays(ev: Evidence) -> list[Case]:
+    out = []
+    for problem, method, label, ada, rms, sgd in _groups(ev):
+        if not ada or not rms:
+            out.append(Case(label, np.zeros((0, 2)), note="a method has no tuned rate"))
+            continue
+        table = _pair_rows(rms, ada, _slope)
+        out.append(
+            Case(
+                label,
+                table,
+                _pair_rows(rms, sgd, _slope) if sgd else None,
+                {
+                    "lr AdaGrad / RMSProp": (
+                        f"{fmt(ev.lr(method, problem))} / {fmt(ev.lr(_first(ev.suite, 'rmsprop'), problem))}"
+                    ),
+                    "slope AdaGrad / RMSProp": (
+                        f"{fmt(float(table[:, 1].mean()))} / {fmt(float(table[:, 0].mean()))}"
+                        if len(table)
+                        else "-"
+                    ),
+                    "updates (long run)": ada[0].updates if ada and ada[0] is not None else "-",
+                },
             )
+        )
     return out
 
 
 def _stops(ev: Evidence) -> list[Case]:
     out = []
-    for problem in ev.suite.reads(ID):
-        rms = records(ev, _long(ev.suite, ev.rates, _first(ev.suite, "rmsprop"), problem))
-        sgd = records(ev, _long(ev.suite, ev.rates, _first(ev.suite, "plain"), problem))
-        for method in ev.suite.in_role("adagrad"):
-            ada = records(ev, _long(ev.suite, ev.rates, method, problem))
-            label = problem if method == "adagrad" else f"{problem}: {method}"
-            ends = [_end(r) for r in ada + rms + sgd]
-            best = min((e[1] for e in ends if math.isfinite(e[1])), default=math.nan)
-            start = float(np.nanmedian([e[0] for e in ends])) if ends else math.nan
-            if not ada or not rms or not (start > best):
-                out.append(Case(label, np.zeros((0, 2)), note="a method has no tuned rate or no runs"))
-                continue
+    for _, _, label, ada, rms, sgd in _groups(ev):
+        ends = [_end(r) for r in ada + rms + sgd]
+        best = min((e[1] for e in ends if math.isfinite(e[1])), default=math.nan)
+        start = float(np.nanmedian([e[0] for e in ends])) if ends else math.nan
+        if not ada or not rms or not (start > best):
+            out.append(Case(label, np.zeros((0, 2)), note="a method has no tuned rate or no runs"))
+            continue
 
-            def share(record, start=start, best=best) -> float:
-                return (_end(record)[1] - best) / (start - best)
+        def share(record, start=start, best=best) -> float:
+            return (_end(record)[1] - best) / (start - best)
 
-            table = _pair_rows(ada, rms, share)
-            out.append(
-                Case(
-                    label,
-                    table,
-                    _pair_rows(sgd, rms, share) if sgd else None,
-                    {
-                        "training loss at the end, AdaGrad / RMSProp": (
-                            f"{fmt(float(np.nanmean([_end(r)[1] for r in ada])))} / "
-                            f"{fmt(float(np.nanmean([_end(r)[1] for r in rms])))}"
-                        ),
-                        "best any run reached": best,
-                        "budget (x the tuning budget)": ev.suite.long_factor,
-                    },
-                )
+        table = _pair_rows(ada, rms, share)
+        out.append(
+            Case(
+                label,
+                table,
+                _pair_rows(sgd, rms, share) if sgd else None,
+                {
+                    "training loss at the end, AdaGrad / RMSProp": (
+                        f"{fmt(float(np.nanmean([_end(r)[1] for r in ada])))} / "
+                        f"{fmt(float(np.nanmean([_end(r)[1] for r in rms])))}"
+                    ),
+                    "best any run reached": best,
+                    "budget (x the tuning budget)": ev.suite.long_factor,
+                },
             )
+        )
     return out
 
 
