@@ -37,8 +37,8 @@ def test_plain_sgd_at_a_smaller_step_in_momentums_place_is_not_supported(tmp_pat
     # The smaller step does shrink the path's spread under outliers (what the old 99th-percentile
     # measure called damping) ...
     land = "quadratic2d-outliers"
-    plain = _tail(evidence, surface_run(evidence, "sgd", land), land, "deviation")
-    smaller = _tail(evidence, surface_run(evidence, "smaller-step", land), land, "deviation")
+    plain = _tail(evidence, surface_run(evidence, "sgd", land, hover=True), land, "deviation")
+    smaller = _tail(evidence, surface_run(evidence, "smaller-step", land, hover=True), land, "deviation")
     assert smaller.mean() < 0.5 * plain.mean()
     # ... but relative to its own Gaussian twin it removes nothing: not supported.
     for sub in finding.subclaims:

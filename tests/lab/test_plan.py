@@ -136,3 +136,16 @@ def test_the_readmes_methods_file_reads_with_a_real_class(tmp_path):
     (tmp_path / "methods.toml").write_text(block.replace("mypkg.optim:Lion", "torch.optim:Adam"))
     (method,) = load_methods(str(tmp_path / "methods.toml"))
     assert method.roles == ("adam", "momentum") and method.hyperparameters == {"betas": [0.9, 0.99]}
+
+
+def test_only_c4_starts_its_judged_runs_next_to_the_minimum():
+    from descentlab.lab.claims import CLAIMS
+
+    suite = get_suite("default")
+    c4 = [r for r in CLAIMS["C4"].runs(suite, _rates(suite)) if isinstance(r, SurfaceRun)]
+    c7 = [r for r in CLAIMS["C7"].runs(suite, _rates(suite)) if isinstance(r, SurfaceRun)]
+    assert c4 and all(r.hover for r in c4)
+    assert any(r.landscape.endswith("-outliers") for r in c7) and not any(r.hover for r in c7)
+    inputs = plan.surface_inputs(suite, c4[0])
+    land = suite.landscape(c4[0].landscape)
+    assert abs(inputs["starts"] - land.minimum).max() <= 0.01

@@ -156,6 +156,7 @@ def paths(
     path: Path,
     starts: int = 4,
     rates_from: str | None = None,
+    hover: bool = False,
 ) -> bool:
     """The first few judging starts of each method at its tuned rate, over the landscape's contours.
 
@@ -168,7 +169,8 @@ def paths(
     drawn = False
     for method in methods:
         lr = evidence.lr(method, rates_from or landscape)
-        found = evidence.get(SurfaceRun(method, landscape, (lr,))) if lr is not None else None
+        run = SurfaceRun(method, landscape, (lr,), hover=hover) if lr is not None else None
+        found = evidence.get(run) if run is not None else None
         if found is None:
             continue
         for unit in range(min(starts, found.positions.shape[2])):

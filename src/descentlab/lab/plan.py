@@ -42,7 +42,7 @@ if TYPE_CHECKING:
     from .methods import Method
 
 #: Bumped when what a surface run computes changes: stored batches of another version are not reused.
-SURFACE_VERSION = 2
+SURFACE_VERSION = 3
 BUDGETS = ("default", "one-pass", "long")
 
 
@@ -81,7 +81,9 @@ class SurfaceRun:
     ``units`` is ``"tune"`` (the tuning starts) or ``"judge"``; ``noise``
     is ``""`` (the landscape's own), ``"twin"`` (Gaussian noise with the
     outlier noise's exact covariance) or ``"twin-b"`` (a second such twin,
-    the placebo control).
+    the placebo control). ``hover``: the judging starts are drawn next to the
+    minimum (the landscape's ``hover`` box), for a claim about how the noise
+    moves the parameters once there.
     """
 
     method: str
@@ -89,6 +91,7 @@ class SurfaceRun:
     lrs: tuple[float, ...]
     units: str = "judge"
     noise: str = ""
+    hover: bool = False
 
 
 Run = DataRun | SurfaceRun
@@ -225,7 +228,7 @@ def surface_inputs(suite: Suite, run: SurfaceRun) -> dict[str, Any]:
     return {
         "land": land,
         "lrs": run.lrs,
-        "starts": land.start_points(suite.starts, seed, hover=run.units == "judge"),
+        "starts": land.start_points(suite.starts, seed, hover=run.hover),
         "steps": suite.surface_steps(run.landscape),
         "noise": noise,
         "batch_size": land.batch_size if noise is not None else None,

@@ -57,11 +57,11 @@ def batch(ev: Evidence, run: SurfaceRun | None) -> Batch | None:
 
 
 def surface_run(
-    ev: Evidence, method: str, land: str, *, noise: str = "", lr: float | None = None
+    ev: Evidence, method: str, land: str, *, noise: str = "", lr: float | None = None, hover: bool = False
 ) -> SurfaceRun | None:
     """The judged surface run of ``method`` on ``land`` at its tuned rate (None: not tuned)."""
     rate = lr if lr is not None else ev.lr(method, land)
-    return None if rate is None else SurfaceRun(method, land, (rate,), "judge", noise)
+    return None if rate is None else SurfaceRun(method, land, (rate,), "judge", noise, hover)
 
 
 def test_curve(record: RunRecord | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

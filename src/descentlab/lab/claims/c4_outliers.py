@@ -56,7 +56,7 @@ def runs(suite: Suite, rates: Rates) -> list[Run]:
             for method in suite.in_role(role):
                 lr = rates.get(Tune(method, land))
                 if lr is not None:
-                    out += [SurfaceRun(method, land, (lr,), "judge", noise) for noise in NOISES]
+                    out += [SurfaceRun(method, land, (lr,), "judge", noise, hover=True) for noise in NOISES]
     return out
 
 
@@ -96,7 +96,9 @@ def _cases(what: str):
                             label += f": {other}"
                         lr_p, lr_o = ev.lr(plain, land), ev.lr(other, land)
                         tails = {
-                            (m, noise): _tail(ev, surface_run(ev, m, land, noise=noise, lr=lr), land, what)
+                            (m, noise): _tail(
+                                ev, surface_run(ev, m, land, noise=noise, lr=lr, hover=True), land, what
+                            )
                             for m, lr in ((plain, lr_p), (other, lr_o))
                             for noise in NOISES
                         }
@@ -148,7 +150,7 @@ def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
     methods = [m for role in ROLES for m in ev.suite.in_role(role)]
     for land in ev.suite.reads(ID):
         file = f"c4-{land}.png"
-        if figures_lib.paths(ev, land, methods, folder / file, starts=2):
+        if figures_lib.paths(ev, land, methods, folder / file, starts=2, hover=True):
             out.append((file, f"{land}: paths with outlier noise from the first judging starts"))
     return out
 
