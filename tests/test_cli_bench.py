@@ -57,7 +57,7 @@ def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
     text = done.stdout
     assert report["machine"]["date"] in text and report["machine"]["processor"] in text
     assert f"{report['probe_gb_per_s']:.1f} GB/s" in text and "medians of 2 rounds of 2 steps" in text
-    table = [line for line in text.splitlines() if line.startswith("| many-small")]
+    table = [line for line in text.splitlines() if line.startswith("| many-small (")]
     assert len(table) == 2, text
     for line, algorithm in zip(table, ("sgd", "rmsprop")):
         for implementation in ("descentlab per-tensor", "torch for-loop"):
@@ -106,3 +106,46 @@ def test_bad_bench_input_is_one_line_and_exit_2(tmp_path, args, message):
     assert message in done.stderr and "Traceback" not in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1, done.stderr
     assert not (tmp_path / "bench.json").exists()
+
+
+def test_the_targets_table_says_met_only_where_ratio_and_probe_share_reach_the_targets():
+    from descentlab import bench
+
+    def row(workload, algorithm, ratio, probe):
+        return {"workload": workload, "algorithm": algorithm, "implementation": "descentlab fast",
+                "parameters": 10**6, "ms_per_step": 1.0, "ratio_to_torch_best": ratio,
+                "percent_of_probe": probe, "state_bytes_per_param": 8.0}  # fmt: skip
+
+    data = {
+        "machine": {"processor": "cpu", "cpu_count": 2, "torch_threads": 2, "torch": "2", "device": "cpu"},
+        "probe_gb_per_s": 10.0,
+        "measurements": [
+            row("transformer", "adam", 1.02, 96.0),  # both reached
+            row("transformer", "sgd", 1.10, 90.0),  # the probe share is short
+            row("transformer", "rmsprop", 2.4, 99.0),  # RMSprop's ratio target is 2.5
+            row("many-small", "adam", 3.1, 50.0),  # no probe target for small tensors
+            row("many-small", "sgd", 2.9, 99.0),
+        ],
+    }
+    lines = bench.markdown(data).splitlines()
+    verdicts = {tuple(c.strip() for c in line.split("|")[1:3]): line.split("|")[-2].strip()
+                for line in lines[lines.index("Against the targets (descentlab's fast path):"):] if line.startswith("| t") or line.startswith("| m")}  # fmt: skip
+    assert verdicts == {
+        ("transformer", "Adam"): "yes",
+        ("transformer", "SGD momentum"): "no",
+        ("transformer", "RMSprop"): "no",
+        ("many-small", "Adam"): "yes",
+        ("many-small", "SGD momentum"): "no",
+    }
+    assert "| transformer | RMSprop | 2.40 | >= 2.5 | 99 | >= 95 | no |" in lines
+
+
+def test_the_readme_tables_are_rendered_from_the_committed_bench_result():
+    """The README's figures are `descentlab bench --markdown` of the committed JSON, not typed."""
+    from pathlib import Path
+
+    from descentlab import bench
+
+    root = Path(__file__).parents[1]
+    data = json.loads((root / "benchmarks" / "results" / "bench-cpu.json").read_text())
+    assert bench.markdown(data) in (root / "README.md").read_text()

@@ -443,6 +443,36 @@ def table(report: Report) -> str:
     return "\n".join(lines)
 
 
+#: The project's targets for descentlab's fast path, per workload: the least ratio to torch's
+#: fastest path (per optimizer, else ``"*"``), and the least share of the probe (None: none).
+TARGETS: dict[str, tuple[dict[str, float], float | None]] = {
+    "transformer": ({"rmsprop": 2.5, "*": 1.0}, 95.0),
+    "many-small": ({"*": 3.0}, None),
+}
+
+
+def _targets(rows: dict[tuple[str, str], dict[str, dict[str, Any]]]) -> list[str]:
+    """The fast path's rows against :data:`TARGETS`, as Markdown table lines."""
+    lines = [
+        "| workload | optimizer | x torch's fastest | target | % of probe | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (workload, algorithm), found in rows.items():
+        m = found.get("descentlab fast")
+        if m is None or workload not in TARGETS:
+            continue
+        ratios, probe = TARGETS[workload]
+        want = ratios.get(algorithm, ratios["*"])
+        ratio = m.get("ratio_to_torch_best")
+        met = ratio is not None and ratio >= want and (probe is None or m["percent_of_probe"] >= probe)
+        lines.append(
+            f"| {workload} | {_NAMES.get(algorithm, algorithm)} | "
+            f"{'n/a' if ratio is None else f'{ratio:.2f}'} | >= {want:g} | {m['percent_of_probe']:.0f} | "
+            f"{'-' if probe is None else f'>= {probe:g}'} | {'yes' if met else 'no'} |"
+        )
+    return lines
+
+
 _NAMES = {"sgd": "SGD momentum", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"}
 
 
@@ -503,6 +533,7 @@ def markdown(data: dict[str, Any]) -> str:
             + " | ".join(cells)
             + f" | {'n/a' if state is None else f'{state:.1f}'} |"
         )
+    lines += ["", "Against the targets (descentlab's fast path):", "", *_targets(rows)]
     return "\n".join(lines)
 
 
