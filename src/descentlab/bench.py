@@ -14,6 +14,8 @@ machine's noise falls on all of them alike; compare ratios within one run.
 from __future__ import annotations
 
 import contextlib
+import datetime
+import importlib.util
 import json
 import math
 import os
@@ -124,6 +126,25 @@ IMPLEMENTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "torch fused": ("torch", {"fused": True}),
 }
 
+#: peers measured in the same run on request (``--compare``): name -> (implementation, module it needs)
+PEERS: dict[str, tuple[str, str]] = {"deepspeed": ("deepspeed cpu-adam", "deepspeed")}
+
+
+def check_peers(names: Sequence[str]) -> list[str]:
+    """The peers' implementation names; ValueError for an unknown peer or one that is not installed."""
+    out = []
+    for name in names:
+        if name not in PEERS:
+            raise ValueError(f"--compare must be one of {', '.join(PEERS)}; received --compare {name!r}")
+        implementation, module = PEERS[name]
+        if importlib.util.find_spec(module) is None:
+            raise ValueError(
+                f"--compare {name}: {module} is not installed here (pip install {module}; its CPU "
+                "Adam compiles a C++ extension on first use), so its row cannot be measured"
+            )
+        out.append(implementation)
+    return out
+
 
 @dataclass
 class Measurement:
@@ -141,6 +162,7 @@ class Measurement:
     percent_of_probe: float
     extra_peak_bytes: int | None
     ratio_to_torch_best: float | None = None  # torch's fastest time / this time (> 1: faster)
+    state_bytes_per_param: float | None = None  # the optimizer's state tensors' bytes / parameters
 
 
 @dataclass
@@ -150,6 +172,8 @@ class Report:
     machine: dict[str, Any]
     probe_gb_per_s: float
     measurements: list[Measurement] = field(default_factory=list)
+    steps: int | None = None  # timed steps per round
+    rounds: int | None = None
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -165,6 +189,9 @@ def machine_info(device: torch.device) -> dict[str, Any]:
         "torch": torch.__version__,
         "descentlab": __version__,
         "device": str(device),
+        "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        # the machine may be shared: the load when the run started says how quiet it was
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     if device.type == "cuda":
         info["gpu"] = torch.cuda.get_device_name(device)
@@ -263,16 +290,41 @@ def step_peak_memory(optimizer: torch.optim.Optimizer) -> int | None:
     return peak
 
 
+def state_bytes(optimizer: torch.optim.Optimizer) -> int:
+    """Bytes held by the optimizer's per-parameter state tensors (moments, steps, ...)."""
+    return sum(
+        value.numel() * value.element_size()
+        for state in optimizer.state.values()
+        for value in state.values()
+        if isinstance(value, torch.Tensor)
+    )
+
+
+def _deepspeed_adam(algorithm: Algorithm, params: list[torch.Tensor]) -> torch.optim.Optimizer | None:
+    """DeepSpeed's AVX CPU Adam (the step ZeRO-Offload runs on the CPU), for Adam and AdamW only."""
+    if algorithm.name not in ("adam", "adamw"):
+        return None
+    from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+    kwargs = {k: v for k, v in algorithm.kwargs.items() if k in ("lr", "betas", "eps", "weight_decay")}
+    adamw = algorithm.name == "adamw"
+    if adamw:
+        kwargs.setdefault("weight_decay", 1e-2)  # torch's and descentlab's AdamW default
+    return DeepSpeedCPUAdam(params, adamw_mode=adamw, **kwargs)
+
+
 def _make(
     algorithm: Algorithm, implementation: str, workload: Workload, device: torch.device, seed: int
 ) -> torch.optim.Optimizer | None:
-    library, flags = IMPLEMENTATIONS[implementation]
     generator = torch.Generator().manual_seed(seed)
     params = []
     for shape in workload.shapes:
         p = torch.randn(shape, generator=generator).to(device).requires_grad_()
         p.grad = (torch.randn(shape, generator=generator) * 1e-2).to(device)
         params.append(p)
+    if implementation == PEERS["deepspeed"][0]:
+        return _deepspeed_adam(algorithm, params) if device.type == "cpu" else None
+    library, flags = IMPLEMENTATIONS[implementation]
     if library == "descentlab":  # every descentlab optimizer has both paths: an error here is a bug
         return algorithm.ours(params, **algorithm.kwargs, **flags)
     try:
@@ -290,11 +342,16 @@ def run(
     rounds: int = 3,
     seed: int = 0,
     progress: Callable[[str], None] | None = None,
+    peers: Sequence[str] = (),
 ) -> Report:
-    """Measure every (workload, algorithm, implementation); implementations take turns."""
+    """Measure every (workload, algorithm, implementation); implementations take turns.
+
+    ``peers`` are implementation names from :data:`PEERS` (see :func:`check_peers`),
+    measured alongside for the algorithms they implement.
+    """
     say = progress or (lambda message: None)
     say("measuring the streaming bandwidth (a += b over 2 x 256 MB)")
-    report = Report(machine_info(device), bandwidth_probe(device))
+    report = Report(machine_info(device), bandwidth_probe(device), steps=steps, rounds=rounds)
     total = len(workloads) * len(algorithms)
     done = 0
     for workload in workloads:
@@ -303,7 +360,7 @@ def run(
             say(f"[{done}/{total}] {workload.name}: {algorithm.name} (first steps, including compiles)")
             optimizers: dict[str, torch.optim.Optimizer] = {}
             first: dict[str, float] = {}
-            for implementation in IMPLEMENTATIONS:
+            for implementation in [*IMPLEMENTATIONS, *peers]:
                 opt = _make(algorithm, implementation, workload, device, seed)
                 if opt is None:
                     continue
@@ -343,6 +400,7 @@ def run(
                         gb_per_s=gbs,
                         percent_of_probe=100 * gbs / report.probe_gb_per_s,
                         extra_peak_bytes=step_peak_memory(opt),
+                        state_bytes_per_param=state_bytes(opt) / workload.parameters,
                     )
                 )
             optimizers.clear()
@@ -382,6 +440,100 @@ def table(report: Report) -> str:
         f"probe (a += b): {report.probe_gb_per_s:.1f} GB/s on {machine['processor']}, "
         f"{machine['cpu_count']} cores, torch {machine['torch']} ({machine['device']})"
     )
+    return "\n".join(lines)
+
+
+#: The project's targets for descentlab's fast path, per workload: the least ratio to torch's
+#: fastest path (per optimizer, else ``"*"``), and the least share of the probe (None: none).
+TARGETS: dict[str, tuple[dict[str, float], float | None]] = {
+    "transformer": ({"rmsprop": 2.5, "*": 1.0}, 95.0),
+    "many-small": ({"*": 3.0}, None),
+}
+
+
+def _targets(rows: dict[tuple[str, str], dict[str, dict[str, Any]]]) -> list[str]:
+    """The fast path's rows against :data:`TARGETS`, as Markdown table lines."""
+    lines = [
+        "| workload | optimizer | x torch's fastest | target | % of probe | target | met |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for (workload, algorithm), found in rows.items():
+        m = found.get("descentlab fast")
+        if m is None or workload not in TARGETS:
+            continue
+        ratios, probe = TARGETS[workload]
+        want = ratios.get(algorithm, ratios["*"])
+        ratio = m.get("ratio_to_torch_best")
+        met = ratio is not None and ratio >= want and (probe is None or m["percent_of_probe"] >= probe)
+        lines.append(
+            f"| {workload} | {_NAMES.get(algorithm, algorithm)} | "
+            f"{'n/a' if ratio is None else f'{ratio:.2f}'} | >= {want:g} | {m['percent_of_probe']:.0f} | "
+            f"{'-' if probe is None else f'>= {probe:g}'} | {'yes' if met else 'no'} |"
+        )
+    return lines
+
+
+_NAMES = {"sgd": "SGD momentum", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"}
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """A bench JSON file's content (as :meth:`Report.to_json` wrote it) as the README's Markdown table.
+
+    One row per workload and optimizer, one column per implementation measured,
+    in milliseconds per step; descentlab's fast path also as a ratio to torch's
+    fastest path and a share of the probe. Every figure comes from ``data``.
+    """
+    rows: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    order: list[str] = []
+    for m in data["measurements"]:
+        rows.setdefault((m["workload"], m["algorithm"]), {})[m["implementation"]] = m
+        if m["implementation"] not in order:
+            order.append(m["implementation"])
+    machine = data["machine"]
+    load = machine.get("load_average")
+    settings = (
+        f"medians of {data['rounds']} rounds of {data['steps']} steps"
+        if data.get("rounds") and data.get("steps")
+        else "medians of the timed steps"
+    )
+    lines = [
+        f"One run of `descentlab bench` on {machine['processor']}, {machine['cpu_count']} cores "
+        f"({machine['torch_threads']} threads), torch {machine['torch']}, device {machine['device']}, "
+        f"{machine.get('date', 'date not recorded')}"
+        + (f"; load average when it started {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}" if load else "")
+        + f". Streaming probe (`a += b`): {data['probe_gb_per_s']:.1f} GB/s. Milliseconds per step, "
+        f"{settings}; descentlab's fast path also as a ratio to torch's fastest path (above 1: "
+        "faster) and as a share of the probe; state: the optimizer's state bytes per parameter.",
+        "",
+        "| workload | optimizer | " + " | ".join(order) + " | state B/param |",
+        "|---|---|" + "---|" * len(order) + "---|",
+    ]
+    for (workload, algorithm), found in rows.items():
+        cells = []
+        for implementation in order:
+            m = found.get(implementation)
+            if m is None:
+                cells.append("none")
+                continue
+            cell = f"{m['ms_per_step']:.1f}"
+            if implementation == "descentlab fast":
+                ratio = m.get("ratio_to_torch_best")
+                cell += (
+                    f" ({ratio:.2f}x, {m['percent_of_probe']:.0f}%)"
+                    if ratio
+                    else f" ({m['percent_of_probe']:.0f}%)"
+                )
+            cells.append(cell)
+        fast = found.get("descentlab fast", next(iter(found.values())))
+        state = fast.get("state_bytes_per_param")
+        params = fast["parameters"] / 1e6
+        label = f"{workload} ({params:.1f}M)"
+        lines.append(
+            f"| {label} | {_NAMES.get(algorithm, algorithm)} | "
+            + " | ".join(cells)
+            + f" | {'n/a' if state is None else f'{state:.1f}'} |"
+        )
+    lines += ["", "Against the targets (descentlab's fast path):", "", *_targets(rows)]
     return "\n".join(lines)
 
 

@@ -117,6 +117,10 @@ def _bench(args: argparse.Namespace) -> int:
     from . import bench
     from ._files import check_writable, write_text_atomic
 
+    if args.markdown is not None:
+        print(bench.markdown(_read_bench_json(args.markdown)))
+        return 0
+    peers = bench.check_peers([n for n in (args.compare or "").split(",") if n])
     workloads = [w.scaled(args.scale) for w in _names("workload", args.workloads, bench.WORKLOADS)]
     algorithms = _names("optimizer", args.optimizers, bench.ALGORITHMS)
     if args.steps < 1 or args.rounds < 1:
@@ -134,13 +138,27 @@ def _bench(args: argparse.Namespace) -> int:
     out = check_writable(args.out)
     report = bench.run(
         workloads, algorithms, device=device, steps=args.steps, rounds=args.rounds,
-        progress=bench.progress_printer(),
+        progress=bench.progress_printer(), peers=peers,
     )  # fmt: skip
     print(file=sys.stderr)
     print(bench.table(report))
     write_text_atomic(out, report.to_json())
     print(f"results written to {out}")
     return 0
+
+
+def _read_bench_json(path: str) -> dict[str, Any]:
+    """A ``descentlab bench --out`` file; ValueError naming the file if it is not one."""
+    try:
+        with open(path) as f:
+            data = json.load(f)
+    except OSError as err:
+        raise ValueError(f"--markdown: cannot read {path!r} ({err.strerror})") from None
+    except json.JSONDecodeError as err:
+        raise ValueError(f"--markdown: {path!r} is not JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(data, dict) or not {"machine", "probe_gb_per_s", "measurements"} <= set(data):
+        raise ValueError(f"--markdown: {path!r} is not a descentlab bench result (written by --out)")
+    return data
 
 
 def _add_executor_flags(parser: argparse.ArgumentParser) -> None:
@@ -321,6 +339,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     timing.add_argument("--scale", type=float, default=1.0, help="scale the workloads' sizes (default 1)")
     timing.add_argument("--out", default="bench.json", help="where to write the results (default bench.json)")
+    timing.add_argument(
+        "--compare",
+        default="",
+        help="peers to measure alongside, comma-separated: deepspeed (DeepSpeedCPUAdam, for adam and "
+        "adamw on the CPU; must be installed)",
+    )
+    timing.add_argument(
+        "--markdown",
+        metavar="JSON",
+        help="measure nothing: print the results in JSON (a file --out wrote) as the README's Markdown table",
+    )
     timing.set_defaults(func=_bench)
 
     runner = commands.add_parser(

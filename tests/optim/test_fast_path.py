@@ -40,23 +40,102 @@ def assert_close(a, b, dtype=torch.float64):
         assert relative_error(x, y) <= TOLERANCE[dtype], f"parameter {i}: {relative_error(x, y):.3g}"
 
 
+def has_torch_kernel(name: str, config) -> bool:
+    """Whether the fast path runs torch's fused kernel for this configuration (torch's rule)."""
+    return OPTIMIZERS[name].torch_fused is not None and config.torch
+
+
+@pytest.fixture(params=["torch kernels", "compiled kernels"])
+def kernels(request, monkeypatch):
+    """Both kernels the fast path can run on the CPU: torch's fused ones where the rule is torch's, and
+    descentlab's compiled rule (everywhere else, and as the fallback where torch lacks a kernel)."""
+    monkeypatch.setattr(_flat, "TORCH_KERNELS", request.param == "torch kernels")
+    return request.param
+
+
+def expected_kernel(name: str, config, kernels: str) -> str:
+    return (
+        "torch's fused kernel"
+        if kernels == "torch kernels" and has_torch_kernel(name, config)
+        else "compiled kernel"
+    )
+
+
 # -- same numbers -----------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
 @pytest.mark.parametrize(("name", "config"), all_configs())
-def test_fast_path_matches_the_per_tensor_path(name, config, dtype):
-    """60 steps, two groups, a changing lr, a parameter that misses gradients: every configuration."""
+def test_fast_path_matches_the_per_tensor_path(name, config, dtype, kernels):
+    """60 steps, two groups, a changing lr, a parameter that misses gradients: every configuration,
+    with torch's kernels where the rule is torch's and with descentlab's compiled rule."""
+    if kernels == "torch kernels" and not has_torch_kernel(name, config):
+        pytest.skip("torch has no fused kernel for this rule: the compiled-kernel case covers it")
     closed = dtype == torch.float64
     ours, opt = run(*fast(name, **config.kwargs), dtype, closed_loop=closed)
     theirs, ref = run(*slow(name, **config.kwargs), dtype, closed_loop=closed)
     assert all(i.startswith("fast") for i in opt.implementation()), opt.implementation()
+    assert all(i.endswith(f"({expected_kernel(name, config, kernels)})") for i in opt.implementation())
     assert_close(ours, theirs, dtype)
     for a, b in zip(ours, theirs):
         assert opt.state[a].keys() == ref.state[b].keys()
         for key in ref.state[b]:
             assert opt.state[a][key].dtype == ref.state[b][key].dtype
             assert relative_error(opt.state[a][key], ref.state[b][key]) <= TOLERANCE[dtype], key
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32], ids=["float64", "float32"])
+@pytest.mark.parametrize(
+    ("name", "config"), [c for c in all_configs(torch_only=True) if OPTIMIZERS[c.values[0]].torch_fused]
+)
+def test_with_torch_kernels_the_fast_path_matches_torch_optims_fused_path_to_a_few_ulps(name, config, dtype):
+    """The same kernel on one flat buffer instead of per tensor: the same numbers but for the last bits.
+
+    torch's kernel rounds its vectorised body and its scalar tail differently, and which
+    elements fall into the tail depends on the tensor's length, so a few ulps may differ.
+    Every parameter gets a gradient at every step: torch's fused SGD fails on a missing one.
+    """
+    problem = Problem()
+    out = []
+    for make, kwargs in (
+        fast(name, **config.kwargs),
+        (CASES[name].torch_cls, {**torch_kwargs(config.kwargs), "fused": True}),
+    ):
+        params = problem.params(dtype)
+        opt = make(groups(params, config.kwargs), **kwargs)
+        base = [g["lr"] for g in opt.param_groups]
+        sign = -1.0 if config.kwargs.get("maximize") else 1.0
+        for t in range(1, 31):
+            for group, lr in zip(opt.param_groups, base):
+                group["lr"] = lr * problem.lr_factor(t)
+            for i, p in enumerate(params):
+                g = problem.grad(i, problem.init[i], t, sign)
+                p.grad = torch.as_tensor(problem.noise[i][t] if g is None else g, dtype=dtype)
+            opt.step()
+        out.append(params)
+    ulps = 16 * torch.finfo(dtype).eps
+    for i, (a, b) in enumerate(zip(*out)):
+        assert relative_error(a, b) <= ulps, f"parameter {i}: {relative_error(a, b):.3g}"
+
+
+@pytest.mark.parametrize("name", ["sgd", "adagrad", "adam", "adamw"])
+def test_without_torchs_kernel_the_compiled_rule_takes_over(name, monkeypatch):
+    """An older torch lacks ``torch._fused_*_``: the same numbers from descentlab's kernel, no warning."""
+    kernel = {
+        "sgd": "_fused_sgd_",
+        "adagrad": "_fused_adagrad_",
+        "adam": "_fused_adam_",
+        "adamw": "_fused_adamw_",
+    }[name]
+    monkeypatch.delattr(torch, kernel)
+    monkeypatch.setattr(_flat, "_TORCH_KERNELS_MISSING", {})
+    monkeypatch.setattr(_flat, "_TORCH_KERNELS_RAN", set())
+    kwargs = {"lr": 0.05, "momentum": 0.9} if name == "sgd" else {"lr": 0.05}
+    ours, opt = run(*fast(name, **kwargs), torch.float64)
+    theirs, _ = run(*slow(name, **kwargs), torch.float64)
+    assert_close(ours, theirs)
+    assert opt.implementation()[0].endswith("(compiled kernel)"), opt.implementation()
+    assert (OPTIMIZERS[name], torch.float64) in _flat._TORCH_KERNELS_MISSING
 
 
 # -- same state: checkpoints move between the paths -----------------------------------------
@@ -72,7 +151,9 @@ def _steps(params, opt, ts):
 
 
 @pytest.mark.parametrize(("name", "config"), all_configs())
-def test_a_checkpoint_moves_between_the_paths(name, config, tmp_path):
+def test_a_checkpoint_moves_between_the_paths(name, config, tmp_path, kernels):
+    if kernels == "torch kernels" and not has_torch_kernel(name, config):
+        pytest.skip("torch has no fused kernel for this rule: the compiled-kernel case covers it")
     kwargs = dict(config.kwargs)
     results = {}
     for first, second in (("fast", "slow"), ("slow", "fast"), ("fast", "fast")):
@@ -104,7 +185,7 @@ def test_a_checkpoint_moves_between_the_paths(name, config, tmp_path):
 
 
 @pytest.mark.parametrize(("name", "config"), all_configs(torch_only=True))
-def test_a_fast_path_checkpoint_loads_into_torch_optim(name, config):
+def test_a_fast_path_checkpoint_loads_into_torch_optim(name, config, kernels):
     params = Problem().params()
     make, kw = fast(name, **config.kwargs)
     opt = make(groups(params, config.kwargs), **kw)
@@ -320,13 +401,18 @@ def test_parameters_that_alias_other_tensors_are_left_in_place():
 # -- no recompiles, automatic choice, fallback, memory -------------------------------------------
 
 
+@pytest.mark.parametrize("state_dtype", [None, torch.float64], ids=["same-dtype", "float64-state"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_no_recompilation_on_the_second_step_nor_when_schedulers_change_hyperparameters(name):
+def test_no_recompilation_on_the_second_step_nor_when_schedulers_change_hyperparameters(
+    name, state_dtype, monkeypatch
+):
     from torch._dynamo.utils import counters
 
+    # torch's fused kernels compile nothing: this is about descentlab's compiled rule
+    monkeypatch.setattr(_flat, "TORCH_KERNELS", False)
     w = [torch.randn(40, 30, dtype=torch.float32, requires_grad=True), torch.randn(30, requires_grad=True)]
     kwargs = {"sgd": {"momentum": 0.9}, "rmsprop": {"momentum": 0.9}}.get(name, {})
-    opt = OPTIMIZERS[name](w, lr=0.01, **kwargs, **{force(name): True})
+    opt = OPTIMIZERS[name](w, lr=0.01, **kwargs, **{force(name): True}, state_dtype=state_dtype)
     cycle = "betas" in opt.param_groups[0] or "momentum" in kwargs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=30, cycle_momentum=cycle)
     for p in w:
@@ -339,12 +425,22 @@ def test_no_recompilation_on_the_second_step_nor_when_schedulers_change_hyperpar
         opt.step()
         sched.step()
         lrs.add(opt.param_groups[0]["lr"])
-    opt.param_groups[0]["weight_decay"] += (
-        0.05  # any numeric hyperparameter, changed (AdamW's default is 0.01)
-    )
-    opt.step()
     assert len(lrs) == 20, "the scheduler changed lr at every step"
     assert counters["stats"]["unique_graphs"] == graphs, "no graph was compiled after the first step"
+    group = opt.param_groups[0]
+    was_zero = group["weight_decay"] == 0  # AdamW's default is 0.01, the others' 0
+    group["weight_decay"] += 0.05
+    opt.step()
+    turned_on = counters["stats"]["unique_graphs"]
+    # a zero term is compiled away, so turning it on may compile its kernel once (none if this
+    # process already has that kernel); a nonzero value is a runtime value
+    assert turned_on - graphs <= (1 if was_zero else 0)
+    specialised = [key for key in _flat._KERNELS if ("weight_decay", 0.0) in key[2]]
+    assert not was_zero or any(key[0] is OPTIMIZERS[name].update for key in specialised)
+    for _ in range(3):
+        group["weight_decay"] *= 1.5
+        opt.step()
+    assert counters["stats"]["unique_graphs"] == turned_on, "any nonzero weight decay shares one kernel"
 
 
 def test_automatic_choice_follows_the_size_and_the_flags():
@@ -368,23 +464,27 @@ def test_capturable_keeps_the_per_tensor_path():
 
 
 def test_without_a_compiler_it_warns_once_and_gives_the_per_tensor_numbers(tmp_path):
+    """Keras's Adam needs descentlab's compiled kernel: without a compiler, the per-tensor path.
+    torch's rule runs torch's own kernel, which needs no compiler."""
     script = textwrap.dedent(
         """
         import warnings, torch
         from descentlab.optim import Adam
-        def train(fused):
+        def train(fused, convention):
             w = torch.linspace(-1, 1, 50, dtype=torch.float64).requires_grad_()
-            opt = Adam([w], lr=0.1, fused=fused)
+            opt = Adam([w], lr=0.1, fused=fused, convention=convention)
             for t in range(5):
                 w.grad = torch.sin(w.detach() * t)
                 opt.step()
             return w, opt
         with warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            a, opt = train(True)
-            a2, _ = train(True)
-        b, _ = train(False)
+            a, opt = train(True, "keras")
+            a2, _ = train(True, "keras")
+            c, torch_rule = train(True, "torch")
+        b, _ = train(False, "keras")
         ours = [str(c.message) for c in caught if "descentlab" in str(c.message)]
+        print(torch_rule.implementation()[0])
         print(len(ours), torch.equal(a, b), torch.equal(a2, b), opt.implementation()[0])
         print(ours[0])
         """
@@ -394,7 +494,8 @@ def test_without_a_compiler_it_warns_once_and_gives_the_per_tensor_numbers(tmp_p
         [sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=300
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    first, message = done.stdout.strip().splitlines()[-2:]
+    torch_rule, first, message = done.stdout.strip().splitlines()[-3:]
+    assert torch_rule == "fast: 1 parameter(s) in 1 flat bucket(s) (torch's fused kernel)"
     assert first.startswith("1 True True per-tensor (the fast path is off: ")
     assert "the fast path cannot compile Adam's update on cpu (torch.float64)" in message
     assert "No working C++ compiler" in message

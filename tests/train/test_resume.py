@@ -179,7 +179,8 @@ def test_checkpoints_load_with_weights_only_and_bad_files_are_named(tmp_path):
     train("full-batch", torch.nn.functional.cross_entropy, checkpoint)
     payload = torch.load(checkpoint, weights_only=True)
     assert payload["position"]["step"] == 12 and RunRecord.from_json(payload["record"]).updates == 12
-    assert [p.name for p in tmp_path.iterdir()] == ["run.ckpt"]  # no temporary files left behind
+    # no temporary files left behind; the record's columns are in the columns file
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.ckpt", "run.ckpt.columns"]
 
     checkpoint.write_bytes(b"not a checkpoint")
     with pytest.raises(ValueError, match=r"run\.ckpt' is not a readable run checkpoint"):
@@ -187,6 +188,72 @@ def test_checkpoints_load_with_weights_only_and_bad_files_are_named(tmp_path):
     torch.save({"something": "else"}, checkpoint)
     with pytest.raises(ValueError, match="is not a descentlab run checkpoint"):
         load_checkpoint(checkpoint)
+
+
+def test_a_checkpoint_writes_what_changed_not_the_whole_record(tmp_path, monkeypatch):
+    """The bytes each checkpoint writes stay flat as the run grows (the columns are appended)."""
+    from descentlab.train import loop
+
+    written = []
+    save = loop.save_checkpoint
+
+    def measured(path, payload):
+        columns = tmp_path / "run.ckpt.columns"
+        before = columns.stat().st_size if columns.exists() else 0
+        # the columns file was appended just before: count that chunk and the rewritten file
+        save(path, payload)
+        written.append(path.stat().st_size + payload["columns"]["bytes"] - written_columns[-1])
+        written_columns.append(payload["columns"]["bytes"])
+        assert before == payload["columns"]["bytes"]
+
+    written_columns = [0]
+    monkeypatch.setattr(loop, "save_checkpoint", measured)
+    model, optimizer, _ = setup()
+    fit(model, optimizer, GeneratedStream(sample, seed=5), loss=torch.nn.functional.cross_entropy,
+        regime=Online(), budget=Budget(steps=2000), eval_every=Every(100), seed=7,
+        checkpoint=tmp_path / "run.ckpt", checkpoint_every=Every(100))  # fmt: skip
+    assert len(written) == 21  # every 100 updates, and at the end
+    # the 20th checkpoint (2000 updates in the record) writes no more than the 2nd (200)
+    assert written[19] <= 1.05 * written[1], written
+
+
+def test_a_run_killed_between_appending_columns_and_writing_its_checkpoint_resumes_exactly(
+    tmp_path, monkeypatch
+):
+    from descentlab.train import loop
+
+    reference = train("online-stream", torch.nn.functional.cross_entropy)
+    checkpoint = tmp_path / "run.ckpt"
+    save, calls = loop.save_checkpoint, []
+
+    def dies_at_the_third(path, payload):
+        calls.append(1)
+        if len(calls) == 3:
+            raise Crash  # the columns were appended; the checkpoint still holds the second save
+        save(path, payload)
+
+    monkeypatch.setattr(loop, "save_checkpoint", dies_at_the_third)
+    with pytest.raises(Crash):
+        train("online-stream", torch.nn.functional.cross_entropy, checkpoint, resume=True)
+    monkeypatch.setattr(loop, "save_checkpoint", save)
+    stale = (tmp_path / "run.ckpt.columns").stat().st_size
+    assert stale > load_checkpoint(checkpoint)["columns"]["bytes"], "the columns file ran ahead"
+    record = train("online-stream", torch.nn.functional.cross_entropy, checkpoint, resume=True)[0]
+    assert without_times(record) == without_times(reference[0])
+
+
+def test_a_missing_or_cut_columns_file_is_named(tmp_path):
+    checkpoint = tmp_path / "run.ckpt"
+    train("mini-batch", torch.nn.functional.cross_entropy, checkpoint)
+    columns = tmp_path / "run.ckpt.columns"
+    columns.write_bytes(columns.read_bytes()[:-10])
+    with pytest.raises(
+        ValueError, match=r"columns file .*run\.ckpt\.columns' has \d+ bytes; the checkpoint needs"
+    ):
+        train("mini-batch", torch.nn.functional.cross_entropy, checkpoint, resume=True)
+    columns.unlink()
+    with pytest.raises(ValueError, match=r"needs its columns file .* which is missing"):
+        train("mini-batch", torch.nn.functional.cross_entropy, checkpoint, resume=True)
 
 
 def test_run_resumes_from_its_config(tmp_path):

@@ -89,6 +89,15 @@ class Optimizer(torch.optim.Optimizer):
     coefficients: ClassVar[Callable[..., dict[str, Any]]]
     #: the pure elementwise update: update(param, grad, *state, **coefficients)
     update: ClassVar[Callable[..., None]]
+    #: torch's own fused kernel for the rule, run by the fast path on a flat
+    #: buffer where the group's configuration is exactly torch's:
+    #: torch_fused(param, grad, states, step, **hyperparameters) -> whether it ran
+    #: (False, having changed nothing, for conventions torch has no kernel for)
+    torch_fused: ClassVar[Callable[..., bool] | None] = None
+    #: hyperparameters whose term drops out of the rule when they are 0: the fast
+    #: path compiles a kernel without that term while the value is 0 (one more
+    #: compile when it becomes nonzero; any nonzero value then shares one kernel)
+    zero_terms: ClassVar[tuple[str, ...]] = ("weight_decay",)
 
     def __init__(
         self,

@@ -207,5 +207,33 @@ def _sparse_adagrad_update(
     param.sub_(rows(values.div(denom).mul_(clr)))
 
 
+def adagrad_torch_fused(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    states: dict[str, torch.Tensor | None],
+    step: torch.Tensor,
+    *,
+    lr: float,
+    lr_decay: float,
+    weight_decay: float,
+    eps: float,
+    maximize: bool,
+    eps_inside_sqrt: bool,
+) -> bool:
+    """Run torch's own fused Adagrad kernel where the configuration is torch's rule.
+
+    Returns False, having changed nothing, with epsilon inside the square root
+    (Keras's and optax's form). ``step`` holds the step count this update makes.
+    """
+    if eps_inside_sqrt:
+        return False
+    torch._fused_adagrad_(
+        [param], [grad], [states["sum"]], [step], lr=float(lr), lr_decay=float(lr_decay),
+        weight_decay=float(weight_decay), eps=float(eps), maximize=maximize,
+    )  # fmt: skip
+    return True
+
+
 Adagrad.coefficients = staticmethod(adagrad_coefficients)
 Adagrad.update = staticmethod(adagrad_update)
+Adagrad.torch_fused = staticmethod(adagrad_torch_fused)

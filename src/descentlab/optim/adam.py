@@ -127,6 +127,7 @@ class Adam(Optimizer):
     torch_keys = ("lr", "betas", "eps", "weight_decay", "amsgrad")
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
     switches = ("eps_hat", "amsgrad_max_of_corrected")
+    zero_terms = ("weight_decay", "eps_root")
 
     def __init__(
         self,
@@ -328,5 +329,42 @@ def adam_update(
     param.sub_(exp_avg.div(v_hat.sqrt().add_(eps)).mul_(step_size))
 
 
+def adam_torch_fused(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    states: dict[str, torch.Tensor | None],
+    step: torch.Tensor,
+    *,
+    lr: float,
+    beta1: float,
+    beta2: float,
+    eps: float,
+    eps_root: float,
+    weight_decay: float,
+    decoupled_weight_decay: bool,
+    maximize: bool,
+    eps_hat: bool,
+    amsgrad_max_of_corrected: bool,
+) -> bool:
+    """Run torch's own fused Adam/AdamW kernel where the configuration is torch's rule.
+
+    Returns False, having changed nothing, for the conventions torch has no
+    kernel for (Keras's epsilon-hat, optax's ``eps_root`` and corrected
+    AMSGrad maximum). ``step`` holds the step count this update makes.
+    """
+    amsgrad = states["max_exp_avg_sq"] is not None
+    if eps_hat or eps_root != 0 or (amsgrad and amsgrad_max_of_corrected):
+        return False
+    kernel = torch._fused_adamw_ if decoupled_weight_decay else torch._fused_adam_
+    kernel(
+        [param], [grad], [states["exp_avg"]], [states["exp_avg_sq"]],
+        [states["max_exp_avg_sq"]] if amsgrad else [], [step],
+        lr=float(lr), beta1=float(beta1), beta2=float(beta2), weight_decay=float(weight_decay),
+        eps=float(eps), amsgrad=amsgrad, maximize=maximize,
+    )  # fmt: skip
+    return True
+
+
 Adam.coefficients = staticmethod(adam_coefficients)
 Adam.update = staticmethod(adam_update)
+Adam.torch_fused = staticmethod(adam_torch_fused)

@@ -247,5 +247,40 @@ def sgd_update(
     param.sub_(direction if lr_inside_momentum else direction * lr)
 
 
+def sgd_torch_fused(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    states: dict[str, torch.Tensor | None],
+    step: torch.Tensor | None,
+    *,
+    lr: float,
+    momentum: float,
+    dampening: float,
+    weight_decay: float,
+    nesterov: bool,
+    maximize: bool,
+    ema: bool,
+    debias: bool,
+    lr_inside_momentum: bool,
+) -> bool:
+    """Run torch's own fused SGD kernel where the configuration is torch's rule (heavy ball).
+
+    Returns False, having changed nothing, for the EMA form and Keras's
+    velocity. ``step`` holds the step count this update makes (None without momentum).
+    """
+    if ema or debias or lr_inside_momentum:
+        return False
+    buffer = states["momentum_buffer"]
+    torch._fused_sgd_(
+        [param], [grad], [buffer] if buffer is not None else [],
+        weight_decay=float(weight_decay), momentum=float(momentum), lr=float(lr),
+        dampening=float(dampening), nesterov=nesterov, maximize=maximize,
+        # torch's kernel copies the gradient into the buffer at the first step, as our rule does
+        is_first_step=buffer is not None and float(step) == 1,
+    )  # fmt: skip
+    return True
+
+
 SGD.coefficients = staticmethod(sgd_coefficients)
 SGD.update = staticmethod(sgd_update)
+SGD.torch_fused = staticmethod(sgd_torch_fused)

@@ -4,13 +4,23 @@ A checkpoint holds everything a run needs to continue as if it had never
 stopped: the model's, optimizer's and scheduler's state dicts, the random
 generator state the loop uses, the position in the data (epoch, index in that
 epoch's order, samples read from a stream, or the stream's own state), the
-record so far (as JSON text), and an identity that a resumed run must match.
-Only tensors and plain Python values are stored, so ``weights_only=True``
-reads it, and no code from the file is ever run.
+record so far, and an identity that a resumed run must match. Only tensors and
+plain Python values are stored, so ``weights_only=True`` reads it, and no code
+from the file is ever run.
+
+The record's columns (one entry per update or evaluation) grow with the run,
+so rewriting them at every checkpoint would make a run's checkpoints cost the
+square of its length. They go to a *columns file* next to the checkpoint
+(``<checkpoint>.columns``) instead, to which each checkpoint appends only the
+entries added since the previous one, as one line of JSON. The checkpoint
+itself, rewritten atomically, keeps the rest of the record and the length of
+the columns file that belongs to it: whatever a killed run appended after its
+last checkpoint lies beyond that length, and is cut off when the run resumes.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import pickle
 from pathlib import Path
@@ -21,7 +31,9 @@ import torch
 from .._files import atomic_writer
 
 FORMAT = "descentlab-run-checkpoint"
-VERSION = 1
+#: 2: the record's columns live in the columns file; 1 (still read): all in the checkpoint
+VERSION = 2
+READABLE = (1, 2)
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
@@ -46,9 +58,57 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         raise ValueError(f"{str(path)!r} is not a readable run checkpoint ({first})") from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not a descentlab run checkpoint")
-    if payload.get("version") != VERSION:
+    if payload.get("version") not in READABLE:
         raise ValueError(
             f"{str(path)!r} is a run checkpoint of version {payload.get('version')}; this "
             f"descentlab reads version {VERSION}"
         )
     return payload
+
+
+def columns_path(path: str | os.PathLike[str]) -> Path:
+    """The columns file that belongs to the checkpoint at ``path``."""
+    path = Path(path)
+    return path.with_name(path.name + ".columns")
+
+
+def append_columns(path: str | os.PathLike[str], valid: int, chunk: list[list[Any]]) -> int:
+    """Cut the columns file at ``valid`` bytes, append ``chunk`` as one line, sync; return its length.
+
+    ``chunk`` holds ``[path, start, values]`` entries: the column at ``path`` from
+    index ``start`` on is ``values`` (a column may also have shrunk, when a resumed
+    run takes back what the end of the earlier run added).
+    """
+    line = (json.dumps(chunk, separators=(",", ":")) + "\n").encode()
+    file = columns_path(path)
+    with open(file, "r+b" if file.exists() else "w+b") as f:
+        f.truncate(valid)
+        f.seek(valid)
+        f.write(line)
+        f.flush()
+        os.fsync(f.fileno())
+        return f.tell()
+
+
+def read_columns(path: str | os.PathLike[str], length: int) -> dict[tuple[str, ...], list[Any]]:
+    """The columns as of the checkpoint at ``path``: the first ``length`` bytes of its columns file."""
+    file = columns_path(path)
+    if length == 0:
+        return {}
+    try:
+        with open(file, "rb") as f:
+            data = f.read(length)
+    except FileNotFoundError:
+        raise ValueError(f"{str(path)!r} needs its columns file {str(file)!r}, which is missing") from None
+    if len(data) != length:
+        raise ValueError(
+            f"{str(path)!r}: its columns file {str(file)!r} has {len(data)} bytes; the checkpoint "
+            f"needs {length}"
+        )
+    columns: dict[tuple[str, ...], list[Any]] = {}
+    for line in data.splitlines():
+        for key, start, values in json.loads(line):
+            column = columns.setdefault(tuple(key), [])
+            del column[start:]
+            column.extend(values)
+    return columns

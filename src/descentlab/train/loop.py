@@ -32,7 +32,7 @@ from typing import Any
 import torch
 
 from .. import _random
-from .checkpoint import load_checkpoint, save_checkpoint
+from .checkpoint import append_columns, load_checkpoint, read_columns, save_checkpoint
 from .config import Budget, Every, FullBatch, MiniBatch, Online, Regime
 from .data import Batch, Loss, StreamReader, as_table, evaluate, model_loss, order
 from .observers import Observer, Snapshot
@@ -233,6 +233,10 @@ class _Loop:
         )
         self.position = _Position()
         self.record = RunRecord(regime=regime.name)
+        # What the checkpoint's columns file holds: each column's length, and the file's
+        # length, as of the last checkpoint (the next one appends only what is new).
+        self.saved_lengths: dict[tuple[str, ...], int] = {}
+        self.columns_bytes = 0
         self.order: torch.Tensor | None = None
         self.order_epoch = -1
 
@@ -495,6 +499,16 @@ class _Loop:
         rng = {"cpu": torch.random.get_rng_state()}
         for index in self.cuda_devices:
             rng[f"cuda:{index}"] = torch.cuda.get_rng_state(index)  # pragma: no cover
+        columns = self.record.columns()
+        chunk = []
+        for key, column in columns.items():
+            saved = self.saved_lengths.get(key, 0)
+            start = min(saved, len(column))  # below saved: a resumed run took back the end's entries
+            if start != saved or len(column) > start:
+                chunk.append([list(key), start, column[start:]])
+        if chunk:
+            self.columns_bytes = append_columns(self.checkpoint, self.columns_bytes, chunk)  # type: ignore[arg-type]
+        self.saved_lengths = {key: len(column) for key, column in columns.items()}
         payload = {
             "identity": json.dumps(self._identity(), sort_keys=True),
             "model": self.model.state_dict(),
@@ -503,7 +517,11 @@ class _Loop:
             "rng": rng,
             "position": asdict(self.position),
             "stream": self.reader.state() if self.reader is not None else None,
-            "record": self.record.to_json(),
+            "record": self.record.without_columns().to_json(),
+            "columns": {
+                "bytes": self.columns_bytes,
+                "lengths": [[list(key), n] for key, n in self.saved_lengths.items()],
+            },
         }
         save_checkpoint(self.checkpoint, payload)  # type: ignore[arg-type]
 
@@ -523,6 +541,19 @@ class _Loop:
             torch.cuda.set_rng_state(payload["rng"][f"cuda:{index}"], index)  # pragma: no cover
         self.position = _Position(**payload["position"])
         self.record = RunRecord.from_json(payload["record"])
+        if "columns" in payload:  # version 2: the columns are in the columns file
+            stored = payload["columns"]
+            columns = read_columns(self.checkpoint, stored["bytes"])  # type: ignore[arg-type]
+            lengths = {tuple(key): n for key, n in stored["lengths"]}
+            for key, n in lengths.items():
+                columns[key] = columns.get(key, [])
+                if len(columns[key]) != n:
+                    raise ValueError(
+                        f"cannot resume from {str(self.checkpoint)!r}: its columns file holds "
+                        f"{len(columns[key])} entries of {'.'.join(key)}; the checkpoint expects {n}"
+                    )
+            self.record.set_columns(columns)
+            self.saved_lengths, self.columns_bytes = lengths, stored["bytes"]
         # The run may go on (a larger budget): what its end added and its outcome are decided anew.
         self.record.stop_reason = ""
         held = self.record.held_out

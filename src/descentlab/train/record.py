@@ -8,7 +8,8 @@ any axis: updates, samples seen, or training time.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 from .. import _serde
 from .config import RunConfig
@@ -150,6 +151,41 @@ class RunRecord:
                 f"(which writes version {RECORD_VERSION})"
             )
         return record
+
+    # -- columns: what grows with the run --------------------------------------------
+
+    def columns(self) -> dict[tuple[str, ...], list[Any]]:
+        """Every list that grows as the run goes on, by its path (the lists themselves, not copies).
+
+        Checkpoints store these apart from the rest, appending what is new, so that a
+        checkpoint's cost does not grow with the length of the run.
+        """
+        out: dict[tuple[str, ...], list[Any]] = {
+            (name,): getattr(self, name) for name in ("train_loss", "lr", "samples", "seconds")
+        }
+        for name in ("step", "samples", "seconds", "loss", "accuracy"):
+            out[("held_out", name)] = getattr(self.held_out, name)
+        for observer, series in self.observations.items():
+            for name in ("step", "samples", "value"):
+                out[("observations", observer, name)] = getattr(series, name)
+        return out
+
+    def without_columns(self) -> RunRecord:
+        """A copy with every column empty (the observers' names kept): the small, fixed-size rest."""
+        return replace(
+            self, train_loss=[], lr=[], samples=[], seconds=[], held_out=HeldOut(),
+            observations={name: Series() for name in self.observations},
+        )  # fmt: skip
+
+    def set_columns(self, columns: dict[tuple[str, ...], list[Any]]) -> None:
+        """Put ``columns`` (as :meth:`columns` gives them) into this record."""
+        for key, values in columns.items():
+            if key[0] == "held_out":
+                setattr(self.held_out, key[1], values)
+            elif key[0] == "observations":
+                setattr(self.observations.setdefault(key[1], Series()), key[2], values)
+            else:
+                setattr(self, key[0], values)
 
     # -- the summary the command line prints ----------------------------------------
 
