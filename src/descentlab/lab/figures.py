@@ -91,11 +91,6 @@ def _save(fig, path: Path) -> bool:
     return True
 
 
-def _positive(values: np.ndarray) -> bool:
-    finite = values[np.isfinite(values)]
-    return bool(len(finite)) and bool(np.all(finite > 0))
-
-
 # -- the forest plot of a claim -----------------------------------------------------------------
 
 

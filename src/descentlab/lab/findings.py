@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 
@@ -224,11 +224,6 @@ class Findings:
     def to_json(self) -> str:
         """``findings.json``'s text (strict JSON)."""
         return json.dumps(self.to_data(), indent=1, allow_nan=False) + "\n"
-
-
-def as_dict(finding: Any) -> dict[str, Any]:
-    """A finding dataclass as a plain dict (for templates)."""
-    return asdict(finding)
 
 
 def _fmt(value: Any) -> str:

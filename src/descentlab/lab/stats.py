@@ -221,8 +221,3 @@ def mean_log_ratio(rows: np.ndarray) -> float:
 def mean_difference(rows: np.ndarray) -> float:
     """Mean over units of column 0 minus column 1."""
     return float(np.mean(rows[:, 0] - rows[:, 1]))
-
-
-def success_rate(rows: np.ndarray) -> float:
-    """The share of units whose column holds a finite value (the others never got there)."""
-    return float(np.mean(np.isfinite(rows)))

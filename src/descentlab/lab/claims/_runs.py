@@ -8,7 +8,6 @@ from collections.abc import Sequence
 import numpy as np
 
 from ...train import RunRecord
-from ..batch import Batch
 from ..evidence import Evidence
 from ..plan import DataRun, Rates, Run, SurfaceRun, Tune, is_surface
 from ..suite import Suite
@@ -51,11 +50,6 @@ def records(ev: Evidence, runs: Sequence[Run]) -> list[RunRecord | None]:
     return [ev.get(run) for run in runs]
 
 
-def batch(ev: Evidence, run: SurfaceRun | None) -> Batch | None:
-    """The batch of a surface run (None where missing)."""
-    return ev.get(run) if run is not None else None
-
-
 def surface_run(
     ev: Evidence, method: str, land: str, *, noise: str = "", lr: float | None = None, hover: bool = False
 ) -> SurfaceRun | None:
@@ -81,12 +75,6 @@ def final_test_loss(record: RunRecord | None) -> float:
         return math.inf
     value = record.held_out.loss[-1]
     return value if math.isfinite(value) else math.inf
-
-
-def first_at_or_below(values: np.ndarray, level: float) -> int | None:
-    """The index of the first value at or below ``level`` (None: never)."""
-    hits = np.flatnonzero(values <= level)
-    return int(hits[0]) if len(hits) else None
 
 
 def escape_updates(land_left: np.ndarray) -> np.ndarray:

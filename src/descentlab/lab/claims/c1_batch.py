@@ -127,7 +127,7 @@ def _sooner_rows(full: list, mini: list, depth: float, axis: int) -> tuple[np.nd
     return table[(table > 0).all(axis=1)], never_f / len(pairs), never_m / len(pairs)
 
 
-def _pairs(ev: Evidence, problem: str, options: tuple = (), control: bool = False) -> tuple[list, list]:
+def _pairs(ev: Evidence, problem: str, control: bool = False) -> tuple[list, list]:
     if control:
         full = records(ev, _control_runs(ev.suite, ev.rates, "gd"))
         mini = records(ev, _control_runs(ev.suite, ev.rates, "sgd"))

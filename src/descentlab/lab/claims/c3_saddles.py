@@ -69,6 +69,12 @@ def _times(ev: Evidence, run: SurfaceRun | None, land: str) -> np.ndarray | None
     return escape_updates(left)
 
 
+def _median_left(times: np.ndarray) -> str:
+    """The median escape time among the starts that left ('never' is their share, given apart)."""
+    left = times[np.isfinite(times)]
+    return fmt(float(np.median(left))) if len(left) else "none left"
+
+
 def _cases(role: str):
     def cases(ev: Evidence) -> list[Case]:
         out = []
@@ -101,8 +107,10 @@ def _cases(role: str):
                                 f"lr {other}": lr_other,
                                 "left the region, plain": f"{int(np.isfinite(t[0]).sum())}/{len(t[0])}",
                                 f"left the region, {other}": f"{int(np.isfinite(t[1]).sum())}/{len(t[1])}",
-                                "median updates to leave, plain": fmt(float(np.median(t[0]))),
-                                f"median updates to leave, {other}": fmt(float(np.median(t[1]))),
+                                "median updates to leave, of the starts that left, plain": _median_left(t[0]),
+                                f"median updates to leave, of the starts that left, {other}": _median_left(
+                                    t[1]
+                                ),
                                 "control: left, plain / momentum": (
                                     f"{int(np.isfinite(t[2]).sum())}/{len(t[2])} / "
                                     f"{int(np.isfinite(t[3]).sum())}/{len(t[3])}"
