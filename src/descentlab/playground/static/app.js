@@ -164,12 +164,16 @@ function pathRequest() {
 async function busy(task) {
   app.pending += 1;
   document.body.dataset.status = "busy";
+  // Only the latest request may set or clear the message: an older one that succeeds after a newer
+  // one was refused must not wipe the refusal off the page.
+  const ticket = (app.messageTicket = (app.messageTicket || 0) + 1);
   try {
     await task();
-    showError(null);
+    if (ticket === app.messageTicket) showError(null);
   } catch (err) {
-    if (err && err.error !== undefined) showError(err);
-    else throw err;
+    if (err && err.error !== undefined) {
+      if (ticket === app.messageTicket) showError(err);
+    } else throw err;
   } finally {
     app.pending -= 1;
     if (app.pending === 0 && !app.waiting) document.body.dataset.status = "ready";
