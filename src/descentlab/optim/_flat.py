@@ -24,9 +24,13 @@ Each step then runs one kernel over the whole bucket:
 - everywhere else (RMSprop, EMA momentum, Keras's and optax's conventions,
   ``state_dtype``, CUDA), a ``torch.compile``-generated kernel of the rule's
   *elementwise* update: vectorised C++ with OpenMP on CPU, Triton on CUDA. The
-  rule's step-dependent *coefficients* (bias corrections, step size) are
-  computed once on the host and reach the kernel as 0-dim float64 tensors, so a
-  scheduler changing ``lr``, ``betas`` or ``momentum`` never recompiles; a
+  rule's *coefficients* (bias corrections, step size, and every product of
+  hyperparameters such as ``1 - beta1``) are computed once per step on the
+  host and reach the kernel as 0-dim tensors in the compute dtype (float32
+  for float32 and half-precision parameters): the loop converts nothing and
+  reads each scalar as one broadcast operand, so its body is the rule's
+  arithmetic alone and it runs at the memory's speed. A scheduler changing
+  ``lr``, ``betas`` or ``momentum`` never recompiles; a
   term whose hyperparameter is 0 (``weight_decay``, ``eps_root``) is compiled
   away, and turning it on compiles one more kernel. The buffer length is
   symbolic, so nothing recompiles on the second step either.
@@ -101,6 +105,14 @@ def state_dtype(group: dict[str, Any], p: torch.Tensor) -> torch.dtype:
     """
     wanted = group.get("state_dtype")
     return p.dtype if wanted is None or p.is_complex() else wanted
+
+
+def compute_dtype(dtype: torch.dtype, state: torch.dtype) -> torch.dtype:
+    """The dtype of the rule's arithmetic on the fast path: float64 if either side is, else float32.
+
+    Half-precision parameters or state are computed in float32, as eager ops do.
+    """
+    return torch.float64 if torch.float64 in (dtype, state) else torch.float32
 
 
 def wanted(group: dict[str, Any]) -> bool | None:
@@ -409,8 +421,13 @@ class Bucket:
             counts = self.steps.tolist()
             self.uniform = int(counts[0]) if counts.count(counts[0]) == len(counts) else None
 
-    def set_scalars(self, values: list[float]) -> list[torch.Tensor]:
-        """0-dim float64 tensors holding ``values``: what the kernel reads its hyperparameters from.
+    def set_scalars(self, values: list[float], dtype: torch.dtype) -> list[torch.Tensor]:
+        """0-dim tensors of ``dtype`` holding ``values``: what the kernel reads its hyperparameters from.
+
+        ``dtype`` is the rule's compute dtype, so the kernel never converts a
+        scalar: each is one broadcast load from L1 per vector, and every
+        product of scalars alone was made on the host (``coefficients``), in
+        float64, then rounded once, as an eager op rounds its Python scalar.
 
         On CPU they are host tensors. On CUDA they live on the device: a host
         scalar would make the compiled graph copy it with a blocking copy, a
@@ -419,12 +436,12 @@ class Bucket:
         buffer is rewritten only once its previous copy has run.
         """
         device = self.param_buffer.device
-        if self.scalars is None or self.scalars.numel() != len(values):
-            self.scalars = torch.zeros(len(values), dtype=torch.float64, device=device)
+        if self.scalars is None or self.scalars.numel() != len(values) or self.scalars.dtype != dtype:
+            self.scalars = torch.zeros(len(values), dtype=dtype, device=device)
             self.scalar_views = [self.scalars[i] for i in range(len(values))]
             if device.type == "cuda":
-                self.pinned = [torch.zeros(len(values), dtype=torch.float64, pin_memory=True) for _ in "ab"]
-        host = torch.tensor(values, dtype=torch.float64)
+                self.pinned = [torch.zeros(len(values), dtype=dtype, pin_memory=True) for _ in "ab"]
+        host = torch.tensor(values, dtype=dtype)
         if device.type != "cuda":
             self.scalars.copy_(host)
             return self.scalar_views
@@ -616,7 +633,7 @@ class FastPath:
         kernel = _kernel(cls.update, numeric, flags, present, param.device.type, param.dtype, state)
         if kernel.broken:
             raise _CompilerUnavailable(kernel.broken)
-        values = bucket.set_scalars([float(coefficients[k]) for k in numeric])
+        values = bucket.set_scalars([float(coefficients[k]) for k in numeric], compute_dtype(param.dtype, state))
         try:
             kernel.fn(param, grad, *state_args, *values)
         except Exception as err:

@@ -261,20 +261,24 @@ def adam_coefficients(
     lr: float | torch.Tensor,
     beta1: float | torch.Tensor,
     beta2: float | torch.Tensor,
+    weight_decay: float | torch.Tensor,
     eps_hat: bool,
     **hyperparameters: Any,
 ) -> dict[str, Any]:
-    r"""The step-dependent scalars of one Adam step, with the other arguments of :func:`adam_update`.
+    r"""The scalars of one Adam step, with the other arguments of :func:`adam_update`.
 
     ``step_size`` is :math:`\gamma/(1-\beta_1^t)`, or Keras's
     :math:`\gamma_t = \gamma\sqrt{1-\beta_2^t}/(1-\beta_1^t)` with ``eps_hat``;
-    ``bias_correction2`` is :math:`1-\beta_2^t`.
+    ``bias_correction2`` is :math:`1-\beta_2^t`; ``decay`` is AdamW's
+    :math:`1-\gamma\lambda`. Every product of hyperparameters alone is made
+    here, once per step, so that the elementwise update only multiplies by them.
     """
     bias_correction1 = 1 - beta1**step
     bias_correction2 = 1 - beta2**step
     step_size = lr * bias_correction2**0.5 / bias_correction1 if eps_hat else lr / bias_correction1
     return dict(
-        hyperparameters, lr=lr, beta1=beta1, beta2=beta2, eps_hat=eps_hat,
+        hyperparameters, beta1=beta1, beta2=beta2, one_minus_beta1=1 - beta1, one_minus_beta2=1 - beta2,
+        decay=1 - lr * weight_decay, weight_decay=weight_decay, eps_hat=eps_hat,
         step_size=step_size, bias_correction2=bias_correction2,
     )  # fmt: skip
 
@@ -286,12 +290,14 @@ def adam_update(
     exp_avg_sq: torch.Tensor,
     max_exp_avg_sq: torch.Tensor | None,
     *,
-    lr: float | torch.Tensor,
     beta1: float | torch.Tensor,
     beta2: float | torch.Tensor,
+    one_minus_beta1: float | torch.Tensor,
+    one_minus_beta2: float | torch.Tensor,
     eps: float | torch.Tensor,
     eps_root: float | torch.Tensor,
     weight_decay: float | torch.Tensor,
+    decay: float | torch.Tensor,
     step_size: float | torch.Tensor,
     bias_correction2: float | torch.Tensor,
     decoupled_weight_decay: bool,
@@ -307,11 +313,11 @@ def adam_update(
         grad = -grad
     if is_set(weight_decay):
         if decoupled_weight_decay:
-            param.mul_(1 - lr * weight_decay)
+            param.mul_(decay)
         else:
             grad = grad + weight_decay * param
-    exp_avg.mul_(beta1).add_(grad * (1 - beta1))
-    exp_avg_sq.mul_(beta2).add_(grad * grad * (1 - beta2))
+    exp_avg.mul_(beta1).add_(grad * one_minus_beta1)
+    exp_avg_sq.mul_(beta2).add_(grad * grad * one_minus_beta2)
     if eps_hat:
         v = exp_avg_sq
         if max_exp_avg_sq is not None:

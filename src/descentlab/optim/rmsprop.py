@@ -157,10 +157,12 @@ class RMSprop(Optimizer):
         )  # fmt: skip
 
 
-def rmsprop_coefficients(step: float | torch.Tensor, **hyperparameters: Any) -> dict[str, Any]:
-    """RMSprop has no step-dependent scalar (no bias correction): the arguments pass through."""
+def rmsprop_coefficients(
+    step: float | torch.Tensor, *, alpha: float | torch.Tensor, **hyperparameters: Any
+) -> dict[str, Any]:
+    """The scalars of one RMSprop step: no step-dependent one (no bias correction), and :math:`1-\\alpha`."""
     del step
-    return hyperparameters
+    return dict(hyperparameters, alpha=alpha, one_minus_alpha=1 - alpha)
 
 
 def rmsprop_update(
@@ -172,6 +174,7 @@ def rmsprop_update(
     *,
     lr: float | torch.Tensor,
     alpha: float | torch.Tensor,
+    one_minus_alpha: float | torch.Tensor,
     eps: float | torch.Tensor,
     weight_decay: float | torch.Tensor,
     momentum: float | torch.Tensor,
@@ -187,10 +190,10 @@ def rmsprop_update(
         grad = -grad
     if is_set(weight_decay):
         grad = grad + weight_decay * param
-    square_avg.mul_(alpha).add_(grad * grad * (1 - alpha))
+    square_avg.mul_(alpha).add_(grad * grad * one_minus_alpha)
     var = square_avg
     if grad_avg is not None:
-        grad_avg.mul_(alpha).add_(grad * (1 - alpha))
+        grad_avg.mul_(alpha).add_(grad * one_minus_alpha)
         var = square_avg - grad_avg * grad_avg
     sigma = (var + eps).sqrt_() if eps_inside_sqrt else var.sqrt().add_(eps)
     if momentum_buffer is None:
