@@ -633,7 +633,9 @@ class FastPath:
         kernel = _kernel(cls.update, numeric, flags, present, param.device.type, param.dtype, state)
         if kernel.broken:
             raise _CompilerUnavailable(kernel.broken)
-        values = bucket.set_scalars([float(coefficients[k]) for k in numeric], compute_dtype(param.dtype, state))
+        values = bucket.set_scalars(
+            [float(coefficients[k]) for k in numeric], compute_dtype(param.dtype, state)
+        )
         try:
             kernel.fn(param, grad, *state_args, *values)
         except Exception as err:
