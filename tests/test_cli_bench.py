@@ -7,6 +7,7 @@ import subprocess
 import sys
 
 import pytest
+import torch
 
 
 def bench(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -32,18 +33,29 @@ def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
     expected = {
         ("sgd", i) for i in ("descentlab fast", "descentlab per-tensor", "torch for-loop", "torch foreach")
     } | {("rmsprop", i) for i in ("descentlab fast", "descentlab per-tensor", "torch for-loop")}
+    expected |= {("sgd", "streaming probe"), ("rmsprop", "streaming probe")}
     assert expected <= set(rows), sorted(rows)
+    for algorithm in ("sgd", "rmsprop"):
+        # every row's share is of the probe timed beside it, which moves the step's bytes
+        probe = rows[(algorithm, "streaming probe")]
+        assert probe["state_bytes_per_param"] is None and probe["percent_of_probe"] == pytest.approx(100)
+        for (a, i), m in rows.items():
+            if a == algorithm:
+                assert m["probe_gb_per_s"] == probe["gb_per_s"], (a, i)
+                assert m["percent_of_probe"] == pytest.approx(100 * m["gb_per_s"] / probe["gb_per_s"])
     for (algorithm, implementation), m in rows.items():
         assert m["ms_per_step"] > 0 and len(m["step_times_ms"]) == 2 * 2, (algorithm, implementation)
         assert m["ratio_to_torch_best"] > 0
         assert m["extra_peak_bytes"] is not None and m["extra_peak_bytes"] >= 0
         # SGD with momentum and RMSprop read p, g and one state tensor and write p and the state
         assert m["bytes_per_step"] == 5 * 4 * m["parameters"], (algorithm, implementation)
+        if implementation == "streaming probe":
+            continue
         # one float32 state tensor per parameter, and at most an 8-byte step count per tensor
         state = m["state_bytes_per_param"] * m["parameters"]
         assert 4 * m["parameters"] <= state <= 4 * m["parameters"] + 8 * 2000, (algorithm, implementation)
     # the table names every row it measured; the fastest torch implementation is the 1.00 reference
-    assert "descentlab fast" in done.stdout and "probe (a += b)" in done.stdout
+    assert "descentlab fast" in done.stdout and "probe (a += b, 2 x 256 MB)" in done.stdout
     for algorithm in ("sgd", "rmsprop"):
         torch_ratios = [
             m["ratio_to_torch_best"] for (a, i), m in rows.items() if a == algorithm and "torch" in i
@@ -68,6 +80,26 @@ def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
         )
         assert line.endswith(f"| {m['state_bytes_per_param']:.1f} |")
     assert table[1].count("| none |") == 1, "torch has no fused RMSprop: said, not left blank"
+
+
+def test_bfloat16_parameters_with_float32_state_are_measured_with_the_bytes_each_moves():
+    from descentlab import bench
+
+    workload = bench.WORKLOADS["transformer-bf16"].scaled(0.01)
+    report = bench.run([workload], [bench.ALGORITHMS["adam"]], device=torch.device("cpu"), steps=1, rounds=1)
+    rows = {m.implementation: m for m in report.measurements}
+    n = workload.parameters
+    # descentlab keeps float32 moments for bfloat16 parameters: 3 x 2 bytes (p, g, p) + 2 x 2 x 4 (m, v)
+    assert rows["descentlab fast"].bytes_per_step == 22 * n
+    assert rows["descentlab fast"].state_bytes_per_param == pytest.approx(8, abs=0.01)
+    # torch.optim keeps them in bfloat16: 3 x 2 + 2 x 2 x 2
+    assert rows["torch fused"].bytes_per_step == 14 * n
+    # the probe moves what descentlab's step moves, in the same dtypes
+    assert rows["streaming probe"].bytes_per_step == 22 * n
+    assert {b.dtype for b in bench.StreamingProbe(workload, 2, torch.device("cpu")).buffers} == {
+        torch.bfloat16,
+        torch.float32,
+    }
 
 
 def test_a_peer_that_is_not_installed_is_named_in_the_error(monkeypatch):
@@ -125,6 +157,7 @@ def test_the_targets_table_says_met_only_where_ratio_and_probe_share_reach_the_t
             row("transformer", "rmsprop", 2.4, 99.0),  # RMSprop's ratio target is 2.5
             row("many-small", "adam", 3.1, 50.0),  # no probe target for small tensors
             row("many-small", "sgd", 2.9, 99.0),
+            row("transformer-bf16", "adam", None, 96.0),  # only the probe share is a target
         ],
     }
     lines = bench.markdown(data).splitlines()
@@ -136,6 +169,7 @@ def test_the_targets_table_says_met_only_where_ratio_and_probe_share_reach_the_t
         ("transformer", "RMSprop"): "no",
         ("many-small", "Adam"): "yes",
         ("many-small", "SGD momentum"): "no",
+        ("transformer-bf16", "Adam"): "yes",
     }
     assert "| transformer | RMSprop | 2.40 | >= 2.5 | 99 | >= 95 | no |" in lines
 

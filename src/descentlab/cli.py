@@ -329,7 +329,9 @@ def build_parser() -> argparse.ArgumentParser:
         "foreach and fused paths, in one process, with a memory-bandwidth probe.",
     )
     timing.add_argument(
-        "--workloads", default="transformer,many-small", help="comma-separated (default: both)"
+        "--workloads",
+        default="transformer,many-small,transformer-bf16",
+        help="comma-separated (default: all three)",
     )
     timing.add_argument("--optimizers", default="sgd,adagrad,rmsprop,adam,adamw", help="comma-separated")
     timing.add_argument("--device", default=None, help="cpu or cuda (default: cuda if available)")
