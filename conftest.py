@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import doctest
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -31,15 +32,17 @@ collect_ignore_glob = ["docs/_build/*", "docs/api/*"]
 
 
 def _setup(namespace):
-    namespace["_restore"] = (os.getcwd(), torch.get_num_threads())
-    os.chdir(tempfile.mkdtemp(prefix="descentlab-docs-"))
+    here = tempfile.mkdtemp(prefix="descentlab-docs-")
+    namespace["_restore"] = (os.getcwd(), torch.get_num_threads(), here)
+    os.chdir(here)
     torch.set_num_threads(1)
 
 
 def _teardown(namespace):
-    cwd, threads = namespace["_restore"]
+    cwd, threads, here = namespace["_restore"]
     os.chdir(cwd)
     torch.set_num_threads(threads)
+    shutil.rmtree(here, ignore_errors=True)
 
 
 _FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
