@@ -63,7 +63,7 @@ def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
         assert max(torch_ratios) == pytest.approx(1.0)
     assert report["rounds"] == 2 and report["steps"] == 2 and report["machine"]["date"]
 
-    # the README's table is rendered from that file: every figure in it comes from the JSON
+    # the benchmarks page's table is rendered from that file: every figure in it comes from the JSON
     done = bench("--markdown", str(out), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     text = done.stdout
@@ -174,12 +174,21 @@ def test_the_targets_table_says_met_only_where_ratio_and_probe_share_reach_the_t
     assert "| transformer | RMSprop | 2.40 | >= 2.5 | 99 | >= 95 | no |" in lines
 
 
-def test_the_readme_tables_are_rendered_from_the_committed_bench_result():
-    """The README's figures are `descentlab bench --markdown` of the committed JSON, not typed."""
+def test_the_benchmarks_page_renders_every_committed_bench_result():
+    """The site's figures are `descentlab bench --markdown` of the committed JSON, rendered at build time."""
+    import importlib.util
     from pathlib import Path
 
     from descentlab import bench
 
     root = Path(__file__).parents[1]
-    data = json.loads((root / "benchmarks" / "results" / "bench-cpu.json").read_text())
-    assert bench.markdown(data) in (root / "README.md").read_text()
+    marker = "<!-- generated: bench benchmarks/results/*.json -->"
+    assert marker in (root / "docs" / "benchmarks.md").read_text()
+    spec = importlib.util.spec_from_file_location("generated", root / "docs" / "_ext" / "generated.py")
+    generated = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(generated)
+    page = generated.expand(marker)
+    results = sorted((root / "benchmarks" / "results").glob("*.json"))
+    assert results
+    for file in results:
+        assert bench.markdown(json.loads(file.read_text())) in page

@@ -571,7 +571,7 @@ _NAMES = {"sgd": "SGD momentum", "adagrad": "Adagrad", "rmsprop": "RMSprop", "ad
 
 
 def markdown(data: dict[str, Any]) -> str:
-    """A bench JSON file's content (as :meth:`Report.to_json` wrote it) as the README's Markdown table.
+    """A bench JSON file's content (as :meth:`Report.to_json` wrote it) as the benchmarks page's table.
 
     One row per workload and optimizer, one column per implementation measured,
     in milliseconds per step; descentlab's fast path also as a ratio to torch's

@@ -127,12 +127,12 @@ def test_restricting_a_suite_keeps_the_claims_and_problems_asked_for():
         get_suite("default").restricted(None, ("sadle",))
 
 
-def test_the_readmes_methods_file_reads_with_a_real_class(tmp_path):
+def test_the_lab_pages_methods_file_reads_with_a_real_class(tmp_path):
     from pathlib import Path
 
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, flags=re.DOTALL) if "roles" in b]
-    # The README's class is the reader's own; torch's Adam stands in for it (same arguments).
+    page = (Path(__file__).parents[2] / "docs" / "lab.md").read_text()
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", page, flags=re.DOTALL) if "roles" in b]
+    # The page's class is the reader's own; torch's Adam stands in for it (same arguments).
     (tmp_path / "methods.toml").write_text(block.replace("mypkg.optim:Lion", "torch.optim:Adam"))
     (method,) = load_methods(str(tmp_path / "methods.toml"))
     assert method.roles == ("adam", "momentum") and method.hyperparameters == {"betas": [0.9, 0.99]}

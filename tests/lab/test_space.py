@@ -180,9 +180,9 @@ def test_a_space_built_in_python_is_checked_too():
         Space(problem="saddle", optimizers={"sgd": {}}).sample(0)
 
 
-def test_the_readme_spec_is_a_valid_sweep(tmp_path):
-    readme = (Path(__file__).parents[2] / "README.md").read_text()
-    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", readme, flags=re.DOTALL) if "[optimizers" in b]
+def test_the_sweeps_page_spec_is_a_valid_sweep(tmp_path):
+    page = (Path(__file__).parents[2] / "docs" / "sweeps.md").read_text()
+    (block,) = [b for b in re.findall(r"```toml\n(.*?)```", page, flags=re.DOTALL) if "[optimizers" in b]
     (tmp_path / "lr-tuning.toml").write_text(block)
     spec = load_spec(tmp_path / "lr-tuning.toml")
     assert (spec.name, len(spec.configs())) == ("lr-tuning", 2 * (7 * 2 + 7) * 3)

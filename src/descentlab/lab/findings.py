@@ -237,7 +237,7 @@ def _fmt(value: Any) -> str:
 def markdown(data: dict[str, Any]) -> str:
     """A ``findings.json`` (as data) as Markdown: the run, calibration, and every sub-claim's verdict.
 
-    The README's "what one run found" is this, for a stored findings file
+    The documentation's "what one run found" page is this, for each stored findings file
     (``python -m descentlab.lab.findings FILE`` prints it), so no figure in it is typed.
     """
     machine = data.get("machine", {})

@@ -83,15 +83,15 @@ class Optimizer(torch.optim.Optimizer):
     #: create state when parameters are added rather than at their first step
     #: (torch.optim's Adagrad does, so its state_dict lists every parameter)
     eager_state: ClassVar[bool] = False
-    #: the step-dependent scalars: coefficients(step, **hyperparameters) -> the
+    #: the step-dependent scalars: ``coefficients(step, **hyperparameters)`` -> the
     #: keyword arguments of ``update`` (computed once per step, on the host, by
     #: the fast path, so the compiled kernel does elementwise work only)
     coefficients: ClassVar[Callable[..., dict[str, Any]]]
-    #: the pure elementwise update: update(param, grad, *state, **coefficients)
+    #: the pure elementwise update: ``update(param, grad, *state, **coefficients)``
     update: ClassVar[Callable[..., None]]
     #: torch's own fused kernel for the rule, run by the fast path on a flat
     #: buffer where the group's configuration is exactly torch's:
-    #: torch_fused(param, grad, states, step, **hyperparameters) -> whether it ran
+    #: ``torch_fused(param, grad, states, step, **hyperparameters)`` -> whether it ran
     #: (False, having changed nothing, for conventions torch has no kernel for)
     torch_fused: ClassVar[Callable[..., bool] | None] = None
     #: hyperparameters whose term drops out of the rule when they are 0: the fast

@@ -18,8 +18,9 @@ RMSprop         ``eps_inside_sqrt``           :math:`\sqrt{v+\epsilon}` instead 
                                               :math:`\sqrt{v}+\epsilon`
 RMSprop         ``lr_inside_momentum``        the buffer sums lr-scaled steps             no     yes    yes
 Adam, AdamW     ``eps_hat``                   Keras's epsilon-hat form: bias corrections  no     yes    no
-                                              folded into the step size, :math:`\epsilon`
-                                              added to the raw :math:`\sqrt{v}`
+                                              folded into the step size,
+                                              :math:`\epsilon` added to the raw
+                                              :math:`\sqrt{v}`
 Adam, AdamW     ``amsgrad_max_of_corrected``  AMSGrad keeps the maximum of the            no     no     yes
                                               bias-corrected :math:`\hat v`, not of
                                               the raw :math:`v`

@@ -1,4 +1,4 @@
-"""How long the playground takes to answer: 6 optimizers x 500 updates, as the README reports it.
+"""How long the playground takes to answer: 6 optimizers x 500 updates, as the playground page reports it.
 
 Run ``python -m descentlab.playground.bench``. It times three things, each
 several times (the median and the fastest are printed, with the machine and
