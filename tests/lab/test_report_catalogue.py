@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 from catalogues import check_pair
 from descentlab.i18n import Catalogue
 from descentlab.lab.claims import CLAIMS
+from descentlab.lab.findings import markdown
 from descentlab.lab.mistakes import MISTAKES
 from descentlab.lab.suite import VARIANTS, get_suite
 
@@ -62,3 +64,36 @@ def test_a_text_made_from_a_message_is_translated_with_its_values():
     assert zh.translate("the same stream with learning rate 0 (nothing learnt)") == ZH["C2.learns.control"]
     assert zh.translate("not a message") == "not a message"
     assert ENGLISH.translate("none left") == "none left"
+
+
+def _texts(findings: dict) -> set[str]:
+    """Every text a findings file holds that the report shows (not the papers cited: they keep their titles)."""
+    texts = {c[k] for c in findings["calibration"] for k in ("title", "criterion", "detail")}
+    texts |= {r[k] for r in findings["formula"] for k in ("summary", "mechanism")}
+    for claim in findings["claims"]:
+        for sub in claim["subclaims"]:
+            texts |= set(sub["not_varied"].values())
+            for case in sub["cases"]:
+                texts |= {case["label"], case["note"]}
+                texts |= {k for k in case["numbers"]} | {
+                    v for v in case["numbers"].values() if isinstance(v, str)
+                }
+    return texts - {""}
+
+
+def test_every_text_of_the_default_suite_s_findings_reads_in_chinese():
+    # The tiny suite's page is checked end to end; the default suite has cases the tiny one lacks.
+    findings = json.loads((Path(__file__).parents[2] / "docs" / "findings" / "default.json").read_text())
+    zh = Catalogue("descentlab.lab", "zh")
+    kept = " ".join(ZH.values())  # the notation the Chinese messages keep (lr x lambda)
+    for text in _texts(findings):
+        for run in re.findall(r"[A-Za-z][A-Za-z'-]*(?:[ ,]+[A-Za-z][A-Za-z'-]*){2,}", zh.translate(text)):
+            assert run in kept, (text, run)
+
+
+def test_the_markdown_of_a_findings_file_reads_in_both_languages():
+    findings = json.loads((Path(__file__).parents[2] / "docs" / "findings" / "default.json").read_text())
+    chinese = markdown(findings, "zh")
+    assert "| 说法 | 子说法 | 结论 |" in chinese and "校准：" in chinese
+    assert not re.search(r"\b(supported|contradicted|inconclusive|depends|yes|no)\b", chinese)
+    assert markdown(findings).startswith("Suite `default`, started ")
