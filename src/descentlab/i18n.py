@@ -63,7 +63,8 @@ def _patterns(package: str) -> tuple[tuple[str, re.Pattern[str]], ...]:
                 regex += f"(?P={part})" if part in seen else f"(?P<{part}>.+?)"
                 seen.add(part)
         literal = sum(len(part) for part in parts[::2])
-        out.append((literal, key, re.compile(regex, re.S)))
+        if literal:  # a message of placeholders only would match any text (and recurse for ever)
+            out.append((literal, key, re.compile(regex, re.S)))
     out.sort(key=lambda item: -item[0])
     return tuple((key, pattern) for _, key, pattern in out)
 
