@@ -5,11 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import unicodedata
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
 from . import __version__
+from .i18n import LANGUAGES, Catalogue
 
 
 class _Parser(argparse.ArgumentParser):
@@ -242,6 +244,7 @@ def _compare(args: argparse.Namespace) -> int:
 
     # Everything is checked before anything runs or is written: names, flags, the
     # user's methods (imported and built once), the output directory and a store in it.
+    words = Catalogue("descentlab.lab", args.lang)
     if args.quick and args.suite is not None:
         raise ValueError("--quick is --suite quick; give one of them")
     suite = get_suite("quick" if args.quick else (args.suite or "default"))
@@ -263,22 +266,20 @@ def _compare(args: argparse.Namespace) -> int:
             path, findings = compare(
                 out, suite, executor=executor, progress=lines, note=lines.note,
                 on_report=lambda: lines.note("report: judging, drawing the figures and writing the page"),
+                lang=args.lang,
             )  # fmt: skip
         finally:
             lines.close()
-    _print_verdicts(findings)
-    print(f"findings    {path.parent / 'findings.json'}")
-    print(f"report      {path}")
+    _print_verdicts(findings, path, words)
     return 0
 
 
 def _report(args: argparse.Namespace) -> int:
     from .lab.compare import render
 
-    path, findings = render(args.directory)
-    _print_verdicts(findings)
-    print(f"findings    {path.parent / 'findings.json'}")
-    print(f"report      {path}")
+    words = Catalogue("descentlab.lab", args.lang)
+    path, findings = render(args.directory, lang=args.lang)
+    _print_verdicts(findings, path, words)
     return 0
 
 
@@ -292,16 +293,39 @@ def _playground(args: argparse.Namespace) -> int:
     return 0
 
 
-def _print_verdicts(findings) -> None:
+def _print_verdicts(findings, path: Path, words: Catalogue) -> None:
+    """The verdicts, the findings file and the report, one line each, in the catalogue's language."""
     failed = [c for c in findings.calibration if not c.get("pass")]
     if findings.calibration:
-        print(f"calibration {len(findings.calibration) - len(failed)}/{len(findings.calibration)} checks pass"
-              + (f" (failed: {', '.join(c['id'] for c in failed)})" if failed else ""))  # fmt: skip
+        passed, total = len(findings.calibration) - len(failed), len(findings.calibration)
+        note = " " + words("print.failed", ids=", ".join(c["id"] for c in failed)) if failed else ""
+        print(words("print.calibration", passed=passed, total=total) + note)
     for claim in findings.claims:
-        robust = "robust" if claim.robust else "not robust"
-        print(f"{claim.id:<4}{claim.verdict:<14}{robust:<12}{claim.statement}")
+        robust = words("print.robust" if claim.robust else "print.not_robust")
+        verdict = words(f"verdict.{claim.verdict}")
+        print(f"{claim.id:<4}{_pad(verdict, 14)}{_pad(robust, 12)}{words.translate(claim.statement)}")
         for sub in claim.subclaims:
-            print(f"    {sub.id:<16}{sub.verdict:<14}effect {sub.effect:.3g} [{sub.low:.3g}, {sub.high:.3g}]")
+            print(f"    {sub.id:<16}{_pad(words(f'verdict.{sub.verdict}'), 14)}{words('print.effect')} "
+                  f"{sub.effect:.3g} [{sub.low:.3g}, {sub.high:.3g}]")  # fmt: skip
+    print(f"{_pad(words('print.findings'), 12)}{path.parent / 'findings.json'}")
+    print(f"{_pad(words('print.report'), 12)}{path}")
+
+
+def _pad(text: str, width: int) -> str:
+    """``text`` padded to ``width`` terminal columns (a Chinese character takes two)."""
+    columns = sum(2 if unicodedata.east_asian_width(c) in "WF" else 1 for c in text)
+    return text + " " * max(1, width - columns)
+
+
+def _add_lang_flag(parser: argparse.ArgumentParser) -> None:
+    # Checked by check_language (not argparse's choices), so that a wrong value is
+    # the same one-line error, naming the value, as every other user error.
+    parser.add_argument(
+        "--lang",
+        default="en",
+        help=f"the language of the report and the printed verdicts: {', '.join(LANGUAGES)} (default en); "
+        "findings.json is the same in every language",
+    )
 
 
 def _csv(text: str | None) -> tuple[str, ...] | None:
@@ -459,6 +483,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="the quick suite (about 2 minutes on 2 cores; the default suite takes about 15)",
     )
     comparer.add_argument("--suite", help="a suite by name: default, quick or tiny (for tests)")
+    _add_lang_flag(comparer)
     comparer.add_argument("--claims", metavar="C1,C3", help="only these claims")
     comparer.add_argument(
         "--problems", metavar="X,Y", help="only these problems and 2-D landscapes of the suite"
@@ -484,6 +509,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     reporter.set_defaults(func=_report)
     reporter.add_argument("directory", metavar="DIR", help="a descentlab compare output directory")
+    _add_lang_flag(reporter)
 
     playground = commands.add_parser(
         "playground",

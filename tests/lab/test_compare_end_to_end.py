@@ -8,10 +8,12 @@ tests read what it wrote.
 from __future__ import annotations
 
 import contextlib
+import html
 import io
 import json
 import os
 import re
+import shutil
 import sqlite3
 from pathlib import Path
 
@@ -19,7 +21,9 @@ import pytest
 
 from browser import check_page, find_chromium
 from descentlab.cli import main
+from descentlab.i18n import messages
 from descentlab.lab.compare import FINDINGS, MANIFEST, REPORT
+from descentlab.lab.methods import METHODS
 from descentlab.lab.store import STORE_FILENAME
 from descentlab.lab.suite import get_suite
 
@@ -162,6 +166,48 @@ def test_report_renders_the_same_page_and_figures_from_the_store(first_run, caps
     assert (out / FINDINGS).read_bytes() == findings
     assert {p.name: p.read_bytes() for p in figures.iterdir()} == drawn
     assert _rows(out / STORE_FILENAME) == rows  # nothing trained, nothing added
+
+
+ENGLISH_WORDS = re.compile(r"[A-Za-z][A-Za-z'-]*(?:[ ,]+[A-Za-z][A-Za-z'-]*){2,}")
+
+
+def _visible_text(page: str) -> str:
+    page = re.sub(r"<style.*?</style>", "", page, flags=re.S)
+    return html.unescape(re.sub(r"<[^>]+>", "\n", page))
+
+
+def test_the_report_and_the_verdicts_render_in_chinese_from_the_same_findings(first_run, tmp_path, capsys):
+    out = tmp_path / "zh"
+    shutil.copytree(first_run[0], out)
+    assert main(["report", str(out), "--lang", "zh"]) == 0
+    stdout = capsys.readouterr().out
+    assert re.search(r"^校准 \d+/\d+ 项检查通过", stdout, re.M), stdout
+    for key in get_suite("tiny").claims():
+        assert re.search(rf"^{key}\s+(支持|反驳|不确定|视情况而定)\s+(稳健|不稳健)\s+\S", stdout, re.M), (
+            stdout
+        )
+    # findings.json is the one record, the same whatever language the report is in
+    assert (out / FINDINGS).read_bytes() == (first_run[0] / FINDINGS).read_bytes()
+    page = (out / REPORT).read_text()
+    assert '<html lang="zh">' in page
+    text = _visible_text(page)
+    # No English sentence of the catalogue is left on the page ...
+    for key, english in messages("descentlab.lab", "en").items():
+        for part in re.split(r"\{\w+\}|<[^>]+>", english):
+            if len(re.findall(r"[A-Za-z]+", part)) >= 3:
+                assert part.strip(" .,;:()") not in text, (key, part)
+    # ... nor any other run of English words, but for the papers' titles, the notation that the
+    # Chinese messages keep (lr x lambda) and lists of method names
+    findings = json.loads((out / FINDINGS).read_text())
+    kept = " ".join(c["source"] for c in findings["calibration"])
+    kept += " ".join(messages("descentlab.lab", "zh").values())
+    names = set(METHODS)
+    left = [
+        run
+        for run in ENGLISH_WORDS.findall(text)
+        if run not in kept and not set(re.split(r"[ ,]+", run)) <= names
+    ]
+    assert not left, left
 
 
 def test_the_report_opens_in_a_browser_with_every_image_and_no_console_error(first_run):

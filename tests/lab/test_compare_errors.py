@@ -43,6 +43,7 @@ def tree(folder: Path) -> dict[str, bytes]:
             "a method name is given twice",
         ),
         (["--suite", "tiny", "--methods-file", "/nonexistent/methods.toml"], "no such methods file"),
+        (["--suite", "tiny", "--lang", "fr"], "--lang must be one of en, zh; received --lang='fr'"),
     ],
 )
 def test_bad_names_and_flags_are_one_line_and_write_nothing(flags, message, tmp_path, capsys):
@@ -72,6 +73,12 @@ def test_a_store_of_another_version_is_refused_and_left_as_it_was(command, tmp_p
     line = fails(argv, capsys)
     assert "schema version 99" in line
     assert tree(out) == before
+
+
+def test_report_refuses_an_unknown_language_before_reading_anything(tmp_path, capsys):
+    line = fails(["report", str(tmp_path), "--lang", "de"], capsys)
+    assert line == "descentlab report: error: --lang must be one of en, zh; received --lang='de'"
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_report_needs_a_comparison_directory(tmp_path, capsys):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 
 import markupsafe
+import pytest
 
 from descentlab.lab.evidence import Evidence
 from descentlab.lab.findings import CaseFinding, ClaimFinding, Findings, SubFinding
@@ -70,17 +71,20 @@ def _findings() -> Findings:
     )
 
 
-def test_hostile_strings_everywhere_on_the_page_are_escaped(tmp_path):
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_hostile_strings_everywhere_on_the_page_are_escaped(tmp_path, lang):
     suite = replace(get_suite("tiny").restricted(("C3",), None), summary=HOSTILE)
     evidence = Evidence(suite, {}, lambda run: None)
-    page = write_report(tmp_path / "report.html", evidence, _findings(), title=HOSTILE).read_text()
+    page = write_report(tmp_path / "report.html", evidence, _findings(), title=HOSTILE, lang=lang).read_text()
     assert "<script" not in page and "<img src=x" not in page and "onerror=alert(1)>" not in page
     escaped = str(markupsafe.escape(HOSTILE))  # what Jinja2's autoescape writes
     # each place by itself, so that losing one of them fails
+    claim, number = {"en": ("<b>Claim.</b>", ": "), "zh": ("<b>说法。</b>", "：")}[lang]
     for where in (
         f"<title>{escaped}</title>",
         f"<td>{escaped}</td>",  # a case label, a formula problem, a calibration check
-        f"<b>Claim.</b> {escaped}",
-        f"{escaped}: {escaped}",  # a case's numbers
+        f"{claim} {escaped}",
+        f"{escaped}{number}{escaped}",  # a case's numbers
+        f"<code>{escaped}</code>",  # the suite, inside a message of the catalogue
     ):
         assert where in page, where

@@ -81,6 +81,64 @@ def test_each_update_s_terms_are_the_optimizer_s_state_and_add_up_to_the_step():
     assert result["momentum"] == "exp_avg"
 
 
+CONFIGURATIONS = [
+    ("sgd", {"lr": 0.002}),
+    ("sgd", {"lr": 0.002, "momentum": 0.9, "dampening": 0.3, "weight_decay": 0.1}),
+    ("sgd", {"lr": 0.002, "momentum": 0.9, "nesterov": True}),
+    ("sgd", {"lr": 0.002, "momentum": 0.9, "momentum_form": "ema", "debias": True}),
+    ("adagrad", {"lr": 0.1, "lr_decay": 0.01, "initial_accumulator_value": 0.5, "weight_decay": 0.1}),
+    ("rmsprop", {"lr": 0.01, "momentum": 0.5, "centered": True, "weight_decay": 0.1}),
+    ("adam", {"lr": 0.05, "amsgrad": True, "weight_decay": 0.1}),
+    ("adamw", {"lr": 0.05, "betas": [0.8, 0.9], "weight_decay": 0.5}),
+]
+
+
+@pytest.mark.parametrize(("name", "hyper"), CONFIGURATIONS)
+def test_the_rule_called_directly_gives_what_step_gives(name, hyper):
+    (result,) = paths(surface="rosenbrock", updates=30, runs=[{"optimizer": name, "hyperparameters": hyper}])
+    p = torch.tensor(SURFACES["rosenbrock"].start, dtype=torch.float64, requires_grad=True)
+    opt = OPTIMIZERS[name]([p], **{k: tuple(v) if isinstance(v, list) else v for k, v in hyper.items()})
+    for t in range(1, 31):
+        opt.zero_grad()
+        SURFACES["rosenbrock"].f(p[0], p[1]).backward()
+        opt.step()
+        assert result["points"][t] == pytest.approx(p.tolist(), rel=1e-12, abs=1e-15)
+    for key, value in opt.state[p].items():
+        if key != "step":
+            assert term(result, key)[-1] == pytest.approx(value.tolist(), rel=1e-12, abs=1e-15)
+
+
+@pytest.mark.parametrize(
+    ("name", "hyper"), [("adam", {"lr": 0.05, "amsgrad": True}), ("adagrad", {"lr": 0.1, "lr_decay": 0.01})]
+)
+def test_the_effective_lr_is_the_factor_the_rule_applies(name, hyper):
+    # AMSGrad's maximum included: the factor times m̂ (Adam) or g (Adagrad) is the step.
+    (result,) = paths(surface="beale", updates=40, runs=[{"optimizer": name, "hyperparameters": hyper}])
+    direction = torch.tensor(term(result, "m_hat") if name == "adam" else result["grad"], dtype=torch.float64)
+    step = torch.tensor(term(result, "step"), dtype=torch.float64)
+    torch.testing.assert_close(
+        step, -torch.tensor(result["effective_lr"], dtype=torch.float64) * direction, rtol=1e-12, atol=1e-15
+    )
+    if name == "adam":  # the maximum mattered
+        assert term(result, "max_exp_avg_sq") != term(result, "exp_avg_sq")
+
+
+@pytest.mark.parametrize("mistake", list(MISTAKES))
+def test_a_mistaken_rule_called_directly_gives_what_its_optimizer_s_step_gives(mistake):
+    (result,) = paths(
+        surface="beale", updates=20, runs=[{"mistake": mistake, "hyperparameters": {"lr": 0.01}}]
+    )
+    p = torch.tensor(SURFACES["beale"].start, dtype=torch.float64, requires_grad=True)
+    opt = MISTAKES[mistake].build([p], {"lr": 0.01})
+    for t in range(1, 21):
+        opt.zero_grad()
+        SURFACES["beale"].f(p[0], p[1]).backward()
+        opt.step()
+        if result["diverged_at"] is not None and t >= result["diverged_at"]:
+            break
+        assert result["points"][t] == pytest.approx(p.tolist(), rel=1e-12, abs=1e-15)
+
+
 def test_a_mistaken_rule_runs_beside_the_correct_one_and_does_what_its_formula_says():
     correct, wrong = paths(
         surface="quadratic2d", updates=5,

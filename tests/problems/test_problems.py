@@ -132,6 +132,19 @@ def test_surface_minima_and_saddles_are_what_they_say(name):
     assert problem.function(*problem.start_point) > problem.target_loss
 
 
+@pytest.mark.parametrize("name", [n for n in SURFACES if "-" not in n])
+def test_a_surface_s_written_out_gradient_is_autograd_s(name):
+    spec = make_problem(name).spec
+    (x0, x1), (y0, y1) = spec.bounds
+    xy = torch.rand(200, 2, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    xy = (
+        xy * torch.tensor([x1 - x0, y1 - y0], dtype=torch.float64) + torch.tensor([x0, y0])
+    ).requires_grad_()
+    spec.f(xy[:, 0], xy[:, 1]).sum().backward()
+    written = torch.stack(spec.grad(xy[:, 0].detach(), xy[:, 1].detach()), dim=1)
+    assert torch.allclose(written, xy.grad, rtol=1e-12, atol=1e-12 * float(xy.grad.abs().max()))
+
+
 @pytest.mark.parametrize("noise", ["noisy", "outliers"])
 def test_noisy_surfaces_have_an_exact_full_batch_gradient(noise):
     problem = make_problem(f"rosenbrock-{noise}")

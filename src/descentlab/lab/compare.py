@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import __version__, _files, _serde
+from ..i18n import check_language
 from . import formula, plan
 from .batch import Batch
 from .claims import CLAIMS, judge
@@ -332,8 +333,12 @@ def compare(
     progress: PhaseProgress | None = None,
     on_report: Callable[[], None] | None = None,
     note: Callable[[str], None] | None = None,
+    lang: str = "en",
 ) -> tuple[Path, Findings]:
-    """Run ``suite`` into ``out`` (resuming what is stored), write ``findings.json`` and the report."""
+    """Run ``suite`` into ``out`` (resuming what is stored), write ``findings.json`` and the report.
+
+    ``lang`` is the report's language (``findings.json`` is the same in every language).
+    """
     from .executors import LocalExecutor
 
     out = Path(out)
@@ -384,7 +389,7 @@ def compare(
             on_report()
         clock = time.monotonic()
         findings = _findings(evidence, variations, calibration, replace(manifest, phases=phases))
-        path = _write(out, evidence, findings)
+        path = _write(out, evidence, findings, lang)
         phases["report"] = time.monotonic() - clock
         _files.write_text_atomic(out / MANIFEST, replace(manifest, phases=phases).to_json())
     return path, findings
@@ -405,15 +410,16 @@ def _findings(
     )
 
 
-def _write(out: Path, evidence: Evidence, findings: Findings) -> Path:
+def _write(out: Path, evidence: Evidence, findings: Findings, lang: str) -> Path:
     from .report import write_report
 
     _files.write_text_atomic(out / FINDINGS, findings.to_json())
-    return write_report(out / REPORT, evidence, findings)
+    return write_report(out / REPORT, evidence, findings, lang=lang)
 
 
-def render(out: str | Path) -> tuple[Path, Findings]:
-    """Rebuild ``findings.json`` and the report of the comparison in ``out`` from its store (no training)."""
+def render(out: str | Path, lang: str = "en") -> tuple[Path, Findings]:
+    """Rebuild ``findings.json`` and the report (in ``lang``) of the comparison in ``out`` from its store."""
+    check_language(lang)
     out = Path(out)
     if not out.is_dir():
         raise FileNotFoundError(f"no such directory: {str(out)!r}")
@@ -426,7 +432,7 @@ def render(out: str | Path) -> tuple[Path, Findings]:
             name: evidence_of(store, suite.variant(name), with_formula=False) for name in suite.variants
         }
         findings = _findings(evidence, variations, calibration_checks(suite), manifest)
-        path = _write(out, evidence, findings)
+        path = _write(out, evidence, findings, lang)
     return path, findings
 
 

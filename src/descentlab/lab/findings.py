@@ -23,6 +23,8 @@ import math
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from ..i18n import Catalogue
+
 
 def _number(value: Any) -> Any:
     """``value`` made strict-JSON-ready: non-finite floats as strings, NumPy numbers as Python ones."""
@@ -103,19 +105,22 @@ class SubFinding:
         """Whether the verdict survives every design variation judged (and at least one was)."""
         return bool(self.variants) and all(v == self.verdict for v in self.variants.values())
 
-    def depends_on(self) -> str:
-        """Where the cases go each way, and which variations change the verdict, in words."""
+    def depends_on(self, words: Catalogue | None = None) -> str:
+        """Where the cases go each way, and which variations change the verdict, in ``words``' language."""
+        words = words or Catalogue("descentlab.lab")
         parts = []
-        yes = [c.label for c in self.cases if c.verdict == "supported"]
-        no = [c.label for c in self.cases if c.verdict == "contradicted"]
+        yes = [words.translate(c.label) for c in self.cases if c.verdict == "supported"]
+        no = [words.translate(c.label) for c in self.cases if c.verdict == "contradicted"]
         if yes and no:
-            parts.append(f"supported on {', '.join(yes)}; contradicted on {', '.join(no)}")
+            parts.append(words("depends.cases", yes=", ".join(yes), no=", ".join(no)))
         changed = [
-            f"{name} ({verdict})" for name, verdict in self.variants.items() if verdict != self.verdict
+            words("depends.changed", name=name, verdict=words(f"verdict.{verdict}"))
+            for name, verdict in self.variants.items()
+            if verdict != self.verdict
         ]
         if changed:
-            parts.append("the verdict changes under " + ", ".join(changed))
-        return "; ".join(parts)
+            parts.append(words("depends.variations", changed=", ".join(changed)))
+        return words("depends.separator").join(parts)
 
     def to_data(self) -> dict[str, Any]:
         """This sub-claim as JSON-ready data."""
@@ -234,52 +239,68 @@ def _fmt(value: Any) -> str:
     return f"{value:.3g}"
 
 
-def markdown(data: dict[str, Any]) -> str:
+def markdown(data: dict[str, Any], lang: str = "en") -> str:
     """A ``findings.json`` (as data) as Markdown: the run, calibration, and every sub-claim's verdict.
 
     The documentation's "what one run found" page is this, for each stored findings file
-    (``python -m descentlab.lab.findings FILE`` prints it), so no figure in it is typed.
+    (``python -m descentlab.lab.findings FILE [--lang zh]`` prints it), so no figure in it
+    is typed. ``lang`` is the language of its words (the file itself is the same in every
+    language).
     """
+    words = Catalogue("descentlab.lab", lang)
     machine = data.get("machine", {})
     timings = data.get("timings", {})
     lines = [
-        f"Suite `{data.get('suite', '')}`, started {data.get('generated', '')} "
-        f"on {machine.get('processor', '')} "
-        f"({machine.get('cores', '?')} cores), torch {machine.get('torch', '')}, descentlab "
-        f"{machine.get('descentlab', '')}; "
-        + ", ".join(f"{k} {float(v):.0f} s" for k, v in timings.items() if not isinstance(v, str))
-        + ".",
+        words(
+            "md.run",
+            suite=data.get("suite", ""),
+            generated=data.get("generated", ""),
+            processor=machine.get("processor", ""),
+            cores=machine.get("cores", "?"),
+            torch=machine.get("torch", ""),
+            version=machine.get("descentlab", ""),
+            timings=", ".join(
+                f"{words.translate(k)} {float(v):.0f} s" for k, v in timings.items() if not isinstance(v, str)
+            ),
+        ),
         "",
     ]
     checks = data.get("calibration", [])
     passed = sum(1 for c in checks if c.get("pass"))
-    lines += [
-        f"Calibration: {passed} of {len(checks)} checks pass"
-        + (
-            ": "
-            + "; ".join(
-                f"{c['id']} predicted {_fmt(c['predicted'])}, measured {_fmt(c['measured'])}" for c in checks
-            )
-            if checks
-            else ""
+    measured = [
+        words(
+            "md.calibration_check", id=c["id"], predicted=_fmt(c["predicted"]), measured=_fmt(c["measured"])
         )
+        for c in checks
+    ]
+    lines += [
+        words("md.calibration", passed=passed, total=len(checks))
+        + (": " + "; ".join(measured) if checks else "")
         + ".",
         "",
-        "| claim | sub-claim | verdict | effect [95% CI] | control [95% CI] | min. effect | robust |",
+        words("md.header"),
         "|---|---|---|---|---|---|---|",
     ]
+
+    def verdict(name: str) -> str:
+        return words(f"verdict.{name}")
+
     for claim in data.get("claims", []):
         for sub in claim["subclaims"]:
             ci, ctrl = sub["ci"], sub["control"]
             changed = {k: v for k, v in sub["variants"].items() if v != sub["verdict"]}
             robust = (
-                "yes"
+                words("word.yes")
                 if sub["robust"]
-                else "no"
-                + (" (" + ", ".join(f"{k}: {v}" for k, v in changed.items()) + ")" if changed else "")
+                else words("word.no")
+                + (
+                    " (" + ", ".join(f"{k}: {verdict(v)}" for k, v in changed.items()) + ")"
+                    if changed
+                    else ""
+                )
             )
             lines.append(
-                f"| {claim['id']} ({claim['verdict']}) | {sub['id']} | {sub['verdict']} | "
+                f"| {claim['id']} ({verdict(claim['verdict'])}) | {sub['id']} | {verdict(sub['verdict'])} | "
                 f"{_fmt(sub['effect'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
                 f"{_fmt(ctrl['effect'])} [{_fmt(ctrl['ci'][0])}, {_fmt(ctrl['ci'][1])}] | "
                 f"{_fmt(sub['min_effect'])} | {robust} |"
@@ -288,7 +309,13 @@ def markdown(data: dict[str, Any]) -> str:
 
 
 if __name__ == "__main__":  # pragma: no cover - a documentation tool
-    import sys
+    import argparse
 
-    with open(sys.argv[1]) as file:
-        sys.stdout.write(markdown(json.load(file)))
+    parser = argparse.ArgumentParser(
+        prog="python -m descentlab.lab.findings", description="Print a findings.json as Markdown."
+    )
+    parser.add_argument("file", help="a findings.json")
+    parser.add_argument("--lang", default="en", help="en (default) or zh")
+    args = parser.parse_args()
+    with open(args.file) as file:
+        print(markdown(json.load(file), args.lang), end="")

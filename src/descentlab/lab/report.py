@@ -6,6 +6,11 @@ script, no stylesheet or font from elsewhere, so it opens offline. Every
 number on the page comes from the :class:`~descentlab.lab.findings.Findings`
 (the same record ``findings.json`` holds) or from the suite; none is typed
 in the template. Rendering twice from the same store gives the same page.
+
+The page's words come from the lab's message catalogue (``lab/i18n/``, see
+:mod:`descentlab.i18n`) in English or Chinese (``lang``); the texts the
+claims and checks wrote into the findings are English there, and are shown
+in the page's language through the same catalogue.
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import _files
+from ..i18n import Catalogue
 from . import figures, stats
 from .claims import CLAIMS
 from .evidence import Evidence
@@ -25,29 +31,32 @@ from .suite import VARIANTS
 FIGURES = "figures"
 
 
-def num(value: Any, digits: int = 4) -> str:
+def num(value: Any, digits: int = 4, words: Catalogue | None = None) -> str:
     """A number for the page: significant digits, 'never'/'-inf' for infinities, '-' for None or NaN.
+
+    ``words`` writes the words (never, yes, none, and a text value) in its language.
 
     >>> num(0.000123456), num(math.inf), num(None), num("text")
     ('0.0001235', 'never', '-', 'text')
     """
+    words = words or Catalogue("descentlab.lab")
     if value is None:
         return "-"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return words("word.yes" if value else "word.no")
     if isinstance(value, int):
         return str(value)
     if isinstance(value, float):
         if math.isnan(value):
             return "-"
         if math.isinf(value):
-            return "never" if value > 0 else "-inf"
+            return words("word.never") if value > 0 else "-inf"
         return f"{value:.{digits}g}"
     if isinstance(value, dict):
-        return "; ".join(f"{k}: {num(v, digits)}" for k, v in value.items())
+        return "; ".join(f"{words.translate(str(k))}: {num(v, digits, words)}" for k, v in value.items())
     if isinstance(value, list | tuple):
-        return ", ".join(num(v, digits) for v in value) if value else "none"
-    return str(value)
+        return ", ".join(num(v, digits, words) for v in value) if value else words("word.none")
+    return words.translate(str(value))
 
 
 def plain(text: str) -> str:
@@ -72,7 +81,7 @@ _SYMBOLS = {
 }  # fmt: skip
 
 
-def _environment():
+def _environment(words: Catalogue):
     import jinja2
 
     env = jinja2.Environment(
@@ -81,12 +90,16 @@ def _environment():
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
     )
-    env.filters["num"] = num
+    env.filters["num"] = lambda value, digits=4: num(value, digits, words)
+    env.globals.update(t=words.markup, tr=words.translate, lang=words.lang, words=words)
     return env
 
 
-def write_report(path: Path, evidence: Evidence, findings: Findings, title: str | None = None) -> Path:
-    """Draw the figures and write the page at ``path``; returns ``path``."""
+def write_report(
+    path: Path, evidence: Evidence, findings: Findings, title: str | None = None, lang: str = "en"
+) -> Path:
+    """Draw the figures and write the page at ``path`` in language ``lang``; returns ``path``."""
+    words = Catalogue("descentlab.lab", lang)
     path = Path(path)
     folder = path.parent / FIGURES
     folder.mkdir(parents=True, exist_ok=True)
@@ -103,14 +116,16 @@ def write_report(path: Path, evidence: Evidence, findings: Findings, title: str 
     machine = findings.machine
     missing = sum(1 for run in evidence.runs if evidence.get(run) is None)
     page = (
-        _environment()
+        _environment(words)
         .get_template("report.html.j2")
         .render(
-            title=title or f"descentlab compare: {suite.name} suite",
+            title=title or words("report.title", suite=suite.name),
             findings=findings,
             suite=suite,
             machine=machine,
-            machine_line=", ".join(f"{k} {v}" for k, v in machine.items() if k != "descentlab"),
+            machine_line=", ".join(
+                f"{words.translate(k)} {v}" for k, v in machine.items() if k != "descentlab"
+            ),
             timings=[(k, v) for k, v in findings.timings.items()],
             grid=", ".join(f"{lr:g}" for lr in suite.grid),
             resamples=stats.RESAMPLES,
@@ -118,13 +133,19 @@ def write_report(path: Path, evidence: Evidence, findings: Findings, title: str 
             calibration=findings.calibration,
             forest=forest,
             figures=drawn,
-            texts={c.id: plain(CLAIMS[c.id].text.strip()) for c in findings.claims},
+            texts={c.id: claim_text(c.id, words) for c in findings.claims},
             folder=FIGURES,
             missing=missing,
         )
     )
     _files.write_text_atomic(path, page)
     return path
+
+
+def claim_text(claim_id: str, words: Catalogue) -> str:
+    """How a claim is measured, in the catalogue's language: its module's docstring, or its translation."""
+    english = plain(CLAIMS[claim_id].text.strip())
+    return english if words.lang == "en" else words(f"claim_text.{claim_id}")
 
 
 def _remove_stale(folder: Path, keep: set[str]) -> None:

@@ -6,7 +6,11 @@ naming the field and the value), and :func:`compute_paths` runs descentlab's
 own optimizer classes (and the lab's mistaken rules, :data:`MISTAKES`) on
 the surface, one update at a time, reading each update's terms from the
 optimizer's real state: nothing of the rules is re-implemented here or in
-the page.
+the page. Each class's rule (its ``coefficients`` and ``update``, what its
+``step()`` applies to each parameter) is called directly on state the class
+created, without ``step()``'s per-call plumbing, and every run's numbers
+live in one buffer copied once per update: 6 runs of 500 updates take about
+50 ms (``python -m descentlab.playground.bench``).
 
 The regimes are the training loop's (:func:`descentlab.train.fit`): the loss
 is the surface problem's (:class:`~descentlab.problems.surfaces.SurfacePoint`'s
@@ -35,14 +39,14 @@ import torch
 
 from .._registry import UnknownNameError, lookup
 from ..lab.mistakes import BETA1, BETA2, MISTAKES, Mistake
-from ..optim import OPTIMIZERS
+from ..optim import OPTIMIZERS, Optimizer
 from ..problems import PROBLEMS, Surface, make_problem
 from ..train.config import REGIMES
 from ..train.data import order
 
 # The lab's measure of the per-coordinate effective learning rate (claim C6),
 # so the number a reader sees here is the one the lab's verdicts read.
-from ..train.observers import _effective
+from ..train.observers import per_coordinate_lr
 from .formula import FormulaError, parse_formula
 
 #: Limits that keep one request well under a second and its answer under a few MB.
@@ -266,6 +270,8 @@ class Landscape:
     minima: tuple[tuple[float, float], ...] = ()
     saddles: tuple[tuple[float, float], ...] = ()
     noise: torch.Tensor = field(default_factory=lambda: torch.zeros(1, 2, dtype=torch.float64))
+    #: the gradient of ``f`` written out (the registry's surfaces); None: autograd (a typed formula)
+    grad: Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]] | None = None
 
     def grid(self, size: int = GRID) -> dict[str, Any]:
         """``f`` on a ``size`` x ``size`` grid over the bounds (rows: y ascending), for the contour plot."""
@@ -377,7 +383,7 @@ def landscape(data: Mapping[str, Any]) -> Landscape:
     assert isinstance(problem, Surface)  # only surfaces are in the table above
     return Landscape(
         name, problem.spec.title, problem.spec.formula, problem.function, problem.bounds,
-        problem.start_point, problem.minima, problem.saddles, problem.splits().train[0],
+        problem.start_point, problem.minima, problem.saddles, problem.splits().train[0], problem.spec.grad,
     )  # fmt: skip
 
 
@@ -498,12 +504,18 @@ def parse_request(data: object) -> PathRequest:
 # -- the computation -------------------------------------------------------------------
 
 
-def _batches(request: PathRequest, regime: str) -> Callable[[], torch.Tensor]:
-    """The next batch of noise vectors, as the training loop draws them for ``regime`` and the seed."""
+def _mean_noise(request: PathRequest, regime: str) -> Callable[[], torch.Tensor | None]:
+    """The mean noise vector of the next batch, drawn as the training loop draws for ``regime`` and the seed.
+
+    None on a clean surface, where every regime sees the exact gradient.
+    """
     noise = request.landscape.noise
+    if not bool(noise.any()):
+        return lambda: None
     n = int(noise.shape[0])
     if regime == "full-batch":
-        return lambda: noise
+        whole = noise.mean(dim=0)
+        return lambda: whole
     size = request.batch_size if regime == "mini-batch" else 1
     position = {"epoch": 0, "index": 0, "order": order(n, request.seed, 0, True)}
 
@@ -515,74 +527,115 @@ def _batches(request: PathRequest, regime: str) -> Callable[[], torch.Tensor]:
             position["epoch"] += 1
             position["index"] = 0
             position["order"] = order(n, request.seed, position["epoch"], True)
-        return noise[indices]
+        return noise[indices].mean(dim=0)
 
     return next_batch
 
 
-class _Path:
-    """One run's optimizer and what it recorded, update by update."""
+class _Buffer:
+    """Every run's numbers after an update in one float64 vector, so that recording an update is one copy.
 
-    def __init__(self, spec: RunSpec, start: tuple[float, float]) -> None:
-        self.spec = spec
-        self.p = torch.tensor(start, dtype=torch.float64, requires_grad=True)
-        if spec.mistake is not None:
-            self.optimizer: torch.optim.Optimizer = MISTAKES[spec.mistake].build(
-                [self.p], spec.hyperparameters
-            )
-        else:
-            self.optimizer = OPTIMIZERS[spec.optimizer]([self.p], **spec.hyperparameters)
-        self.start = self.p.detach().clone()
-        # Per update, one row: the gradient, the point after the update, and the
-        # state tensors named in ``keys`` (one copy per update instead of one per
-        # tensor: copying dominated the time once the optimizers' steps were counted).
-        self.rows: list[torch.Tensor] = []
-        self.keys: list[str] | None = None
-        self.steps: list[float] = []
-        self.batch_loss: list[float] = []
-        self.effective: list[torch.Tensor] = []
-        self.diverged_at: int | None = None
+    ``grad``, ``point`` and ``noise`` are (runs, 2) with one row per run
+    (``noise``: the mean noise vector of the update's batch), and each run's
+    state tensors follow. The rules update their slices in place, and
+    :meth:`record` copies the whole vector into the update's row of
+    ``table``; :meth:`column` reads one of them over the updates.
+    """
 
-    def update(self, t: int, loss: float) -> None:
-        """Step with the gradient already in ``p.grad`` (the batch loss was ``loss``); record the state."""
-        if not math.isfinite(loss):
-            self.diverged_at = t
+    def __init__(self, runs: int, state_sizes: list[int], updates: int) -> None:
+        self.offsets = [6 * runs + 2 * sum(state_sizes[:i]) for i in range(runs)]
+        self.live = torch.zeros(6 * runs + 2 * sum(state_sizes), dtype=torch.float64)
+        self.grad = self.live[: 2 * runs].view(runs, 2)
+        self.point = self.live[2 * runs : 4 * runs].view(runs, 2)
+        self.noise = self.live[4 * runs : 6 * runs].view(runs, 2)
+        self.table = torch.empty(updates, len(self.live), dtype=torch.float64)
+
+    def column(self, rows: int, view: torch.Tensor) -> torch.Tensor:
+        """``view`` (a (2,) slice of ``live``) after each of the first ``rows`` updates, as (rows, 2)."""
+        start = view.storage_offset() - self.live.storage_offset()
+        return self.table[:rows, start : start + 2]
+
+    def state(self, run: int, keys: list[str]) -> dict[str, torch.Tensor]:
+        start = self.offsets[run]
+        return {key: self.live[start + 2 * i : start + 2 * i + 2] for i, key in enumerate(keys)}
+
+    def record(self, t: int) -> None:
+        self.table[t - 1].copy_(self.live)
+
+
+def _optimizer(spec: RunSpec, start: torch.Tensor) -> tuple[Optimizer | None, list[str]]:
+    """The run's optimizer (None for a mistaken rule) and the state tensors its rule keeps, in their order."""
+    if spec.mistake is not None:
+        # A mistaken rule creates its state at its first step: one step on scratch tensors shows which.
+        state: dict[str, Any] = {}
+        MISTAKES[spec.mistake].update(start.clone(), torch.ones_like(start), state, lr=0.0)
+        return None, [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.shape == start.shape]
+    optimizer = OPTIMIZERS[spec.optimizer]([start.clone().requires_grad_(True)], **spec.hyperparameters)
+    return optimizer, list(optimizer._active_state(optimizer.param_groups[0]))
+
+
+class _Run:
+    """One path: its optimizer's own rule stepping the run's slices of the :class:`_Buffer`.
+
+    For descentlab's optimizers the rule is the class's ``coefficients`` and
+    ``update`` (what its ``step()`` calls for each parameter) applied to the
+    state the class created; a mistaken rule is the lab's update function.
+    Calling the rule directly leaves out ``step()``'s plumbing (profiler
+    hooks, groups, checks), which took most of the time on 2-element
+    tensors: the numbers are the same (a test compares them with ``step()``).
+    """
+
+    def __init__(
+        self, spec: RunSpec, row: int, optimizer: Optimizer | None, keys: list[str], buffer: _Buffer
+    ) -> None:
+        self.spec, self.row, self.keys = spec, row, keys
+        p, grad = buffer.point[row], buffer.grad[row]
+        self.state = buffer.state(row, keys)
+        self.group: dict[str, Any] | None = None
+        if optimizer is None:
+            assert spec.mistake is not None  # _optimizer() builds an optimizer for every other run
+            update, lr, state = MISTAKES[spec.mistake].update, spec.hyperparameters["lr"], dict(self.state)
+            self.step: Callable[[int], None] = lambda t: update(p, grad, state, lr=lr)
             return
-        p, group = self.p, self.optimizer.param_groups[0]
-        grad = p.grad  # not copied: step() never changes it in place, and the next backward makes a new one
-        self.optimizer.step()
-        state = self.optimizer.state[p]
-        if self.keys is None:
-            self.keys = [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.shape == p.shape]
-        self.rows.append(torch.cat([grad, p.detach(), *(state[k] for k in self.keys)]))
-        self.steps.append(float(state.get("step", state.get("t", t))))
-        self.batch_loss.append(loss)
-        if self.spec.mistake is None:
-            self.effective.append(_effective(group, p, state).clone())
+        group = self.group = optimizer.param_groups[0]
+        created: dict[str, Any] = {}
+        optimizer._ensure_state(group["params"][0], group, created)
+        for key, view in self.state.items():
+            view.copy_(created[key])  # the initial values are the class's (Adagrad's initial accumulator)
+        cls = type(optimizer)
+        tensors = [self.state.get(name) for name in cls.state_names]
+        scalars, coefficients, update = optimizer._scalars(group), cls.coefficients, cls.update
+        counts = bool(keys)  # a rule without state (SGD without momentum) counts no steps
+        self.step = lambda t: update(
+            p, grad, *tensors, **coefficients(float(t) if counts else None, **scalars)
+        )
 
-    def terms(self, table: torch.Tensor) -> dict[str, torch.Tensor]:
-        """Each state tensor's values over the updates, the bias-corrected moments, and the step itself."""
-        points = torch.cat([self.start.unsqueeze(0), table[:, 2:4]])
-        terms = {key: table[:, 4 + 2 * i : 6 + 2 * i] for i, key in enumerate(self.keys or [])}
+    def result(
+        self, buffer: _Buffer, start: torch.Tensor, f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
+    ) -> dict[str, Any]:
+        spec, r, updates = self.spec, self.row, len(buffer.table)
+        points = torch.cat([start.unsqueeze(0), buffer.column(updates, buffer.point[r])])
+        heights = f(points[:, 0], points[:, 1])
+        # The batch loss of update t, at the point before it: f(θ) + θ·ξ̄, the batch mean of f(θ) + θ·ξᵢ.
+        batch_loss = heights[:-1] + (points[:-1] * buffer.column(updates, buffer.noise[r])).sum(1)
+        bad = ~torch.isfinite(batch_loss)
+        # A path ends where its loss stops being finite, as a training run does
+        # (the rule went on stepping the row; those updates are not shown).
+        diverged_at = int(bad.to(torch.int8).argmax()) + 1 if bool(bad.any()) else None
+        rows = updates if diverged_at is None else diverged_at - 1
+        points, heights, batch_loss = points[: rows + 1], heights[: rows + 1], batch_loss[:rows]
+        t = torch.arange(1, rows + 1, dtype=torch.float64).unsqueeze(1)
+        state = {key: buffer.column(rows, view) for key, view in self.state.items()}
+        terms = dict(state)
         if "exp_avg" in terms:
             # Adam's m̂ and v̂ as its docstring defines them (the lab's constants for its mistaken forms).
-            if self.spec.mistake is None:
-                beta1, beta2 = self.optimizer.param_groups[0]["betas"]
-            else:
-                beta1, beta2 = BETA1, BETA2
-            t = torch.tensor(self.steps, dtype=torch.float64).unsqueeze(1)
+            beta1, beta2 = self.group["betas"] if self.group is not None else (BETA1, BETA2)
             terms["m_hat"] = terms["exp_avg"] / (1 - beta1**t)
             terms["v_hat"] = terms.get("max_exp_avg_sq", terms["exp_avg_sq"]) / (1 - beta2**t)
         terms["step"] = points[1:] - points[:-1]
-        return terms
-
-    def result(self, f: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> dict[str, Any]:
-        spec = self.spec
-        table = torch.stack(self.rows) if self.rows else torch.zeros(0, 4, dtype=torch.float64)
-        points = torch.cat([self.start.unsqueeze(0), table[:, 2:4]])
-        with torch.no_grad():
-            heights = f(points[:, 0], points[:, 1])
-        terms = self.terms(table)
+        effective = None
+        if self.group is not None:
+            effective = per_coordinate_lr(self.group, {**state, "step": t}, torch.Size((rows, 2)))
         momentum = next((k for k in MOMENTUM_STATE if k in terms), None)
         return {
             "label": spec.label,
@@ -595,15 +648,15 @@ class _Path:
             "formula": _mistake_formula(spec.mistake) if spec.mistake else list(FORMULAS[spec.optimizer]),
             "points": _rows(points),
             "loss": [_finite(v) for v in heights.reshape(-1).tolist()],
-            "batch_loss": [_finite(v) for v in self.batch_loss],
-            "grad": _rows(table[:, :2]),
+            "batch_loss": [_finite(v) for v in batch_loss.tolist()],
+            "grad": _rows(buffer.column(rows, buffer.grad[r])),
             "momentum": momentum,
-            "effective_lr": _rows(torch.stack(self.effective)) if self.effective else None,
+            "effective_lr": _rows(effective) if effective is not None else None,
             "terms": [
                 {"key": key, "symbol": SYMBOLS.get(key, key), "values": _rows(values)}
                 for key, values in terms.items()
             ],
-            "diverged_at": self.diverged_at,
+            "diverged_at": diverged_at,
         }
 
 
@@ -620,43 +673,70 @@ def _rows(table: torch.Tensor) -> list[list[float | None]]:
     return [[_finite(v) for v in row] for row in rows]
 
 
+def _gradient(land: Landscape, theta: torch.Tensor) -> torch.Tensor:
+    """The gradient of ``f`` at each row of ``theta`` (runs, 2): the surface's own, or autograd's."""
+    if land.grad is not None:
+        return torch.stack(land.grad(theta[:, 0], theta[:, 1]), dim=1)
+    # A typed formula: autograd, on a tensor made outside inference mode (which autograd needs).
+    with torch.inference_mode(False), torch.enable_grad():
+        theta = theta.clone().requires_grad_(True)
+        value = land.f(theta[:, 0], theta[:, 1])
+        if not value.requires_grad:  # a formula without x or y
+            return torch.zeros_like(theta)
+        (grad,) = torch.autograd.grad(value.sum(), theta)
+    return grad
+
+
+@torch.inference_mode()
 def compute_paths(request: PathRequest) -> dict[str, Any]:
-    """Every run's path from the request's start, with each update's gradient, loss, terms and effective lr.
+    r"""Every run's path from the request's start, with each update's gradient, loss, terms and effective lr.
 
     Index ``t`` of ``points`` and ``loss`` is after ``t`` updates (0: the
     start); index ``t - 1`` of ``grad``, ``batch_loss``, ``effective_lr`` and
     each term's ``values`` belongs to update ``t``. A path whose loss stops
     being finite ends there (``diverged_at``), as a training run does.
+
+    The loss of each run is the surface problem's, the batch mean of
+    :math:`f(\theta) + \xi_i^\top \theta` as :class:`~descentlab.problems.surfaces.SurfacePoint`
+    computes it, so its gradient is :math:`\nabla f` plus the batch's mean
+    noise vector. Runs in the same regime see the same batches (one seed), so
+    their losses and gradients are one batched evaluation per update; each
+    regime draws its own batches from the same seed, as separate training
+    runs would.
     """
-    f = request.landscape.f
-    paths = [_Path(spec, request.start) for spec in request.runs]
-    # Runs in the same regime see the same batches (one seed), so their losses are
-    # one batched evaluation and one backward pass per update; each regime draws
-    # its own batches from the same seed, as separate training runs would.
-    groups: dict[str, list[_Path]] = {}
-    for path in paths:
-        groups.setdefault(path.spec.regime or request.regime, []).append(path)
-    batches = {regime: _batches(request, regime) for regime in groups}
+    land = request.landscape
+    # Rows by regime, so that each regime's runs are one slice of the buffer.
+    regimes = list(dict.fromkeys(spec.regime or request.regime for spec in request.runs))
+    rows = sorted(
+        range(len(request.runs)), key=lambda i: regimes.index(request.runs[i].regime or request.regime)
+    )
+    specs = [request.runs[i] for i in rows]
+    start = torch.tensor(request.start, dtype=torch.float64)
+    rules = [_optimizer(spec, start) for spec in specs]
+    buffer = _Buffer(len(specs), [len(keys) for _, keys in rules], request.updates)
+    buffer.point.copy_(start)
+    runs = [_Run(spec, row, *rule, buffer) for row, (spec, rule) in enumerate(zip(specs, rules, strict=True))]
+    slices = []
+    for regime in regimes:
+        members = [r.row for r in runs if (r.spec.regime or request.regime) == regime]
+        slices.append((slice(members[0], members[-1] + 1), _mean_noise(request, regime)))
     for t in range(1, request.updates + 1):
-        for regime, members in groups.items():
-            xi = batches[regime]()
-            active = [path for path in members if path.diverged_at is None]
-            if not active:
-                continue
-            for path in active:
-                path.p.grad = None
-            # Each run's row is the surface problem's loss, the batch mean of
-            # f(θ) + ξᵢᵀθ as SurfacePoint computes it; its gradient lands in that run's parameter.
-            theta = torch.stack([path.p for path in active])
-            losses = (f(theta[:, 0], theta[:, 1]).unsqueeze(1) + theta @ xi.T).mean(dim=1)
-            losses.sum().backward()
-            for path, loss in zip(active, losses.tolist(), strict=True):
-                path.update(t, loss)
+        for rows_of, next_noise in slices:
+            grad = _gradient(land, buffer.point[rows_of])
+            noise = next_noise()
+            if noise is not None:
+                buffer.noise[rows_of] = noise
+                grad = grad + noise
+            buffer.grad[rows_of] = grad
+        for run in runs:
+            run.step(t)
+        buffer.record(t)
+    by_request = sorted(runs, key=lambda r: rows[r.row])
     return {
         "start": list(request.start),
         "updates": request.updates,
         "regime": request.regime,
         "batch_size": request.batch_size,
         "seed": request.seed,
-        "runs": [path.result(f) for path in paths],
+        "runs": [run.result(buffer, start, land.f) for run in by_request],
     }

@@ -2,8 +2,10 @@ r"""Two-dimensional surfaces on which an optimizer's path can be drawn.
 
 Each :class:`SurfaceSpec` gives the function :math:`f(x, y)` (written with
 arithmetic operators only, so it works on NumPy arrays for contour plots and
-on tensors for training), plot bounds, a standard start point, and its known
-minima and saddle points.
+on tensors for training) and its gradient written out (for code that steps
+many points without autograd's per-call cost; a test checks it against
+autograd), plot bounds, a standard start point, and its known minima and
+saddle points.
 
 The noisy versions make the three regimes differ. The "data" are ``n_samples``
 noise vectors :math:`\xi_i \in \mathbb{R}^2`, centred so that they sum to zero,
@@ -57,6 +59,8 @@ class SurfaceSpec:
     title: str
     formula: str
     f: Callable[[Any, Any], Any]
+    #: :math:`(\\partial f/\\partial x, \\partial f/\\partial y)`, elementwise as ``f``
+    grad: Callable[[Any, Any], tuple[Any, Any]]
     bounds: tuple[Point, Point]
     start: Point
     minima: tuple[Point, ...]
@@ -76,20 +80,43 @@ def _quadratic(x: Any, y: Any) -> Any:
     return 0.5 * x**2 + 25.0 * y**2
 
 
+def _quadratic_grad(x: Any, y: Any) -> tuple[Any, Any]:
+    return x, 50.0 * y
+
+
 def _rosenbrock(x: Any, y: Any) -> Any:
     return (1.0 - x) ** 2 + 100.0 * (y - x**2) ** 2
+
+
+def _rosenbrock_grad(x: Any, y: Any) -> tuple[Any, Any]:
+    r = y - x**2
+    return -2.0 * (1.0 - x) - 400.0 * x * r, 200.0 * r
 
 
 def _beale(x: Any, y: Any) -> Any:
     return (1.5 - x + x * y) ** 2 + (2.25 - x + x * y**2) ** 2 + (2.625 - x + x * y**3) ** 2
 
 
+def _beale_grad(x: Any, y: Any) -> tuple[Any, Any]:
+    y2, y3 = y**2, y**3
+    a, b, c = 2.0 * (1.5 - x + x * y), 2.0 * (2.25 - x + x * y2), 2.0 * (2.625 - x + x * y3)
+    return a * (y - 1.0) + b * (y2 - 1.0) + c * (y3 - 1.0), x * (a + 2.0 * b * y + 3.0 * c * y2)
+
+
 def _saddle(x: Any, y: Any) -> Any:
     return x**2 - y**2 + 0.5 * y**4
 
 
+def _saddle_grad(x: Any, y: Any) -> tuple[Any, Any]:
+    return 2.0 * x, 2.0 * y**3 - 2.0 * y
+
+
 def _trap(x: Any, y: Any) -> Any:
     return (x**2 - 1.0) ** 2 + 0.5 * x + y**2
+
+
+def _trap_grad(x: Any, y: Any) -> tuple[Any, Any]:
+    return 4.0 * x * (x**2 - 1.0) + 0.5, 2.0 * y
 
 
 # The trap's stationary points on y = 0: the roots of f_x = 4x^3 - 4x + 0.5.
@@ -104,6 +131,7 @@ SURFACES: MappingProxyType[str, SurfaceSpec] = MappingProxyType(
                 title="ill-conditioned quadratic (condition number 50)",
                 formula="0.5 x^2 + 25 y^2",
                 f=_quadratic,
+                grad=_quadratic_grad,
                 bounds=((-5.0, 5.0), (-2.0, 2.0)),
                 start=(-4.0, 1.0),
                 minima=((0.0, 0.0),),
@@ -120,6 +148,7 @@ SURFACES: MappingProxyType[str, SurfaceSpec] = MappingProxyType(
                 title="Rosenbrock's banana valley",
                 formula="(1 - x)^2 + 100 (y - x^2)^2",
                 f=_rosenbrock,
+                grad=_rosenbrock_grad,
                 bounds=((-2.0, 2.0), (-1.0, 3.0)),
                 start=(-1.2, 1.0),
                 minima=((1.0, 1.0),),
@@ -136,6 +165,7 @@ SURFACES: MappingProxyType[str, SurfaceSpec] = MappingProxyType(
                 title="Beale's function (flat plateaus, steep walls)",
                 formula="(1.5 - x + xy)^2 + (2.25 - x + xy^2)^2 + (2.625 - x + xy^3)^2",
                 f=_beale,
+                grad=_beale_grad,
                 bounds=((-4.5, 4.5), (-4.5, 4.5)),
                 start=(1.0, 1.5),
                 minima=((3.0, 0.5),),
@@ -150,6 +180,7 @@ SURFACES: MappingProxyType[str, SurfaceSpec] = MappingProxyType(
                 title="saddle at the origin, bounded below by the y^4 term",
                 formula="x^2 - y^2 + 0.5 y^4",
                 f=_saddle,
+                grad=_saddle_grad,
                 bounds=((-2.0, 2.0), (-2.0, 2.0)),
                 # Just off the ridge y = 0: plain descent slows down near the saddle.
                 start=(1.5, 1e-3),
@@ -165,6 +196,7 @@ SURFACES: MappingProxyType[str, SurfaceSpec] = MappingProxyType(
                 title="tilted double well whose local minimum traps plain descent",
                 formula="(x^2 - 1)^2 + 0.5 x + y^2",
                 f=_trap,
+                grad=_trap_grad,
                 bounds=((-2.0, 2.0), (-1.5, 1.5)),
                 start=(2.0, 1.0),
                 minima=((_TRAP_X[0], 0.0), (_TRAP_X[2], 0.0)),

@@ -14,7 +14,15 @@ from .checkpoint import load_checkpoint, save_checkpoint
 from .config import Budget, Every, FullBatch, MiniBatch, Online, Regime, RunConfig, Schedule
 from .data import GeneratedStream, Table, accuracy, evaluate
 from .loop import fit
-from .observers import OBSERVERS, Observer, Snapshot, effective_lr, get_observer, parameter_path
+from .observers import (
+    OBSERVERS,
+    Observer,
+    Snapshot,
+    effective_lr,
+    get_observer,
+    parameter_path,
+    per_coordinate_lr,
+)
 from .progress import ProgressBar
 from .record import HeldOut, RunRecord, Series
 from .run import SCHEDULERS, build_optimizer, build_scheduler, default_config, run, run_id
@@ -48,6 +56,7 @@ __all__ = [
     "get_observer",
     "load_checkpoint",
     "parameter_path",
+    "per_coordinate_lr",
     "run",
     "run_id",
     "save_checkpoint",

@@ -77,13 +77,14 @@ def effective_lr(
     under the root when centered) and :math:`\gamma / (\sqrt{\hat v} + \epsilon)`
     for Adam and AdamW; ``lr`` itself for methods without such state. Read
     from the state of descentlab's and torch.optim's optimizers (same state
-    names), with PyTorch's placement of epsilon.
+    names) by :func:`per_coordinate_lr`, which follows the rule's own
+    conventions (AMSGrad, ``eps_root``, where epsilon goes).
     """
     levels = torch.tensor([float(q) for q in quantiles], dtype=torch.float64)
 
     def observe(snapshot: Snapshot) -> torch.Tensor:
         values = [
-            _effective(group, p, snapshot.optimizer.state.get(p, {}))
+            per_coordinate_lr(group, snapshot.optimizer.state.get(p, {}), p.shape)
             for group in snapshot.optimizer.param_groups
             for p in group["params"]
         ]
@@ -95,22 +96,46 @@ def effective_lr(
     return Observer("effective-lr", observe, every or Every(1, "epochs"))
 
 
-def _effective(group: dict[str, Any], p: torch.Tensor, state: dict[str, Any]) -> torch.Tensor:
+def per_coordinate_lr(group: Mapping[str, Any], state: Mapping[str, Any], shape: torch.Size) -> torch.Tensor:
+    r"""The factor each coordinate's update applies to the gradient (or to :math:`\hat m`) in the rule.
+
+    ``group`` is a parameter group and ``state`` the parameter's state (the
+    names of descentlab's and torch.optim's optimizers); ``shape`` is the
+    parameter's, for rules that keep no such state (the factor is ``lr``).
+    The state tensors may carry leading dimensions, e.g. one row per update,
+    with ``state["step"]`` a tensor that broadcasts against them: the
+    playground computes all of a path's values in one call. The rule's own
+    choices are followed: Adagrad's decayed :math:`\tilde\gamma_t`, AMSGrad's
+    maximum (of :math:`v`, or of :math:`\hat v` with
+    ``amsgrad_max_of_corrected``), ``eps_root`` under the root, epsilon inside
+    the root (``eps_inside_sqrt``), and Keras's epsilon-hat form, for which the
+    factor on :math:`\hat m` is :math:`\gamma\sqrt{1-\beta_2^t}/(\sqrt{v} + \hat\epsilon)`.
+    """
     lr = float(group["lr"])
     eps = float(group.get("eps", 0.0))
-    step = float(state["step"]) if "step" in state else 0.0
+    step = state.get("step", 0.0)
+    step = step.double() if isinstance(step, torch.Tensor) else torch.tensor(float(step), dtype=torch.float64)
+
+    def root(v: torch.Tensor) -> torch.Tensor:
+        return (v + eps).sqrt() if group.get("eps_inside_sqrt") else v.sqrt() + eps
+
     if "sum" in state:  # Adagrad
-        lr = lr / (1 + max(step - 1, 0) * float(group.get("lr_decay", 0.0)))
-        return lr / (state["sum"].detach().sqrt() + eps)
-    if "exp_avg_sq" in state and step > 0:  # Adam, AdamW
-        v_hat = state["exp_avg_sq"].detach() / (1 - group["betas"][1] ** step)
-        return lr / (v_hat.sqrt() + eps)
+        clr = lr / (1 + (step - 1).clamp(min=0) * float(group.get("lr_decay", 0.0)))
+        return clr / root(state["sum"].detach())
+    if "exp_avg_sq" in state and bool((step > 0).all()):  # Adam, AdamW
+        amsgrad = bool(group.get("amsgrad")) and "max_exp_avg_sq" in state
+        v = state["max_exp_avg_sq" if amsgrad else "exp_avg_sq"].detach()
+        bias_correction2 = 1 - group["betas"][1] ** step
+        if group.get("eps_hat"):
+            return lr * bias_correction2.sqrt() / (v.sqrt() + eps)
+        v_hat = v if amsgrad and group.get("amsgrad_max_of_corrected") else v / bias_correction2
+        return lr / ((v_hat + float(group.get("eps_root", 0.0))).sqrt() + eps)
     if "square_avg" in state:  # RMSprop
         v = state["square_avg"].detach()
         if group.get("centered") and "grad_avg" in state:
             v = v - state["grad_avg"].detach() ** 2
-        return lr / (v.clamp(min=0).sqrt() + eps)
-    return torch.full(p.shape, lr, dtype=torch.float64)
+        return lr / root(v.clamp(min=0))
+    return torch.full(shape, lr, dtype=torch.float64)
 
 
 def _subsample_quantile(flat: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
