@@ -49,6 +49,6 @@ def test_no_page_loads_anything_from_another_host(site):
 
 def test_the_generated_pages_show_the_stored_results(site):
     bench = (site / "benchmarks.html").read_text()
-    assert "One run of <code" in bench and "Streaming probe" in bench
+    assert "One run of <code" in bench and "streaming probe" in bench
     findings = (site / "findings.html").read_text()
     assert findings.count("Calibration:") == 2 and "C7.width" in findings
