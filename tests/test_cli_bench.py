@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -25,6 +26,11 @@ def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
     assert done.returncode == 0, done.stderr
     # torch's CPU profiler (used for the peak memory) writes these to fd 2 by itself
     assert "profiler_start" not in done.stderr and "profiler_stop" not in done.stderr, done.stderr
+    # not a terminal: one line per phase, the probe and the workload
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr
+    assert re.fullmatch(r"probe: streaming bandwidth \S+ GB/s \(\d+\.\d s\)", lines[0])
+    assert re.fullmatch(r"many-small: 2 optimizers, 2 rounds of 2 steps \(\d+\.\d s\)", lines[1])
     report = json.loads(out.read_text())
     assert report["probe_gb_per_s"] > 0
     assert report["machine"]["torch"]

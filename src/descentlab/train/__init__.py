@@ -15,7 +15,6 @@ from .config import Budget, Every, FullBatch, MiniBatch, Online, Regime, RunConf
 from .data import GeneratedStream, Table, accuracy, evaluate
 from .loop import fit
 from .observers import OBSERVERS, Observer, Snapshot, effective_lr, get_observer, parameter_path
-from .progress import ProgressBar
 from .record import HeldOut, RunRecord, Series
 from .run import SCHEDULERS, build_optimizer, build_scheduler, default_config, run, run_id
 
@@ -30,7 +29,6 @@ __all__ = [
     "MiniBatch",
     "Observer",
     "Online",
-    "ProgressBar",
     "Regime",
     "RunConfig",
     "RunRecord",
