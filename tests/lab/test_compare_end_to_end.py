@@ -10,14 +10,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import re
 import sqlite3
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from browser import check_page, find_chromium
 from descentlab.cli import main
 from descentlab.lab.compare import FINDINGS, MANIFEST, REPORT
 from descentlab.lab.store import STORE_FILENAME
@@ -26,8 +25,8 @@ from descentlab.lab.suite import get_suite
 PHASES = ("tune", "judge", "grid-shift: tune", "grid-shift: judge")
 
 
-def _compare(out: Path, capsys) -> tuple[str, str]:
-    assert main(["compare", "--suite", "tiny", "--out", str(out), "--workers", "2"]) == 0
+def _compare(out: Path, capsys, *flags: str) -> tuple[str, str]:
+    assert main(["compare", "--suite", "tiny", "--out", str(out), "--workers", "2", *flags]) == 0
     captured = capsys.readouterr()
     return captured.out, captured.err
 
@@ -68,9 +67,13 @@ def test_compare_writes_a_store_findings_a_report_and_its_figures(first_run):
         assert re.search(
             rf"^{key}\s+(supported|contradicted|depends|inconclusive)\s+(robust|not robust)", stdout, re.M
         )
-    # Not a terminal: one line per phase, the design variation's phases included.
+    # Not a terminal: one line per phase, the design variation's phases included, and the notes.
     for phase in PHASES:
-        assert re.search(rf"^{re.escape(phase)}: (\d+)/\1 runs \(\d+ already stored\)", stderr, re.M), stderr
+        assert (
+            len(re.findall(rf"^{re.escape(phase)}: (\d+)/\1 runs \(\d+ already stored\)", stderr, re.M)) == 1
+        ), stderr
+    assert stderr.startswith("descentlab compare: suite tiny") and "\ncalibration: " in stderr
+    assert stderr.splitlines()[-1] == "report: judging, drawing the figures and writing the page", stderr
 
 
 def test_findings_json_holds_every_verdict_with_its_interval_control_and_variations(first_run):
@@ -144,6 +147,8 @@ def test_a_second_compare_trains_nothing_and_keeps_every_run(first_run, capsys):
     assert "report" in stdout
     # the verdicts it prints are the first run's, from the same stored runs
     assert _verdict_lines(stdout) == _verdict_lines(first_run[1])
+    stdout, stderr = _compare(out, capsys, "--quiet")
+    assert stderr == "" and _verdict_lines(stdout) == _verdict_lines(first_run[1])
 
 
 def test_report_renders_the_same_page_and_figures_from_the_store(first_run, capsys):
@@ -164,33 +169,54 @@ def test_report_renders_the_same_page_and_figures_from_the_store(first_run, caps
     assert _rows(out / STORE_FILENAME) == rows  # nothing trained, nothing added
 
 
-def test_the_report_opens_in_a_browser_with_every_image_and_no_console_error(first_run):
-    chromium = find_chromium()
-    if chromium is None:
-        message = (
-            "headless Chromium is not installed: apt-get install chromium (Debian/Ubuntu), as .ci/run does"
-        )
-        if os.environ.get("DESCENTLAB_REQUIRE_BROWSER"):
-            pytest.fail(message)
-        pytest.skip(message)
+@dataclass
+class PageCheck:
+    """What loading a page showed: its images, and what the console and the network reported."""
+
+    images: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
+IMAGES = """Array.from(document.images).map(i => ({
+    src: i.getAttribute('src'), complete: i.complete, width: i.naturalWidth, height: i.naturalHeight}))"""
+
+
+def check_page(browser, url: str) -> PageCheck:
+    """Load ``url``; report every image's state and every error and request seen."""
+    check = PageCheck()
+    page = browser.new_page()
+    page.on(
+        "console",
+        lambda m: check.errors.append(f"console: {m.text}") if m.type in ("error", "assert") else None,
+    )
+    page.on("pageerror", lambda e: check.errors.append(f"exception: {e}"))
+    page.on("requestfailed", lambda r: check.errors.append(f"network: {r.failure} ({r.url})"))
+    page.on("request", lambda r: check.requests.append(r.url))
+    try:
+        page.goto(url, wait_until="load")
+        check.images = page.evaluate(IMAGES)
+    finally:
+        page.close()
+    return check
+
+
+def test_the_report_opens_in_a_browser_with_every_image_and_no_console_error(first_run, browser):
     out, _, _ = first_run
-    page = check_page((out / REPORT).resolve().as_uri(), chromium)
+    page = check_page(browser, (out / REPORT).resolve().as_uri())
     assert page.images and len(page.images) == len(_images((out / REPORT).read_text()))
     broken = [image for image in page.images if not (image["complete"] and image["width"] > 0)]
     assert not broken, broken
     assert not page.errors, page.errors
     directory = (out / REPORT).resolve().parent.as_uri()
-    assert all(url.startswith(directory) for url in page.requests), page.requests
+    assert page.requests and all(url.startswith(directory) for url in page.requests), page.requests
 
 
-def test_the_browser_check_sees_a_missing_image_and_a_script_error(tmp_path):
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+def test_the_browser_check_sees_a_missing_image_and_a_script_error(tmp_path, browser):
     page = tmp_path / "bad.html"
     page.write_text('<html><body><img src="missing.png"><script>console.error("boom")</script></body></html>')
-    check = check_page(page.as_uri(), chromium)
+    check = check_page(browser, page.as_uri())
     assert check.images == [{"src": "missing.png", "complete": True, "width": 0, "height": 0}]
     assert any("boom" in e for e in check.errors) and any(
         "missing.png" in e or "ERR_FILE" in e for e in check.errors
-    )
+    ), check.errors
