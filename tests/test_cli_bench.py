@@ -17,6 +17,7 @@ def bench(*args: str, cwd) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
     out = tmp_path / "results" / "bench.json"
     done = bench(
@@ -86,6 +87,7 @@ def test_a_peer_that_is_not_installed_is_named_in_the_error(monkeypatch):
         bench.check_peers(["apex"])
 
 
+@pytest.mark.slow
 def test_markdown_of_a_file_that_is_not_a_bench_result_is_one_line_and_exit_2(tmp_path):
     (tmp_path / "other.json").write_text('{"a": 1}')
     for path, message in ((tmp_path / "other.json", "is not a descentlab bench result"),
@@ -99,11 +101,17 @@ def test_markdown_of_a_file_that_is_not_a_bench_result_is_one_line_and_exit_2(tm
     ("args", "message"),
     [
         (["--workloads", "huge"], "huge"),
-        (["--optimizers", "adamm"], "adam"),
-        (["--steps", "0"], "--steps"),
-        (["--scale", "9"], "--scale"),
-        (["--device", "tpu"], "tpu"),
-        (["--device", "meta"], "meta"),
+        # each case is a process of its own: the fast loop runs one
+        *(
+            pytest.param(args, message, marks=pytest.mark.slow)
+            for args, message in [
+                (["--optimizers", "adamm"], "adam"),
+                (["--steps", "0"], "--steps"),
+                (["--scale", "9"], "--scale"),
+                (["--device", "tpu"], "tpu"),
+                (["--device", "meta"], "meta"),
+            ]
+        ),
     ],
 )
 def test_bad_bench_input_is_one_line_and_exit_2(tmp_path, args, message):

@@ -17,6 +17,7 @@ def test_the_page_has_an_example_for_each_point():
     assert len(EXAMPLES) == 7
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("title", "code"), EXAMPLES, ids=[t.split(".")[0] for t, _ in EXAMPLES])
 def test_example_runs(title, code, tmp_path):
     script = tmp_path / "example.py"

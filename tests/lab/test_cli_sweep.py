@@ -27,6 +27,7 @@ lr = { low = 0.01, high = 0.1, n = 2, log = true }
 """
 
 
+@pytest.mark.slow
 def test_sweep_runs_a_spec_and_resumes(tmp_path, capsys, monkeypatch):
     monkeypatch.chdir(tmp_path)
     (tmp_path / "demo.toml").write_text(SPEC)

@@ -57,6 +57,7 @@ def _verdict_lines(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if re.match(r"C\d ", line)]
 
 
+@pytest.mark.slow
 def test_compare_writes_a_store_findings_a_report_and_its_figures(first_run):
     out, stdout, stderr = first_run
     assert {p.name for p in out.iterdir()} >= {STORE_FILENAME, MANIFEST, REPORT, FINDINGS, "figures"}
@@ -76,6 +77,7 @@ def test_compare_writes_a_store_findings_a_report_and_its_figures(first_run):
     assert stderr.splitlines()[-1] == "report: judging, drawing the figures and writing the page", stderr
 
 
+@pytest.mark.slow
 def test_findings_json_holds_every_verdict_with_its_interval_control_and_variations(first_run):
     out, stdout, _ = first_run
     data = json.loads((out / FINDINGS).read_text())
@@ -108,6 +110,7 @@ def test_findings_json_holds_every_verdict_with_its_interval_control_and_variati
     assert data["formula"] and {"mistake", "problem", "excess_ratio", "mechanism"} <= set(data["formula"][0])
 
 
+@pytest.mark.slow
 def test_every_figure_is_drawn_and_referenced_and_nothing_is_fetched(first_run):
     out, _, _ = first_run
     html = (out / REPORT).read_text()
@@ -124,6 +127,7 @@ def test_every_figure_is_drawn_and_referenced_and_nothing_is_fetched(first_run):
     assert not re.search(r"(src|href)=\"(https?:|//)", html)
 
 
+@pytest.mark.slow
 def test_every_sub_claim_section_shows_its_effect_interval_control_and_variations(first_run):
     out, _, _ = first_run
     html = (out / REPORT).read_text()
@@ -137,6 +141,7 @@ def test_every_sub_claim_section_shows_its_effect_interval_control_and_variation
     assert 'id="calibration"' in html and 'id="formula"' in html and "adam-no-sqrt" in html
 
 
+@pytest.mark.slow
 def test_a_second_compare_trains_nothing_and_keeps_every_run(first_run, capsys):
     out, _, _ = first_run
     before = _rows(out / STORE_FILENAME)
@@ -151,6 +156,7 @@ def test_a_second_compare_trains_nothing_and_keeps_every_run(first_run, capsys):
     assert stderr == "" and _verdict_lines(stdout) == _verdict_lines(first_run[1])
 
 
+@pytest.mark.slow
 def test_report_renders_the_same_page_and_figures_from_the_store(first_run, capsys):
     out, _, _ = first_run
     figures = out / "figures"
@@ -201,6 +207,7 @@ def check_page(browser, url: str) -> PageCheck:
     return check
 
 
+@pytest.mark.slow
 def test_the_report_opens_in_a_browser_with_every_image_and_no_console_error(first_run, browser):
     out, _, _ = first_run
     page = check_page(browser, (out / REPORT).resolve().as_uri())

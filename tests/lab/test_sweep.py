@@ -77,6 +77,7 @@ def test_a_sweep_run_again_runs_only_what_the_store_lacks(tmp_path):
         assert spy.ran == configs[:1] and store.experiments() == ["e", "other"]
 
 
+@pytest.mark.slow
 def test_the_default_process_pool_gives_the_records_of_a_serial_run(tmp_path):
     configs = mixed()
     with Store(tmp_path / "lab.sqlite") as store:
@@ -92,6 +93,7 @@ class Stop(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_an_error_in_the_driver_stops_the_workers_and_keeps_what_was_committed(tmp_path):
     configs = [tiny(0.01, steps=3000 if i else 30, seed=i) for i in range(6)]
 
@@ -108,6 +110,7 @@ def test_an_error_in_the_driver_stops_the_workers_and_keeps_what_was_committed(t
     assert time.monotonic() - start < 30  # the long runs queued behind were not waited for
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_fails_its_item_only_and_is_replaced():
     with LocalExecutor(workers=2) as executor:
         results = executor.map_unordered(
