@@ -10,8 +10,11 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import re
 import sqlite3
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -219,6 +222,9 @@ def test_the_report_opens_in_a_browser_with_every_image_and_no_console_error(fir
     assert page.requests and all(url.startswith(directory) for url in page.requests), page.requests
 
 
+CHECKER = "test_the_browser_check_sees_a_missing_image_and_a_script_error"
+
+
 def test_the_browser_check_sees_a_missing_image_and_a_script_error(tmp_path, browser):
     page = tmp_path / "bad.html"
     page.write_text('<html><body><img src="missing.png"><script>console.error("boom")</script></body></html>')
@@ -227,3 +233,22 @@ def test_the_browser_check_sees_a_missing_image_and_a_script_error(tmp_path, bro
     assert any("boom" in e for e in check.errors) and any(
         "missing.png" in e or "ERR_FILE" in e for e in check.errors
     ), check.errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("required", [True, False], ids=["required", "optional"])
+def test_without_chromium_the_browser_tests_fail_when_required_and_skip_otherwise(required):
+    # The browser check above, in a pytest of its own whose PATH holds no chromium.
+    env = {k: v for k, v in os.environ.items() if k != "DESCENTLAB_REQUIRE_BROWSER"}
+    env["PATH"] = str(Path(sys.executable).parent)
+    if required:
+        env["DESCENTLAB_REQUIRE_BROWSER"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", f"{__file__}::{CHECKER}"],
+        cwd=Path(__file__).parents[2], env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "headless Chromium is not installed" in done.stdout, done.stdout
+    if required:
+        assert done.returncode == 1 and "1 error" in done.stdout, done.stdout
+    else:
+        assert done.returncode == 0 and "1 skipped" in done.stdout, done.stdout
