@@ -30,7 +30,7 @@ class Phases:
     written when it is complete or ends: ``tune: 12/12 runs (4 already
     stored), 0 diverged, 0 failed (3.2 s)``. ``console`` is where to draw
     (default: rich's console on stderr, which decides whether it is a
-    terminal, and honours ``FORCE_COLOR`` and ``TTY_COMPATIBLE``).
+    terminal; ``FORCE_COLOR`` makes it one).
 
     >>> import io
     >>> log = io.StringIO()
@@ -82,8 +82,6 @@ class Phases:
         elif not self._written:
             self._line()
         self._phase, self._bar, self._task = None, None, None
-
-    close = end
 
     def __enter__(self) -> Phases:
         return self

@@ -420,7 +420,8 @@ def run(
             done += 1
             detail = f"{algorithm.name} measured"
             if done == total:  # the phase's line off a terminal says what the phase did
-                detail = f"{len(algorithms)} optimizers, {rounds} rounds of {steps} steps"
+                n = len(algorithms)
+                detail = f"{n} optimizer{'s' * (n > 1)}, {rounds} rounds of {steps} steps"
             say(workload.name, done, total, detail)
     return report
 

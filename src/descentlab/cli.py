@@ -136,10 +136,11 @@ def _bench(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available here")
     out = check_writable(args.out)
-    report = bench.run(
-        workloads, algorithms, device=device, steps=args.steps, rounds=args.rounds,
-        progress=_phases(args), peers=peers,
-    )  # fmt: skip
+    with _phases(args) as phases:
+        report = bench.run(
+            workloads, algorithms, device=device, steps=args.steps, rounds=args.rounds,
+            progress=phases, peers=peers,
+        )  # fmt: skip
     print(bench.table(report))
     write_text_atomic(out, report.to_json())
     print(f"results written to {out}")
