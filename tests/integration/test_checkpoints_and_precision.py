@@ -83,6 +83,7 @@ def _float_model():
     return W.model().float()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", PATHS)
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_grad_scaler_scales_exactly_and_skips_steps_with_infinite_gradients(name, fast):
