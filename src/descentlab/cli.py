@@ -170,9 +170,11 @@ def _phases(args: argparse.Namespace):
 
 def _add_quiet_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "-q", "--quiet", action="store_true", help="no progress on stderr (a bar on a terminal, else a "
-        "line per phase)",
-    )  # fmt: skip
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="show no progress on stderr (by default a bar on a terminal, else one line per phase)",
+    )
 
 
 def _add_executor_flags(parser: argparse.ArgumentParser) -> None:
@@ -216,7 +218,7 @@ def _sweep(args: argparse.Namespace) -> int:
     import time
 
     from ._files import check_writable
-    from .lab import Store, load_spec, run_sweep, summary
+    from .lab import Progress, Store, load_spec, run_sweep, summary
 
     # Everything is checked before anything runs or is written: the spec (every
     # configuration in it), the flags, the store (an incompatible one is refused
@@ -235,9 +237,9 @@ def _sweep(args: argparse.Namespace) -> int:
 
     executor = _executor(args)
     start = time.monotonic()
-    final = None  # run_sweep reports before running anything
+    final: Progress | None = None  # run_sweep reports before running anything
 
-    def show(progress) -> None:
+    def show(progress: Progress) -> None:
         nonlocal final
         final = progress
         phases.update("sweep", progress.done, progress.total, progress.describe())

@@ -102,6 +102,9 @@ class Manifest:
         return _serde.from_json(cls, text)
 
 
+# -- running a plan ------------------------------------------------------------------------------
+
+
 class Finder:
     """Finds planned runs in the store, fetched in bulk and decoded once."""
 

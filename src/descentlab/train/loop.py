@@ -317,8 +317,10 @@ class _Loop:
 
     def _show(self, force: bool = False) -> None:
         # At most ten times a second: the loop's steps can be microseconds long.
+        if self.progress is None:
+            return
         now = time.monotonic()
-        if self.progress is None or (not force and now - self.shown_at < 0.1):
+        if not force and now - self.shown_at < 0.1:
             return
         self.shown_at = now
         loss = self.record.final_train_loss
