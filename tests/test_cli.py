@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from descentlab import __version__
 from descentlab.cli import main
 from descentlab.optim import OPTIMIZERS
@@ -20,6 +22,7 @@ def test_list_names_every_optimizer_with_one_line(capsys):
         assert cls.summary in lines[name]
 
 
+@pytest.mark.slow
 def test_the_installed_command_runs():
     done = subprocess.run(
         [sys.executable, "-m", "descentlab", "list"], capture_output=True, text=True, check=False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -17,6 +18,7 @@ def bench(*args: str, cwd) -> subprocess.CompletedProcess:
     )  # fmt: skip
 
 
+@pytest.mark.slow
 def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
     out = tmp_path / "results" / "bench.json"
     done = bench(
@@ -26,6 +28,11 @@ def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
     assert done.returncode == 0, done.stderr
     # torch's CPU profiler (used for the peak memory) writes these to fd 2 by itself
     assert "profiler_start" not in done.stderr and "profiler_stop" not in done.stderr, done.stderr
+    # not a terminal: one line per phase, the probe and the workload
+    lines = done.stderr.splitlines()
+    assert len(lines) == 2, done.stderr
+    assert re.fullmatch(r"probe: streaming bandwidth \S+ GB/s \(\d+\.\d s\)", lines[0])
+    assert re.fullmatch(r"many-small: 2 optimizers, 2 rounds of 2 steps \(\d+\.\d s\)", lines[1])
     report = json.loads(out.read_text())
     assert report["probe_gb_per_s"] > 0
     assert report["machine"]["torch"]
@@ -112,6 +119,7 @@ def test_a_peer_that_is_not_installed_is_named_in_the_error(monkeypatch):
         bench.check_peers(["apex"])
 
 
+@pytest.mark.slow
 def test_markdown_of_a_file_that_is_not_a_bench_result_is_one_line_and_exit_2(tmp_path):
     (tmp_path / "other.json").write_text('{"a": 1}')
     for path, message in ((tmp_path / "other.json", "is not a descentlab bench result"),
@@ -125,11 +133,17 @@ def test_markdown_of_a_file_that_is_not_a_bench_result_is_one_line_and_exit_2(tm
     ("args", "message"),
     [
         (["--workloads", "huge"], "huge"),
-        (["--optimizers", "adamm"], "adam"),
-        (["--steps", "0"], "--steps"),
-        (["--scale", "9"], "--scale"),
-        (["--device", "tpu"], "tpu"),
-        (["--device", "meta"], "meta"),
+        # each case is a process of its own: the fast loop runs one
+        *(
+            pytest.param(args, message, marks=pytest.mark.slow)
+            for args, message in [
+                (["--optimizers", "adamm"], "adam"),
+                (["--steps", "0"], "--steps"),
+                (["--scale", "9"], "--scale"),
+                (["--device", "tpu"], "tpu"),
+                (["--device", "meta"], "meta"),
+            ]
+        ),
     ],
 )
 def test_bad_bench_input_is_one_line_and_exit_2(tmp_path, args, message):

@@ -3,6 +3,7 @@ every kind of bad input is one line on stderr, exit code 2, no traceback, nothin
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -38,7 +39,12 @@ def test_run_writes_the_record_and_prints_a_summary(tmp_path, capsys):
     assert len(record.observations["path"].step) == 51
     assert "problem     saddle-noisy" in captured.out and f"record      {out}" in captured.out
     assert len(captured.out.splitlines()) <= 24  # one screen
-    assert "\r" not in captured.err  # no progress bar when stderr is not a terminal
+    # not a terminal: no bar, one line when the run ends (the training phase)
+    assert "\r" not in captured.err and re.fullmatch(
+        r"training: step 50, loss \S+ \(\d+\.\d s\)\n", captured.err
+    )
+    assert main(["run", "--problem", "saddle", "--steps", "5", "--out", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().err == ""
 
 
 def test_run_with_defaults_uses_the_problems_setting(tmp_path, capsys, monkeypatch):

@@ -31,15 +31,18 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from . import __version__
 from .optim import OPTIMIZERS, Optimizer
 from .optim._flat import _COMPILE_OPTIONS
+
+if TYPE_CHECKING:
+    from ._progress import Phases
 
 
 @dataclass(frozen=True)
@@ -412,23 +415,28 @@ def run(
     steps: int = 10,
     rounds: int = 3,
     seed: int = 0,
-    progress: Callable[[str], None] | None = None,
+    progress: Phases | None = None,
     peers: Sequence[str] = (),
 ) -> Report:
     """Measure every (workload, algorithm, implementation); implementations take turns.
 
     ``peers`` are implementation names from :data:`PEERS` (see :func:`check_peers`),
-    measured alongside for the algorithms they implement.
+    measured alongside for the algorithms they implement. ``progress`` shows
+    the probe and each workload as a phase.
     """
-    say = progress or (lambda message: None)
-    say("measuring the memory's streaming bandwidth (a += b over 2 x 256 MB)")
+
+    def say(phase: str, done: int, total: int, detail: str) -> None:
+        if progress is not None:
+            progress.update(phase, done, total, detail)
+
+    say("probe", 0, 1, "the memory's streaming bandwidth, a += b over 2 x 256 MB")
     report = Report(machine_info(device), bandwidth_probe(device), steps=steps, rounds=rounds)
-    total = len(workloads) * len(algorithms)
-    done = 0
+    say("probe", 1, 1, f"streaming bandwidth {report.probe_gb_per_s:.1f} GB/s")
+    total = len(algorithms) * (rounds + 1)
     for workload in workloads:
+        done = 0
         for algorithm in algorithms:
-            done += 1
-            say(f"[{done}/{total}] {workload.name}: {algorithm.name} (first steps, including compiles)")
+            say(workload.name, done, total, f"{algorithm.name}: first steps, including compiles")
             optimizers: dict[str, Any] = {}
             first: dict[str, float] = {}
             for implementation in [*IMPLEMENTATIONS, *peers, PROBE]:
@@ -450,7 +458,8 @@ def run(
                 optimizers[implementation] = opt
             times: dict[str, list[float]] = {name: [] for name in optimizers}
             for round_ in range(rounds):
-                say(f"[{done}/{total}] {workload.name}: {algorithm.name}, round {round_ + 1}/{rounds}")
+                done += 1
+                say(workload.name, done, total, f"{algorithm.name}: round {round_ + 1}/{rounds}")
                 for implementation, opt in optimizers.items():
                     opt.step()  # warm
                     for _ in range(steps):
@@ -495,6 +504,12 @@ def run(
             for r in rows:
                 r.ratio_to_torch_best = None if best is None else best / r.ms_per_step
             report.measurements.extend(rows)
+            done += 1
+            detail = f"{algorithm.name} measured"
+            if done == total:  # the phase's line off a terminal says what the phase did
+                n = len(algorithms)
+                detail = f"{n} optimizer{'s' * (n > 1)}, {rounds} rounds of {steps} steps"
+            say(workload.name, done, total, detail)
     return report
 
 
@@ -631,17 +646,3 @@ def markdown(data: dict[str, Any]) -> str:
         )
     lines += ["", "Against the targets (descentlab's fast path):", "", *_targets(rows)]
     return "\n".join(lines)
-
-
-def progress_printer(stream: TextIO = sys.stderr) -> Callable[[str], None]:
-    """Progress on one line that rewrites itself on a terminal, one line per message otherwise."""
-    live = stream.isatty()
-
-    def say(message: str) -> None:
-        if live:
-            stream.write("\r\x1b[2K" + message)
-        else:
-            stream.write(message + "\n")
-        stream.flush()
-
-    return say

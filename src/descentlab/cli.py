@@ -96,7 +96,7 @@ def _run(args: argparse.Namespace) -> int:
         checkpoint=args.checkpoint,
         checkpoint_every=Every.parse(args.checkpoint_every) if args.checkpoint_every else None,
         resume=args.resume,
-        progress=None,
+        progress=_phases(args),
     )
     write_text_atomic(out, record.to_json() + "\n")
     print(record.summary())
@@ -138,11 +138,11 @@ def _bench(args: argparse.Namespace) -> int:
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ValueError("--device cuda: no CUDA device is available here")
     out = check_writable(args.out)
-    report = bench.run(
-        workloads, algorithms, device=device, steps=args.steps, rounds=args.rounds,
-        progress=bench.progress_printer(), peers=peers,
-    )  # fmt: skip
-    print(file=sys.stderr)
+    with _phases(args) as phases:
+        report = bench.run(
+            workloads, algorithms, device=device, steps=args.steps, rounds=args.rounds,
+            progress=phases, peers=peers,
+        )  # fmt: skip
     print(bench.table(report))
     write_text_atomic(out, report.to_json())
     print(f"results written to {out}")
@@ -161,6 +161,22 @@ def _read_bench_json(path: str) -> dict[str, Any]:
     if not isinstance(data, dict) or not {"machine", "probe_gb_per_s", "measurements"} <= set(data):
         raise ValueError(f"--markdown: {path!r} is not a descentlab bench result (written by --out)")
     return data
+
+
+def _phases(args: argparse.Namespace):
+    """The command's progress display on stderr (silent with --quiet)."""
+    from ._progress import Phases
+
+    return Phases(quiet=args.quiet)
+
+
+def _add_quiet_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="show no progress on stderr (by default a bar on a terminal, else one line per phase)",
+    )
 
 
 def _add_executor_flags(parser: argparse.ArgumentParser) -> None:
@@ -204,7 +220,7 @@ def _sweep(args: argparse.Namespace) -> int:
     import time
 
     from ._files import check_writable
-    from .lab import ProgressLine, Store, load_spec, run_sweep, summary
+    from .lab import Progress, Store, load_spec, run_sweep, summary
 
     # Everything is checked before anything runs or is written: the spec (every
     # configuration in it), the flags, the store (an incompatible one is refused
@@ -223,22 +239,25 @@ def _sweep(args: argparse.Namespace) -> int:
 
     executor = _executor(args)
     start = time.monotonic()
-    line = ProgressLine()
-    with executor, Store(store_path) as store:
-        try:
-            runs = run_sweep(
-                store, experiment, configs, executor=executor, progress=line, retry_failed=args.retry_failed
-            )
-        finally:
-            line.close()
-    assert line.last is not None  # run_sweep reports before running anything
-    print(summary(runs, line.last, seconds=time.monotonic() - start))
+    final: Progress | None = None  # run_sweep reports before running anything
+
+    def show(progress: Progress) -> None:
+        nonlocal final
+        final = progress
+        phases.update("sweep", progress.done, progress.total, progress.describe())
+
+    with executor, Store(store_path) as store, _phases(args) as phases:
+        runs = run_sweep(
+            store, experiment, configs, executor=executor, progress=show, retry_failed=args.retry_failed
+        )
+    assert final is not None
+    print(summary(runs, final, seconds=time.monotonic() - start))
     print(f"store       {store_path} (experiment {experiment!r})")
     return 0
 
 
 def _compare(args: argparse.Namespace) -> int:
-    from .lab.compare import DEFAULT_OUT, PhaseLines, compare, prepare
+    from .lab.compare import DEFAULT_OUT, compare, prepare
     from .lab.methods import load_methods, parse_method
     from .lab.suite import get_suite
 
@@ -259,17 +278,9 @@ def _compare(args: argparse.Namespace) -> int:
     out = Path(args.out) if args.out else DEFAULT_OUT
     prepare(out)
     executor = _executor(args)
-    lines = PhaseLines()
-    lines.note(f"descentlab compare: suite {suite.name} ({suite.summary}) into {out}")
-    with executor:
-        try:
-            path, findings = compare(
-                out, suite, executor=executor, progress=lines, note=lines.note,
-                on_report=lambda: lines.note("report: judging, drawing the figures and writing the page"),
-                lang=args.lang,
-            )  # fmt: skip
-        finally:
-            lines.close()
+    with executor, _phases(args) as phases:
+        phases.note(f"descentlab compare: suite {suite.name} ({suite.summary}) into {out}")
+        path, findings = compare(out, suite, executor=executor, progress=phases, lang=args.lang)
     _print_verdicts(findings, path, words)
     return 0
 
@@ -376,6 +387,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="JSON",
         help="measure nothing: print the results in JSON (a file --out wrote) as the README's Markdown table",
     )
+    _add_quiet_flag(timing)
     timing.set_defaults(func=_bench)
 
     runner = commands.add_parser(
@@ -442,6 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--checkpoint-every", metavar="N[UNIT]", help="checkpoint interval (default: every epoch)"
     )
     runner.add_argument("--resume", action="store_true", help="continue from --checkpoint if it exists")
+    _add_quiet_flag(runner)
 
     sweeper = commands.add_parser(
         "sweep",
@@ -465,6 +478,7 @@ def build_parser() -> argparse.ArgumentParser:
     sweeper.add_argument(
         "--retry-failed", action="store_true", help="run again the runs stored as failed (default: keep them)"
     )
+    _add_quiet_flag(sweeper)
 
     comparer = commands.add_parser(
         "compare",
@@ -501,6 +515,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--methods-file", metavar="FILE", help="your own methods from a TOML file (one table per method)"
     )
     _add_executor_flags(comparer)
+    _add_quiet_flag(comparer)
 
     reporter = commands.add_parser(
         "report",

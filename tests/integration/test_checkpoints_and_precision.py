@@ -29,6 +29,7 @@ def _quiet_single_process_dcp():
         yield
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", PATHS)
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_dcp_initialises_state_with_a_zero_lr_step_that_changes_no_parameter(name, fast):
@@ -41,6 +42,7 @@ def test_dcp_initialises_state_with_a_zero_lr_step_that_changes_no_parameter(nam
     assert opt.param_groups[0]["lr"] == W.HYPER[name]["lr"], "DCP put the learning rate back"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", PATHS)
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_dcp_save_and_load_resume_identically(name, fast, tmp_path):
@@ -81,6 +83,7 @@ def _float_model():
     return W.model().float()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", PATHS)
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_grad_scaler_scales_exactly_and_skips_steps_with_infinite_gradients(name, fast):
@@ -112,6 +115,7 @@ def test_grad_scaler_scales_exactly_and_skips_steps_with_infinite_gradients(name
     assert scaler.get_scale() < scale, "the scaler backed off"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fast", PATHS)
 def test_bfloat16_parameters_with_float32_state(fast):
     """Adam's second moment needs float32: (1 - beta2) g^2 is below bfloat16's resolution of v."""

@@ -41,6 +41,7 @@ def _compiled_run(make, steps=12):
     return [p.detach().clone() for p in net.parameters()], warm, end
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_a_compiled_training_step_neither_recompiles_nor_breaks_more_than_torch_optim(name):
     def hyper():  # a tensor lr, as torch advises for compiled steps under a scheduler

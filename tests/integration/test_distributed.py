@@ -12,6 +12,9 @@ import dist_workers
 from descentlab.optim import OPTIMIZERS
 from helpers import relative_error
 
+# Every test reads the results of two process groups spawned once for the module (about a minute).
+pytestmark = pytest.mark.slow
+
 WORLD = 2
 
 

@@ -28,6 +28,7 @@ def test_the_page_has_an_example_with_its_output_for_each_point():
     assert PAGE.read_text().count("```python") == len(EXAMPLES), "every example shows what it prints"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("title", "code", "shown"), EXAMPLES, ids=[t.split(".")[0] for t, _, _ in EXAMPLES])
 def test_example_prints_what_the_page_shows(title, code, shown, tmp_path):
     script = tmp_path / "example.py"

@@ -33,6 +33,12 @@ def checks():
     return cal.calibrate()
 
 
+@pytest.fixture(scope="module")
+def quick():
+    return cal.calibrate(quick=True)
+
+
+@pytest.mark.slow  # the fast loop runs the quick checks (same tolerances, shorter runs)
 def test_every_check_passes_at_the_defaults(checks):
     assert [c.id for c in checks] == IDS
     failed = [f"{c.id}: {c.detail}" for c in checks if not c.passed]
@@ -41,6 +47,7 @@ def test_every_check_passes_at_the_defaults(checks):
         assert math.isfinite(c.measured) and c.title and c.criterion and c.source and c.detail.endswith(".")
 
 
+@pytest.mark.slow
 def test_the_measurements_are_the_theory_to_its_stated_precision(checks):
     by_id = {c.id: c for c in checks}
     assert by_id["gd-stability"].measured == pytest.approx(2, rel=1e-6)
@@ -53,8 +60,7 @@ def test_the_measurements_are_the_theory_to_its_stated_precision(checks):
     assert by_id["wilson-separable"].predicted > 0.4  # "close to half"
 
 
-def test_quick_mode_runs_and_passes():
-    quick = cal.calibrate(quick=True)
+def test_quick_mode_runs_and_passes(quick):
     assert [c.id for c in quick] == IDS
     assert all(c.passed for c in quick), [c.detail for c in quick if not c.passed]
 
@@ -68,8 +74,8 @@ def test_calibration_is_deterministic_and_leaves_the_global_generators_alone():
     assert cal.calibrate(quick=True) == first
 
 
-def test_to_data_is_strict_json_with_the_pass_key(checks):
-    for c in checks:
+def test_to_data_is_strict_json_with_the_pass_key(quick):
+    for c in quick:
         data = c.to_data()
         assert {"id", "predicted", "measured", "pass", "tolerance", "criterion", "detail", "source"} <= set(
             data

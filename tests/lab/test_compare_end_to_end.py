@@ -15,11 +15,13 @@ import os
 import re
 import shutil
 import sqlite3
+import subprocess
+import sys
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from browser import check_page, find_chromium
 from descentlab.cli import main
 from descentlab.i18n import messages
 from descentlab.lab.compare import FINDINGS, MANIFEST, REPORT
@@ -30,8 +32,8 @@ from descentlab.lab.suite import get_suite
 PHASES = ("tune", "judge", "grid-shift: tune", "grid-shift: judge")
 
 
-def _compare(out: Path, capsys) -> tuple[str, str]:
-    assert main(["compare", "--suite", "tiny", "--out", str(out), "--workers", "2"]) == 0
+def _compare(out: Path, capsys, *flags: str) -> tuple[str, str]:
+    assert main(["compare", "--suite", "tiny", "--out", str(out), "--workers", "2", *flags]) == 0
     captured = capsys.readouterr()
     return captured.out, captured.err
 
@@ -62,6 +64,7 @@ def _verdict_lines(stdout: str) -> list[str]:
     return [line for line in stdout.splitlines() if re.match(r"C\d ", line)]
 
 
+@pytest.mark.slow
 def test_compare_writes_a_store_findings_a_report_and_its_figures(first_run):
     out, stdout, stderr = first_run
     assert {p.name for p in out.iterdir()} >= {STORE_FILENAME, MANIFEST, REPORT, FINDINGS, "figures"}
@@ -72,11 +75,16 @@ def test_compare_writes_a_store_findings_a_report_and_its_figures(first_run):
         assert re.search(
             rf"^{key}\s+(supported|contradicted|depends|inconclusive)\s+(robust|not robust)", stdout, re.M
         )
-    # Not a terminal: one line per phase, the design variation's phases included.
+    # Not a terminal: one line per phase, the design variation's phases included, and the notes.
     for phase in PHASES:
-        assert re.search(rf"^{re.escape(phase)}: (\d+)/\1 runs \(\d+ already stored\)", stderr, re.M), stderr
+        assert (
+            len(re.findall(rf"^{re.escape(phase)}: (\d+)/\1 runs \(\d+ already stored\)", stderr, re.M)) == 1
+        ), stderr
+    assert stderr.startswith("descentlab compare: suite tiny") and "\ncalibration: " in stderr
+    assert stderr.splitlines()[-1] == "report: judging, drawing the figures and writing the page", stderr
 
 
+@pytest.mark.slow
 def test_findings_json_holds_every_verdict_with_its_interval_control_and_variations(first_run):
     out, stdout, _ = first_run
     data = json.loads((out / FINDINGS).read_text())
@@ -109,6 +117,7 @@ def test_findings_json_holds_every_verdict_with_its_interval_control_and_variati
     assert data["formula"] and {"mistake", "problem", "excess_ratio", "mechanism"} <= set(data["formula"][0])
 
 
+@pytest.mark.slow
 def test_every_figure_is_drawn_and_referenced_and_nothing_is_fetched(first_run):
     out, _, _ = first_run
     html = (out / REPORT).read_text()
@@ -125,6 +134,7 @@ def test_every_figure_is_drawn_and_referenced_and_nothing_is_fetched(first_run):
     assert not re.search(r"(src|href)=\"(https?:|//)", html)
 
 
+@pytest.mark.slow
 def test_every_sub_claim_section_shows_its_effect_interval_control_and_variations(first_run):
     out, _, _ = first_run
     html = (out / REPORT).read_text()
@@ -138,6 +148,7 @@ def test_every_sub_claim_section_shows_its_effect_interval_control_and_variation
     assert 'id="calibration"' in html and 'id="formula"' in html and "adam-no-sqrt" in html
 
 
+@pytest.mark.slow
 def test_a_second_compare_trains_nothing_and_keeps_every_run(first_run, capsys):
     out, _, _ = first_run
     before = _rows(out / STORE_FILENAME)
@@ -148,8 +159,11 @@ def test_a_second_compare_trains_nothing_and_keeps_every_run(first_run, capsys):
     assert "report" in stdout
     # the verdicts it prints are the first run's, from the same stored runs
     assert _verdict_lines(stdout) == _verdict_lines(first_run[1])
+    stdout, stderr = _compare(out, capsys, "--quiet")
+    assert stderr == "" and _verdict_lines(stdout) == _verdict_lines(first_run[1])
 
 
+@pytest.mark.slow
 def test_report_renders_the_same_page_and_figures_from_the_store(first_run, capsys):
     out, _, _ = first_run
     figures = out / "figures"
@@ -210,33 +224,77 @@ def test_the_report_and_the_verdicts_render_in_chinese_from_the_same_findings(fi
     assert not left, left
 
 
-def test_the_report_opens_in_a_browser_with_every_image_and_no_console_error(first_run):
-    chromium = find_chromium()
-    if chromium is None:
-        message = (
-            "headless Chromium is not installed: apt-get install chromium (Debian/Ubuntu), as .ci/run does"
-        )
-        if os.environ.get("DESCENTLAB_REQUIRE_BROWSER"):
-            pytest.fail(message)
-        pytest.skip(message)
+@dataclass
+class PageCheck:
+    """What loading a page showed: its images, and what the console and the network reported."""
+
+    images: list[dict] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    requests: list[str] = field(default_factory=list)
+
+
+IMAGES = """Array.from(document.images).map(i => ({
+    src: i.getAttribute('src'), complete: i.complete, width: i.naturalWidth, height: i.naturalHeight}))"""
+
+
+def check_page(browser, url: str) -> PageCheck:
+    """Load ``url``; report every image's state and every error and request seen."""
+    check = PageCheck()
+    page = browser.new_page()
+    page.on(
+        "console",
+        lambda m: check.errors.append(f"console: {m.text}") if m.type in ("error", "assert") else None,
+    )
+    page.on("pageerror", lambda e: check.errors.append(f"exception: {e}"))
+    page.on("requestfailed", lambda r: check.errors.append(f"network: {r.failure} ({r.url})"))
+    page.on("request", lambda r: check.requests.append(r.url))
+    try:
+        page.goto(url, wait_until="load")
+        check.images = page.evaluate(IMAGES)
+    finally:
+        page.close()
+    return check
+
+
+@pytest.mark.slow
+def test_the_report_opens_in_a_browser_with_every_image_and_no_console_error(first_run, browser):
     out, _, _ = first_run
-    page = check_page((out / REPORT).resolve().as_uri(), chromium)
+    page = check_page(browser, (out / REPORT).resolve().as_uri())
     assert page.images and len(page.images) == len(_images((out / REPORT).read_text()))
     broken = [image for image in page.images if not (image["complete"] and image["width"] > 0)]
     assert not broken, broken
     assert not page.errors, page.errors
     directory = (out / REPORT).resolve().parent.as_uri()
-    assert all(url.startswith(directory) for url in page.requests), page.requests
+    assert page.requests and all(url.startswith(directory) for url in page.requests), page.requests
 
 
-def test_the_browser_check_sees_a_missing_image_and_a_script_error(tmp_path):
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+CHECKER = "test_the_browser_check_sees_a_missing_image_and_a_script_error"
+
+
+def test_the_browser_check_sees_a_missing_image_and_a_script_error(tmp_path, browser):
     page = tmp_path / "bad.html"
     page.write_text('<html><body><img src="missing.png"><script>console.error("boom")</script></body></html>')
-    check = check_page(page.as_uri(), chromium)
+    check = check_page(browser, page.as_uri())
     assert check.images == [{"src": "missing.png", "complete": True, "width": 0, "height": 0}]
     assert any("boom" in e for e in check.errors) and any(
         "missing.png" in e or "ERR_FILE" in e for e in check.errors
-    )
+    ), check.errors
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("required", [True, False], ids=["required", "optional"])
+def test_without_chromium_the_browser_tests_fail_when_required_and_skip_otherwise(required):
+    # The browser check above, in a pytest of its own whose PATH holds no chromium.
+    env = {k: v for k, v in os.environ.items() if k != "DESCENTLAB_REQUIRE_BROWSER"}
+    env["PATH"] = str(Path(sys.executable).parent)
+    if required:
+        env["DESCENTLAB_REQUIRE_BROWSER"] = "1"
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", f"{__file__}::{CHECKER}"],
+        cwd=Path(__file__).parents[2], env=env, capture_output=True, text=True, check=False,
+    )  # fmt: skip
+    assert "headless Chromium is not installed" in done.stdout, done.stdout
+    if required:
+        assert done.returncode == 1 and "1 error" in done.stdout, done.stdout
+    else:
+        assert done.returncode == 0 and "1 skipped" in done.stdout, done.stdout

@@ -19,7 +19,7 @@ import pytest
 from descentlab.lab import SerialExecutor, Store, load_spec, run_key, run_sweep
 from sweepcases import without_wall_times
 
-pytestmark = pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX")
+pytestmark = [pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="SIGKILL is POSIX"), pytest.mark.slow]
 
 # 12 runs of about 0.25 s each on an idle core: long enough to be killed in the middle of one.
 SPEC = """

@@ -15,6 +15,8 @@ from descentlab.cli import main
 from descentlab.lab import LocalExecutor, RayExecutor, Store, run_sweep
 from sweepcases import mixed, without_wall_times
 
+pytestmark = pytest.mark.slow  # starting Ray takes seconds; every test here needs it
+
 ray = pytest.importorskip(
     "ray", reason="Ray is not installed (pip install 'descentlab[ray]'; dev installs it)"
 )

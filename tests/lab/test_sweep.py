@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import os
 import time
 
@@ -11,7 +10,6 @@ import pytest
 from descentlab.lab import (
     LocalExecutor,
     Progress,
-    ProgressLine,
     SerialExecutor,
     Store,
     WorkerCrashed,
@@ -79,6 +77,7 @@ def test_a_sweep_run_again_runs_only_what_the_store_lacks(tmp_path):
         assert spy.ran == configs[:1] and store.experiments() == ["e", "other"]
 
 
+@pytest.mark.slow
 def test_the_default_process_pool_gives_the_records_of_a_serial_run(tmp_path):
     configs = mixed()
     with Store(tmp_path / "lab.sqlite") as store:
@@ -94,6 +93,7 @@ class Stop(Exception):
     pass
 
 
+@pytest.mark.slow
 def test_an_error_in_the_driver_stops_the_workers_and_keeps_what_was_committed(tmp_path):
     configs = [tiny(0.01, steps=3000 if i else 30, seed=i) for i in range(6)]
 
@@ -110,6 +110,7 @@ def test_an_error_in_the_driver_stops_the_workers_and_keeps_what_was_committed(t
     assert time.monotonic() - start < 30  # the long runs queued behind were not waited for
 
 
+@pytest.mark.slow
 def test_a_worker_that_dies_fails_its_item_only_and_is_replaced():
     with LocalExecutor(workers=2) as executor:
         results = executor.map_unordered(
@@ -163,27 +164,22 @@ def test_local_executor_checks_workers():
     assert LocalExecutor().workers == len(os.sched_getaffinity(0))
 
 
-def test_progress_line_and_summary(tmp_path):
+def test_progress_counts_and_summary(tmp_path):
     configs = [tiny(lr, seed=s) for lr in (0.01, 0.03) for s in (0, 1)] + [
         tiny(100.0, steps=200),
         mixed()[-1],
     ]
-    stream = io.StringIO()
-    line = ProgressLine(stream, enabled=True)
+    reports = []
     with Store(tmp_path / "lab.sqlite") as store:
-        runs = run_sweep(store, "e", configs, executor=SerialExecutor(), progress=line)
-    line.close()
-    drawn = stream.getvalue()
-    assert drawn.count("\r") == len(configs) + 1 and drawn.endswith("\n")
-    assert "6/6  ran 6, stored before 0, diverged 1, failed 1" in drawn
-    silent = io.StringIO()
-    ProgressLine(silent)(line.last)  # not a terminal: nothing
-    assert silent.getvalue() == ""
+        runs = run_sweep(store, "e", configs, executor=SerialExecutor(), progress=reports.append)
+    assert len(reports) == len(configs) + 1
+    assert reports[0].describe() == "0/6 runs (0 already stored), 0 diverged, 0 failed"
+    assert reports[-1].describe() == "6/6 runs (0 already stored), 1 diverged, 1 failed"
 
     (best,) = best_per_problem(runs)
     assert best.config.hyperparameters == {"lr": 0.03} and len(best.runs) == 2
     assert best.mean_loss == pytest.approx(sum(r.record.final_held_out_loss for r in runs[2:4]) / 2)
-    text = summary(runs, line.last, seconds=1.5)
+    text = summary(runs, reports[-1], seconds=1.5)
     assert text.splitlines()[0] == "runs        6: 6 run now, 0 already stored; 1 diverged, 1 failed (1.5 s)"
     assert "quadratic2d" in text.splitlines()[2] and "sgd lr=0.03, full-batch, 30 steps (2 seeds)" in text
     assert "failed      quadratic2d, sgd lr=0.01" in text and "n_samples must be a positive integer" in text

@@ -45,7 +45,9 @@ def has_torch_kernel(name: str, config) -> bool:
     return OPTIMIZERS[name].torch_fused is not None and config.torch
 
 
-@pytest.fixture(params=["torch kernels", "compiled kernels"])
+# Compiling the rule for each configuration takes seconds: the fast loop runs torch's kernels for
+# the whole table, and the compiled rule in the tests that do not take this fixture.
+@pytest.fixture(params=["torch kernels", pytest.param("compiled kernels", marks=pytest.mark.slow)])
 def kernels(request, monkeypatch):
     """Both kernels the fast path can run on the CPU: torch's fused ones where the rule is torch's, and
     descentlab's compiled rule (everywhere else, and as the fallback where torch lacks a kernel)."""
@@ -401,7 +403,11 @@ def test_parameters_that_alias_other_tensors_are_left_in_place():
 # -- no recompiles, automatic choice, fallback, memory -------------------------------------------
 
 
-@pytest.mark.parametrize("state_dtype", [None, torch.float64], ids=["same-dtype", "float64-state"])
+@pytest.mark.parametrize(
+    "state_dtype",
+    [None, pytest.param(torch.float64, marks=pytest.mark.slow)],
+    ids=["same-dtype", "float64-state"],
+)
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_no_recompilation_on_the_second_step_nor_when_schedulers_change_hyperparameters(
     name, state_dtype, monkeypatch
@@ -463,6 +469,7 @@ def test_capturable_keeps_the_per_tensor_path():
     assert opt.implementation() == ["per-tensor"]
 
 
+@pytest.mark.slow
 def test_without_a_compiler_it_warns_once_and_gives_the_per_tensor_numbers(tmp_path):
     """Keras's Adam needs descentlab's compiled kernel: without a compiler, the per-tensor path.
     torch's rule runs torch's own kernel, which needs no compiler."""

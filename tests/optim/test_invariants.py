@@ -291,6 +291,7 @@ def test_tensor_learning_rate_works_as_in_torch(name, config):
     assert torch.equal(w, torch.ones(3, dtype=torch.float64))
 
 
+@pytest.mark.slow  # the fast path compiles the rule for each configuration
 @pytest.mark.parametrize(("name", "config"), all_configs())
 def test_implementation_flags_are_accepted_and_change_no_number(name, config):
     """False selects the per-tensor loop, bit for bit; True the fast path, equal to rounding."""

@@ -82,6 +82,7 @@ def page(browser, server):
     page.context.close()
 
 
+@pytest.mark.slow
 def test_the_page_loads_without_console_errors_and_draws_paths(page, tmp_path):
     assert page.locator(".card").count() == 2
     before = drawn(page)
@@ -94,6 +95,7 @@ def test_the_page_loads_without_console_errors_and_draws_paths(page, tmp_path):
     assert target.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+@pytest.mark.slow
 def test_surface_optimizer_slider_and_start_each_change_the_drawn_paths(page):
     step(page, 40)
 
@@ -156,6 +158,7 @@ def visible(page):
     return page.evaluate(VISIBLE_TEXT)
 
 
+@pytest.mark.slow
 def test_the_language_switch_changes_every_visible_string(page):
     english = visible(page)
     page.select_option("#lang", "zh")
@@ -182,6 +185,7 @@ def test_the_page_follows_the_browser_s_language(browser, server):
     page.context.close()
 
 
+@pytest.mark.slow
 def test_the_address_restores_the_same_view(page, browser, server):
     page.select_option("#surface", "trap-noisy")
     ready(page)
@@ -207,6 +211,7 @@ def test_the_address_restores_the_same_view(page, browser, server):
     again.context.close()
 
 
+@pytest.mark.slow
 def test_a_refused_formula_shows_its_message_in_the_reader_s_language(browser, server):
     page, errors, _ = open_page(browser, server)
     page.select_option("#lang", "zh")
@@ -220,6 +225,7 @@ def test_a_refused_formula_shows_its_message_in_the_reader_s_language(browser, s
     page.context.close()
 
 
+@pytest.mark.slow
 def test_the_view_exports_as_png_and_the_animation_as_gif(page, tmp_path):
     step(page, 10)
     with page.expect_download() as png:
@@ -234,6 +240,7 @@ def test_the_view_exports_as_png_and_the_animation_as_gif(page, tmp_path):
     assert page.locator("#t").inner_text() == "10 / 200"  # the view is back where it was
 
 
+@pytest.mark.slow
 def test_play_animates_the_paths_and_pause_stops_them(page):
     before = drawn(page)
     page.click("#play")
@@ -246,6 +253,7 @@ def test_play_animates_the_paths_and_pause_stops_them(page):
     assert page.evaluate("playground.state.t") == stopped and drawn(page) != before
 
 
+@pytest.mark.slow
 def test_a_typed_formula_is_drawn_and_descended_and_the_address_keeps_it(page, browser, server):
     before = drawn(page)
     page.select_option("#surface", "custom")

@@ -97,6 +97,7 @@ def test_a_gif_is_made_from_the_page_s_frames(server):
     assert gif.format == "GIF" and gif.n_frames == 3 and gif.size == (40, 30)
 
 
+@pytest.mark.slow
 def test_ctrl_c_stops_the_server_cleanly():
     process, url = start_server("--port", "0")
     assert url.startswith("http://127.0.0.1:")
@@ -105,6 +106,7 @@ def test_ctrl_c_stops_the_server_cleanly():
     assert code == 0 and "stopped" in out and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_a_port_in_use_is_one_line_and_exit_code_2():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
@@ -129,6 +131,7 @@ def test_without_the_extra_the_message_says_how_to_install_it():
     assert 'pip install "descentlab[playground]"' in done.stderr and "starlette" in done.stderr
 
 
+@pytest.mark.slow
 def test_a_host_that_is_not_loopback_gets_a_warning():
     assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
     assert not is_loopback("0.0.0.0") and not is_loopback("192.0.2.1")
@@ -137,6 +140,7 @@ def test_a_host_that_is_not_loopback_gets_a_warning():
     assert code == 0 and "warning: serving on 0.0.0.0" in err
 
 
+@pytest.mark.slow
 def test_without_no_browser_the_address_is_opened_in_the_browser(tmp_path):
     # Python's webbrowser runs $BROWSER with the address: here a script that writes it down.
     opened = tmp_path / "opened.txt"
@@ -155,6 +159,7 @@ def test_without_no_browser_the_address_is_opened_in_the_browser(tmp_path):
     assert opened.read_text().strip() == url and code == 0
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("port", ["70000", "-1"])
 def test_a_port_out_of_range_is_one_line_and_exit_code_2(port):
     done = subprocess.run(

@@ -86,7 +86,10 @@ def test_model_initialisation_depends_on_the_seed():
     assert not same(problem.model(0).state_dict(), problem.model(1).state_dict())
 
 
-@pytest.mark.parametrize("name", EMBEDDED)
+# MNIST-1D's networks take seconds to train: the fast loop leaves them to CI.
+@pytest.mark.parametrize(
+    "name", [pytest.param(n, marks=pytest.mark.slow) if n.startswith("mnist1d") else n for n in EMBEDDED]
+)
 def test_default_setting_reaches_the_documented_target(name):
     record = run(default_config(name))
     assert not record.diverged

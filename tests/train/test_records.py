@@ -3,27 +3,31 @@ files are written atomically; run(config) is deterministic and leaves global sta
 
 from __future__ import annotations
 
+import io
 import json
 import math
 import random
+import re
 
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 
 from descentlab import _files
+from descentlab._progress import Phases
 from descentlab._registry import UnknownNameError
 from descentlab.train import (
     Budget,
     Every,
     FullBatch,
     MiniBatch,
-    ProgressBar,
     RunConfig,
     RunRecord,
     Schedule,
     build_optimizer,
     default_config,
+    fit,
     run,
 )
 
@@ -216,29 +220,25 @@ def test_check_writable_names_the_path(tmp_path):
     assert list((tmp_path / "new").iterdir()) == []
 
 
-class FakeTerminal:
-    def __init__(self, tty):
-        self.tty, self.text = tty, ""
-
-    def isatty(self):
-        return self.tty
-
-    def write(self, text):
-        self.text += text
-
-    def flush(self):
-        pass
+def fit_with_progress(progress):
+    model = torch.nn.Linear(2, 1)
+    x, y = torch.randn(32, 2), torch.randn(32, 1)
+    return fit(
+        model, torch.optim.SGD(model.parameters(), lr=0.1), (x, y),
+        loss=torch.nn.functional.mse_loss, budget=Budget(steps=20), regime=FullBatch(), progress=progress,
+    )  # fmt: skip
 
 
-def test_progress_bar_draws_on_a_terminal_only():
-    terminal, pipe = FakeTerminal(True), FakeTerminal(False)
-    for stream in (terminal, pipe):
-        bar = ProgressBar(stream)
-        bar.update(0.5, 10, 0.25, 1.0, force=True)
-        bar.close()
-    assert terminal.text.startswith("\r[############------------]  50%  step 10  loss 0.25")
-    assert terminal.text.endswith("\n")
-    assert pipe.text == ""
+def test_fit_shows_its_progress_as_one_phase(capsys):
+    fit_with_progress(True)  # stderr is captured: not a terminal, so one line when the run ends
+    assert re.fullmatch(r"training: step 20, loss \S+ \(\d+\.\d s\)\n", capsys.readouterr().err)
+    fit_with_progress(False)
+    fit_with_progress(Phases(quiet=True))
+    assert capsys.readouterr().err == ""
+    terminal = io.StringIO()
+    fit_with_progress(Phases(console=Console(file=terminal, force_terminal=True, width=100)))
+    drawn = terminal.getvalue()
+    assert "training" in drawn and "100%" in drawn and "step 20, loss" in drawn and "\x1b[" in drawn
 
 
 def test_configs_and_records_pickle_for_worker_processes():

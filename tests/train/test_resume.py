@@ -318,6 +318,7 @@ def cli(args, **kwargs):
     return subprocess.Popen([sys.executable, "-m", "descentlab", "run", *args], env=env, **kwargs)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("regime", list(KILLED))
 def test_sigkill_then_resume_is_bit_identical(regime, tmp_path):
     out, checkpoint = tmp_path / "record.json", tmp_path / "run.ckpt"

@@ -29,12 +29,11 @@ import datetime
 import functools
 import math
 import platform
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from .. import __version__, _files, _serde
 from ..i18n import check_language
@@ -50,6 +49,7 @@ from .suite import Suite
 from .sweep import Progress, execute, run_sweep
 
 if TYPE_CHECKING:
+    from .._progress import Phases
     from .executors import Executor
 
 DEFAULT_OUT = Path("descentlab-out") / "compare"
@@ -103,54 +103,6 @@ class Manifest:
         return _serde.from_json(cls, text)
 
 
-PhaseProgress = Callable[[str, Progress], None]
-
-
-class PhaseLines:
-    """Shows a comparison's progress: a line redrawn in place on a terminal, else one line per phase."""
-
-    def __init__(self, stream: TextIO | None = None, tty: bool | None = None) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        isatty = getattr(self.stream, "isatty", None)
-        self.tty = bool(isatty and isatty()) if tty is None else tty
-        self.phase: str | None = None
-        self.started = time.monotonic()
-
-    def __call__(self, phase: str, progress: Progress) -> None:
-        if phase != self.phase:
-            self.close()
-            self.phase, self.started = phase, time.monotonic()
-        if self.tty:
-            width = 20
-            filled = round(width * progress.done / progress.total) if progress.total else width
-            self.stream.write(f"\r{phase}: [{'#' * filled}{'-' * (width - filled)}] {self._counts(progress)}")
-            self.stream.flush()
-        elif progress.done == progress.total:
-            self.stream.write(f"{phase}: {self._counts(progress)}\n")
-            self.stream.flush()
-            self.phase = None
-
-    def _counts(self, p: Progress) -> str:
-        return (
-            f"{p.done}/{p.total} runs ({p.skipped} already stored), {p.diverged} diverged, "
-            f"{p.failed} failed, "
-            f"{time.monotonic() - self.started:.0f} s"
-        )
-
-    def note(self, text: str) -> None:
-        """A line of its own (ends the progress line first)."""
-        self.close()
-        self.stream.write(text + "\n")
-        self.stream.flush()
-
-    def close(self) -> None:
-        """End the line being redrawn, if any."""
-        if self.tty and self.phase is not None:
-            self.stream.write("\n")
-            self.stream.flush()
-        self.phase = None
-
-
 # -- running a plan ------------------------------------------------------------------------------
 
 
@@ -195,12 +147,16 @@ def execute_runs(
     suite: Suite,
     runs: Sequence[Run],
     executor: Executor,
-    progress: PhaseProgress | None,
+    progress: Phases | None,
     phase: str,
 ) -> None:
     """Run what the store lacks of ``runs`` on the executor (data and surface runs), each stored when done."""
     data, surfaces = plan.partition(runs)
-    report = (lambda p: progress(phase, p)) if progress is not None else None
+
+    def report(p: Progress, phase: str = phase) -> None:
+        if progress is not None:
+            progress.update(phase, p.done, p.total, p.describe())
+
     configs = [plan.config(suite, r) for r in data]
     tasks = [SurfaceTask(suite, r, plan.surface_key(suite, r)) for r in surfaces]
     stored = store.result_keys(SURFACES)
@@ -211,12 +167,10 @@ def execute_runs(
         return
     n, skipped = len(tasks), len(tasks) - len(todo)
     phase_2d = f"{phase} (2-D surfaces)"
-    if progress is not None:
-        progress(phase_2d, Progress(skipped, n, skipped, 0, 0, None))
+    report(Progress(skipped, n, skipped, 0, 0, None), phase_2d)
     for done, (key, payload) in enumerate(executor.map_unordered(plan.compute_surface, todo), start=1):
         store.put_result(SURFACES, key, payload)
-        if progress is not None:
-            progress(phase_2d, Progress(skipped + done, n, skipped, 0, 0, None))
+        report(Progress(skipped + done, n, skipped, 0, 0, None), phase_2d)
 
 
 def _claims(suite: Suite) -> list:
@@ -243,7 +197,7 @@ def evidence_of(
     *,
     with_formula: bool,
     executor: Executor | None = None,
-    progress: PhaseProgress | None = None,
+    progress: Phases | None = None,
     label: str = "",
 ) -> Evidence:
     """Tune and judge ``suite`` (running what is missing when an executor is given) and read the evidence."""
@@ -330,14 +284,14 @@ def compare(
     *,
     executor: Executor | None = None,
     workers: int | None = None,
-    progress: PhaseProgress | None = None,
-    on_report: Callable[[], None] | None = None,
-    note: Callable[[str], None] | None = None,
+    progress: Phases | None = None,
     lang: str = "en",
 ) -> tuple[Path, Findings]:
     """Run ``suite`` into ``out`` (resuming what is stored), write ``findings.json`` and the report.
 
-    ``lang`` is the report's language (``findings.json`` is the same in every language).
+    ``progress`` shows the phases (calibration, tuning and judging, for the
+    suite and each design variation, and the report) as they run. ``lang`` is
+    the report's language (``findings.json`` is the same in every language).
     """
     from .executors import LocalExecutor
 
@@ -365,8 +319,10 @@ def compare(
                 phases[name] = phases.get(name, 0.0) + time.monotonic() - clock
 
         try:
-            if note is not None:
-                note("calibration: reproducing known results on quadratics and Wilson et al.'s problem")
+            if progress is not None:
+                progress.note(
+                    "calibration: reproducing known results on quadratics and Wilson et al.'s problem"
+                )
             calibration = timed("calibration", lambda: calibration_checks(suite))
             evidence = timed(
                 "suite",
@@ -385,8 +341,8 @@ def compare(
             if owned:
                 pool.close()  # type: ignore[attr-defined]
         _files.write_text_atomic(out / MANIFEST, replace(manifest, phases=phases).to_json())
-        if on_report is not None:
-            on_report()
+        if progress is not None:
+            progress.note("report: judging, drawing the figures and writing the page")
         clock = time.monotonic()
         findings = _findings(evidence, variations, calibration, replace(manifest, phases=phases))
         path = _write(out, evidence, findings, lang)
@@ -442,7 +398,6 @@ __all__ = [
     "MANIFEST",
     "REPORT",
     "Manifest",
-    "PhaseLines",
     "StoreError",
     "compare",
     "evidence_of",

@@ -14,13 +14,10 @@ import contextlib
 import dataclasses
 import functools
 import math
-import shutil
 import statistics
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TextIO
 
 from ..train import RunConfig, RunRecord, run
 from .executors import Executor, LocalExecutor, default_workers
@@ -110,6 +107,13 @@ class Progress:
         """The runs this sweep trained and committed so far."""
         return self.done - self.skipped
 
+    def describe(self) -> str:
+        """The counts in a few words: ``'12/40 runs (4 already stored), 1 diverged, 0 failed'``."""
+        return (
+            f"{self.done}/{self.total} runs ({self.skipped} already stored), "
+            f"{self.diverged} diverged, {self.failed} failed"
+        )
+
 
 def run_sweep(
     store: Store,
@@ -185,55 +189,6 @@ def run_sweep(
                 statuses[result.status] += 1
                 report(result)
     return [stored[key] for key in keys]
-
-
-# -- what ``descentlab sweep`` shows ---------------------------------------------------------------
-
-
-class ProgressLine:
-    """A :func:`run_sweep` progress callback drawing one line on stderr; silent when it is not a terminal.
-
-    ``[#####-----] 12/40  ran 8, stored before 4, diverged 1, failed 0  3.2s (about 9s left)  last: ...``,
-    redrawn in place after each run and cut to the terminal's width.
-    """
-
-    def __init__(self, stream: TextIO | None = None, enabled: bool | None = None, width: int = 20) -> None:
-        self.stream = stream if stream is not None else sys.stderr
-        isatty = getattr(self.stream, "isatty", None)
-        self.enabled = bool(isatty and isatty()) if enabled is None else enabled
-        self.width = width
-        self.start = time.monotonic()
-        self.last: Progress | None = None
-        self._drawn = False
-
-    def __call__(self, progress: Progress) -> None:
-        self.last = progress
-        if not self.enabled:
-            return
-        fraction = progress.done / progress.total if progress.total else 1.0
-        filled = round(fraction * self.width)
-        elapsed = time.monotonic() - self.start
-        text = (
-            f"[{'#' * filled}{'-' * (self.width - filled)}] {progress.done}/{progress.total}  "
-            f"ran {progress.ran}, stored before {progress.skipped}, diverged {progress.diverged}, "
-            f"failed {progress.failed}  {elapsed:.1f}s"
-        )
-        if progress.ran > 0 and progress.done < progress.total:
-            # The runs so far include starting the workers, so this errs long at first.
-            text += f" (about {elapsed / progress.ran * (progress.total - progress.done):.0f}s left)"
-        if progress.last is not None:
-            text += f"  last: {progress.last.config.problem}, {describe_config(progress.last.config)}"
-        columns = shutil.get_terminal_size().columns
-        self.stream.write("\r" + text[: max(columns - 1, 20)].ljust(max(columns - 1, 20)))
-        self.stream.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        """End the line, so that what is printed next starts on a new one."""
-        if self._drawn:
-            self.stream.write("\n")
-            self.stream.flush()
-            self._drawn = False
 
 
 # -- the account of a sweep that ``descentlab sweep`` prints ----------------------------------

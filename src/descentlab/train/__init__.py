@@ -23,7 +23,6 @@ from .observers import (
     parameter_path,
     per_coordinate_lr,
 )
-from .progress import ProgressBar
 from .record import HeldOut, RunRecord, Series
 from .run import SCHEDULERS, build_optimizer, build_scheduler, default_config, run, run_id
 
@@ -38,7 +37,6 @@ __all__ = [
     "MiniBatch",
     "Observer",
     "Online",
-    "ProgressBar",
     "Regime",
     "RunConfig",
     "RunRecord",

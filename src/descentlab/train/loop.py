@@ -27,7 +27,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -36,8 +36,10 @@ from .checkpoint import append_columns, load_checkpoint, read_columns, save_chec
 from .config import Budget, Every, FullBatch, MiniBatch, Online, Regime
 from .data import Batch, Loss, StreamReader, as_table, evaluate, model_loss, order
 from .observers import Observer, Snapshot
-from .progress import ProgressBar
 from .record import RunRecord, Series
+
+if TYPE_CHECKING:
+    from .._progress import Phases
 
 
 @dataclass
@@ -78,7 +80,7 @@ def fit(
     checkpoint_every: Every | None = None,
     resume: bool = False,
     run_id: str = "",
-    progress: bool | ProgressBar | None = False,
+    progress: bool | Phases = False,
     eval_chunk_size: int = 1024,
 ) -> RunRecord:
     """Train ``model`` with ``optimizer`` on ``train`` in one of the three regimes; return the record.
@@ -115,7 +117,9 @@ def fit(
         run_id: a string identifying the run; a checkpoint written under another
             run_id (or another regime, seed, data size, parameter shapes,
             optimizer or scheduler class) is refused.
-        progress: draw a progress bar on stderr (None: only if it is a terminal).
+        progress: show the run's progress on stderr: a bar on a terminal, one
+            line when it ends elsewhere (True, or the command's
+            :class:`~descentlab._progress.Phases`, as the phase ``training``).
         eval_chunk_size: samples per chunk when evaluating.
 
     Returns:
@@ -139,7 +143,7 @@ def fit(
         checkpoint=Path(checkpoint) if checkpoint is not None else None,
         checkpoint_every=checkpoint_every,
         run_id=run_id,
-        progress=progress if isinstance(progress, ProgressBar) else ProgressBar(enabled=progress),
+        progress=_phases(progress),
         eval_chunk_size=eval_chunk_size,
     )
     return loop.run(resume)
@@ -167,7 +171,7 @@ class _Loop:
         checkpoint: Path | None,
         checkpoint_every: Every | None,
         run_id: str,
-        progress: ProgressBar,
+        progress: Phases | None,
         eval_chunk_size: int,
     ) -> None:
         if not isinstance(regime, FullBatch | MiniBatch | Online):
@@ -190,6 +194,7 @@ class _Loop:
         self.accuracy, self.scheduler, self.scheduler_interval = accuracy, scheduler, scheduler_interval
         self.observers, self.run_id, self.progress = observers, run_id, progress
         self.checkpoint, self.eval_chunk_size = checkpoint, eval_chunk_size
+        self.shown_at = -math.inf
 
         self.table = as_table(train)
         self.reader: StreamReader | None = None
@@ -252,7 +257,8 @@ class _Loop:
             try:
                 self._train()
             finally:
-                self.progress.close()
+                if self.progress is not None:
+                    self.progress.end()
         return self.record
 
     def _start(self) -> None:
@@ -284,9 +290,7 @@ class _Loop:
             for observer in self.observers:
                 if self._fired(observer.every, before, after):
                     self._observe_one(observer)
-            self.progress.update(
-                self._fraction(), position.step, self.record.final_train_loss, position.seconds
-            )
+            self._show()
             if self.checkpoint is not None and self._fired(self.checkpoint_every, before, after):
                 self._save()
         if self.record.diverged:
@@ -295,9 +299,7 @@ class _Loop:
             position.end_evaluations = int(self._evaluate())
         position.end_observers = self._observe(force=False)
         self._finish_record()
-        self.progress.update(
-            self._fraction(), position.step, self.record.final_train_loss, position.seconds, True
-        )
+        self._show(force=True)
         if self.checkpoint is not None:
             self._save()
 
@@ -312,6 +314,18 @@ class _Loop:
         if b.seconds is not None and p.seconds >= b.seconds:
             return "seconds"
         return None
+
+    def _show(self, force: bool = False) -> None:
+        # At most ten times a second: the loop's steps can be microseconds long.
+        if self.progress is None:
+            return
+        now = time.monotonic()
+        if not force and now - self.shown_at < 0.1:
+            return
+        self.shown_at = now
+        loss = self.record.final_train_loss
+        detail = f"step {self.position.step}" + ("" if loss is None else f", loss {loss:.4g}")
+        self.progress.update("training", min(self._fraction(), 1.0), 1.0, detail)
 
     def _fraction(self) -> float:
         b, p = self.budget, self.position
@@ -589,3 +603,12 @@ def _closure(
         return torch.tensor(compute())
 
     return closure
+
+
+def _phases(progress: bool | Phases) -> Phases | None:
+    """fit's ``progress`` argument as the display to report to (None: none)."""
+    from .._progress import Phases
+
+    if isinstance(progress, Phases):
+        return progress
+    return Phases() if progress else None

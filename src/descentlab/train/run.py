@@ -14,7 +14,7 @@ import inspect
 import json
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -26,8 +26,10 @@ from .config import Budget, Every, RunConfig, Schedule
 from .data import accuracy, evaluate
 from .loop import fit
 from .observers import Observer, get_observer
-from .progress import ProgressBar
 from .record import RunRecord
+
+if TYPE_CHECKING:
+    from .._progress import Phases
 
 # Schedulers that can be built from a name and numbers; LambdaLR and the like
 # need functions or other schedulers, which a configuration cannot hold.
@@ -197,7 +199,7 @@ def run(
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_every: Every | None = None,
     resume: bool = False,
-    progress: bool | ProgressBar | None = False,
+    progress: bool | Phases = False,
     optimizer_factory: Callable[[Iterable[torch.Tensor], Mapping[str, Any]], torch.optim.Optimizer]
     | None = None,
 ) -> RunRecord:
