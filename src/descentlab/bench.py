@@ -14,7 +14,7 @@ ratios within one run.
 
 >>> from descentlab.bench import WORKLOADS
 >>> [(w.name, round(w.parameters / 1e6, 1), len(w.shapes)) for w in WORKLOADS.values()]
-[('transformer', 15.8, 60), ('many-small', 8.2, 2000)]
+[('transformer', 15.8, 60), ('many-small', 8.2, 2000), ('transformer-bf16', 15.8, 60)]
 """
 
 from __future__ import annotations
