@@ -461,3 +461,20 @@ def test_lean_state_on_cuda_matches_the_per_tensor_path_on_the_cpu(name, config,
         out.append([p.cpu() for p in params])
     for a, b in zip(*out):
         assert relative_error(a, b) <= PARITY[kind]
+
+
+@pytest.mark.parametrize("path", ["per-tensor", "fast"])
+def test_changing_lean_state_mid_run_converts_the_state(path):
+    w = torch.randn(64, 64, requires_grad=True)
+    opt = Adam([w], lr=1e-2, foreach=path == "fast")
+    expected = {None: torch.float32, "bfloat16": torch.bfloat16, "8bit": torch.uint8}
+    for kind in (None, "8bit", None, "bfloat16", "8bit", None):
+        opt.param_groups[0]["lean_state"] = kind
+        for _ in range(3):
+            w.grad = torch.sin(w.detach())
+            opt.step()
+        assert opt.state[w]["exp_avg"].dtype == expected[kind]
+        assert ("exp_avg_absmax" in opt.state[w]) == (kind == "8bit")
+        m = _lean.read(opt.state[w], "exp_avg", True, torch.float32)
+        assert m.abs().max() <= 1, "a moving average of gradients in [-1, 1]"
+    assert opt.state[w]["step"].item() == 18 and torch.isfinite(w).all()

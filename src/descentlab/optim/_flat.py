@@ -399,8 +399,10 @@ class Bucket:
         counts, grad_views = [], []
         for i, (p, offset) in enumerate(zip(params, offsets, strict=True)):
             state = optimizer.state[p]
-            if lean is not None:  # the state in its lean form, created or converted where needed
-                optimizer._ensure_state(p, group, state)
+            if lean is not None or any(_lean.ABSMAX.format(n) in state for n in names):
+                optimizer._ensure_state(
+                    p, group, state
+                )  # the state in the form asked for, converted if need be
             # A parameter with state but no step comes from a framework that does
             # not count steps (torch's SGD): it has taken at least one.
             count = int(state["step"].item()) if "step" in state else (1 if state else 0)
