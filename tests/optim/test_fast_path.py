@@ -404,21 +404,29 @@ def test_parameters_that_alias_other_tensors_are_left_in_place():
 
 
 @pytest.mark.parametrize(
-    "state_dtype",
-    [None, pytest.param(torch.float64, marks=pytest.mark.slow)],
-    ids=["same-dtype", "float64-state"],
+    "state",
+    [
+        {},
+        pytest.param({"state_dtype": torch.float64}, marks=pytest.mark.slow),
+        pytest.param({"lean_state": "bfloat16"}, marks=pytest.mark.slow),
+        pytest.param({"lean_state": "8bit"}, marks=pytest.mark.slow),
+    ],
+    ids=["same-dtype", "float64-state", "bfloat16-lean-state", "8bit-lean-state"],
 )
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_no_recompilation_on_the_second_step_nor_when_schedulers_change_hyperparameters(
-    name, state_dtype, monkeypatch
+    name, state, monkeypatch
 ):
     from torch._dynamo.utils import counters
 
+    from descentlab.optim import _lean
+
     # torch's fused kernels compile nothing: this is about descentlab's compiled rule
     monkeypatch.setattr(_flat, "TORCH_KERNELS", False)
+    monkeypatch.setattr(_lean, "MIN_ELEMENTS", 1000)  # lean state for the 40 x 30 weight
     w = [torch.randn(40, 30, dtype=torch.float32, requires_grad=True), torch.randn(30, requires_grad=True)]
     kwargs = {"sgd": {"momentum": 0.9}, "rmsprop": {"momentum": 0.9}}.get(name, {})
-    opt = OPTIMIZERS[name](w, lr=0.01, **kwargs, **{force(name): True}, state_dtype=state_dtype)
+    opt = OPTIMIZERS[name](w, lr=0.01, **kwargs, **{force(name): True}, **state)
     cycle = "betas" in opt.param_groups[0] or "momentum" in kwargs
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=0.1, total_steps=30, cycle_momentum=cycle)
     for p in w:
@@ -447,6 +455,8 @@ def test_no_recompilation_on_the_second_step_nor_when_schedulers_change_hyperpar
         group["weight_decay"] *= 1.5
         opt.step()
     assert counters["stats"]["unique_graphs"] == turned_on, "any nonzero weight decay shares one kernel"
+    lean = {torch.bfloat16, torch.uint8} & {v.dtype for v in opt.state[w[0]].values()}
+    assert bool(lean) == ("lean_state" in state)
 
 
 def test_automatic_choice_follows_the_size_and_the_flags():

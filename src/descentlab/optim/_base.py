@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 import torch
 
-from . import _checks, _flat, conventions
+from . import _checks, _flat, _lean, conventions
 
 
 def is_set(x: float | torch.Tensor) -> bool:
@@ -98,6 +98,9 @@ class Optimizer(torch.optim.Optimizer):
     #: path compiles a kernel without that term while the value is 0 (one more
     #: compile when it becomes nonzero; any nonzero value then shares one kernel)
     zero_terms: ClassVar[tuple[str, ...]] = ("weight_decay",)
+    #: state tensors that are never negative (second moments, accumulators):
+    #: ``lean_state="8bit"`` codes them with the unsigned map, the rest with the signed one
+    unsigned_state: ClassVar[tuple[str, ...]] = ()
 
     def __init__(
         self,
@@ -107,6 +110,7 @@ class Optimizer(torch.optim.Optimizer):
         convention: Any = "torch",
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
+        lean_state: str | None = None,
     ) -> None:
         self._fast_path: _flat.FastPath | None = None
         self._auto: dict[int, tuple[tuple[int, int], bool]] = {}  # group id -> (params layout, large enough)
@@ -118,6 +122,7 @@ class Optimizer(torch.optim.Optimizer):
             "skip_nonfinite": skip_nonfinite,
             "skipped_steps": 0,
             "state_dtype": state_dtype,
+            "lean_state": lean_state,
         }
         self._check_group(defaults)
         if isinstance(params, (set, frozenset)):
@@ -161,7 +166,18 @@ class Optimizer(torch.optim.Optimizer):
         _checks.in_range(owner, "lr", group["lr"])
         _checks.flag(owner, "maximize", group["maximize"])
         _checks.flag(owner, "skip_nonfinite", group["skip_nonfinite"])
-        _checks.floating_dtype(owner, "state_dtype", group["state_dtype"])
+        dtype = _checks.floating_dtype(owner, "state_dtype", group["state_dtype"])
+        lean = group.get("lean_state")
+        if lean is not None:
+            _checks.choice(owner, "lean_state", lean, _lean.KINDS)
+            if dtype is not None and dtype.itemsize < 4:
+                raise ValueError(
+                    f"{owner}: lean_state={lean!r} cannot be combined with state_dtype={dtype}: "
+                    "lean state rounds large parameters' state stochastically into its own format, "
+                    "and state_dtype is the full-precision dtype of the small parameters it leaves "
+                    f"out, so a half-precision one contradicts it; received lean_state={lean!r}, "
+                    f"state_dtype={dtype}"
+                )
         skipped = group["skipped_steps"]
         if isinstance(skipped, bool) or not isinstance(skipped, int) or skipped < 0:
             raise ValueError(
@@ -247,7 +263,7 @@ class Optimizer(torch.optim.Optimizer):
     # -- state -----------------------------------------------------------------
 
     def _ensure_state(self, p: torch.Tensor, group: dict[str, Any], state: dict[str, Any]) -> None:
-        """Create whatever state ``group``'s options need and ``state`` lacks."""
+        """Create whatever state ``group``'s options need and ``state`` lacks, in the form they ask for."""
         active = self._active_state(group)
         if not active:
             return
@@ -257,13 +273,21 @@ class Optimizer(torch.optim.Optimizer):
             start = 1.0 if state else 0.0
             device = p.device if group.get("capturable") else "cpu"
             state["step"] = torch.tensor(start, dtype=_flat.step_dtype(), device=device)
+        lean = _lean.kind(group, p)
+        full = _flat.state_dtype(group, p)
         for key, initial in active.items():
-            if key not in state:
-                # A complex parameter is updated as (real, imaginary) pairs, both
-                # parts starting from the initial value (torch.optim does the same).
-                fill = complex(initial, initial) if p.is_complex() else initial
-                dtype = _flat.state_dtype(group, p)
-                state[key] = torch.full_like(p, fill, dtype=dtype, memory_format=torch.preserve_format)
+            if key in state:
+                if lean is not None or state[key].dtype in (torch.uint8, torch.bfloat16):
+                    # lean_state changed since the state was made: convert it
+                    _lean.convert(state, key, lean, key not in self.unsigned_state, full)
+                continue
+            # A complex parameter is updated as (real, imaginary) pairs, both
+            # parts starting from the initial value (torch.optim does the same).
+            fill = complex(initial, initial) if p.is_complex() else initial
+            dtype = full if lean is None else torch.float32
+            state[key] = torch.full_like(p, fill, dtype=dtype, memory_format=torch.preserve_format)
+            if lean is not None:
+                _lean.convert(state, key, lean, key not in self.unsigned_state, full)
 
     # -- the step --------------------------------------------------------------
 
@@ -392,14 +416,38 @@ class Optimizer(torch.optim.Optimizer):
             if names:
                 state["step"] += 1
                 step = _device_step(state["step"], p) if on_device else state["step"].item()
-            tensors = [state[n] if n in names else None for n in self.state_names]
             grad = p.grad
+            lean = _lean.kind(group, p) if names else None
+            if lean is not None:
+                self._lean_update(p, grad, state, names, step, coefficients(step, **scalars))
+                continue
+            tensors = [state[n] if n in names else None for n in self.state_names]
             if names and _flat.state_dtype(group, p) != p.dtype:
                 grad = grad.to(_flat.state_dtype(group, p))  # the rule's arithmetic in the state's precision
             if p.is_complex():
                 p, grad = torch.view_as_real(p), torch.view_as_real(grad)
                 tensors = [None if t is None else torch.view_as_real(t) for t in tensors]
             update(p, grad, *tensors, **coefficients(step, **scalars))
+
+    def _lean_update(
+        self,
+        p: torch.Tensor,
+        grad: torch.Tensor,
+        state: dict[str, Any],
+        names: dict[str, float],
+        step: Any,
+        coefficients: dict[str, Any],
+    ) -> None:
+        """The per-tensor path on lean state: dequantise, the same ``update``, requantise."""
+        compute = _flat.compute_dtype(p.dtype, torch.float32)
+        dense = [
+            _lean.read(state, n, n not in self.unsigned_state, compute) if n in names else None
+            for n in self.state_names
+        ]
+        type(self).update(p, grad.to(compute), *dense, **coefficients)
+        for n, value in zip(self.state_names, dense, strict=True):
+            if value is not None:
+                _lean.write_(state, n, value, n not in self.unsigned_state, step, _lean.salt(n))
 
     def _lr(self, group: dict[str, Any]) -> float | torch.Tensor:
         """The group's learning rate; a tensor lr is read now, unless capturable or compiling."""
@@ -442,23 +490,42 @@ class Optimizer(torch.optim.Optimizer):
             if result is not None:
                 state_dict = result
         params = self._check_checkpoint(state_dict)
+        # lean_state is how this optimizer stores its state, not a hyperparameter of
+        # the run: a checkpoint's state is converted to it, whatever form it was saved in.
+        lean = [group["lean_state"] for group in self.param_groups]
         hooks = self._optimizer_load_state_dict_pre_hooks
         self._optimizer_load_state_dict_pre_hooks = OrderedDict()  # already run above
         try:
             super().load_state_dict(state_dict)
         finally:
             self._optimizer_load_state_dict_pre_hooks = hooks
-        # torch.optim casts floating state to the parameter's dtype; where the
-        # group keeps its state in another dtype, take the saved values again.
+        for group, kind in zip(self.param_groups, lean, strict=True):
+            group["lean_state"] = kind
+        # torch.optim casts floating state to the parameter's dtype (8-bit codes
+        # and their scales included); where the group keeps its state in another
+        # dtype or form, take the saved values again and convert them.
         owner = {id(p): g for g in self.param_groups for p in g["params"]}
         for pid, entry in state_dict["state"].items():
             p = params.get(pid)
-            if p is None or owner[id(p)].get("state_dtype") is None:
+            if p is None:
                 continue
-            dtype = _flat.state_dtype(owner[id(p)], p)
-            for key, value in entry.items():
-                if key != "step" and isinstance(value, torch.Tensor) and value.is_floating_point():
-                    self.state[p][key] = value.to(device=p.device, dtype=dtype)
+            group = owner[id(p)]
+            kind = _lean.kind(group, p)
+            saved_lean = any(_lean.ABSMAX.format(n) in entry for n in self.state_names)
+            if group.get("state_dtype") is None and kind is None and not saved_lean:
+                continue
+            state = self.state[p]
+            full = _flat.state_dtype(group, p)
+            for key in self.state_names:
+                if key not in entry:
+                    continue
+                absmax = _lean.ABSMAX.format(key)
+                state.pop(absmax, None)
+                # copies: the state must not share memory with the checkpoint's (an in-memory one's)
+                state[key] = entry[key].to(device=p.device, copy=True)
+                if absmax in entry:
+                    state[absmax] = entry[absmax].to(device=p.device, dtype=torch.float32, copy=True)
+                _lean.convert(state, key, kind, key not in self.unsigned_state, full)
 
     def _check_checkpoint(self, state_dict: dict[str, Any]) -> dict[Any, torch.Tensor]:
         """Check all of ``state_dict``; return its parameter ids mapped to this optimizer's parameters."""
@@ -490,7 +557,8 @@ class Optimizer(torch.optim.Optimizer):
             merged = {**self.defaults, **{k: v for k, v in saved.items() if k != "params"}}
             self._check_group(merged)
             params.update(zip(saved["params"], group["params"], strict=True))
-        known = set(self.state_names) | {"step"}
+        scales = {_lean.ABSMAX.format(n): n for n in self.state_names}
+        known = set(self.state_names) | {"step"} | set(scales)
         for pid, entry in state_dict["state"].items():
             if pid not in params:
                 continue
@@ -508,12 +576,39 @@ class Optimizer(torch.optim.Optimizer):
                 if key == "step":
                     if isinstance(value, torch.Tensor) and value.numel() != 1:
                         raise ValueError(f"{owner}: the step of parameter {pid} must be a scalar")
+                elif key in scales:
+                    self._check_scales(owner, pid, p, scales[key], entry)
+                elif (
+                    isinstance(value, torch.Tensor)
+                    and value.dtype == torch.uint8
+                    and (_lean.ABSMAX.format(key) not in entry)
+                ):
+                    raise ValueError(
+                        f"{owner}: the checkpoint's {key!r} of parameter {pid} holds 8-bit codes "
+                        f"without their block scales {_lean.ABSMAX.format(key)!r}"
+                    )
                 elif isinstance(value, torch.Tensor) and value.shape != p.shape:
                     raise ValueError(
                         f"{owner}: the checkpoint's {key!r} of parameter {pid} has shape "
                         f"{tuple(value.shape)}, but the parameter has shape {tuple(p.shape)}"
                     )
         return params
+
+    @staticmethod
+    def _check_scales(owner: str, pid: Any, p: torch.Tensor, name: str, entry: dict[str, Any]) -> None:
+        """Check an 8-bit state's block scales in a checkpoint: finite, >= 0, one per block."""
+        scale, codes = entry[_lean.ABSMAX.format(name)], entry.get(name)
+        where = f"{owner}: the checkpoint's {_lean.ABSMAX.format(name)!r} of parameter {pid}"
+        if not isinstance(codes, torch.Tensor) or codes.dtype != torch.uint8:
+            raise ValueError(f"{where} belongs to 8-bit codes, but {name!r} is not a uint8 tensor")
+        expected = (_lean.blocks(p.numel()),)
+        if not isinstance(scale, torch.Tensor) or tuple(scale.shape) != expected:
+            shape = tuple(scale.shape) if isinstance(scale, torch.Tensor) else type(scale).__name__
+            raise ValueError(
+                f"{where} must have shape {expected} (one per block of {_lean.BLOCK}); received {shape}"
+            )
+        if not bool((torch.isfinite(scale) & (scale >= 0)).all()):
+            raise ValueError(f"{where} must be finite and >= 0; it holds NaN, infinity or a negative value")
 
 
 def _guess(saved_group: dict[str, Any]) -> str:

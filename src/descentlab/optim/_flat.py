@@ -55,6 +55,8 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
+from . import _lean
+
 if TYPE_CHECKING:
     from ._base import Optimizer
 
@@ -242,6 +244,73 @@ def _kernel(
     return kernel
 
 
+#: The dtype of each lean form's state buffers.
+_STORED: dict[str | None, torch.dtype] = {"bfloat16": torch.bfloat16, "8bit": torch.uint8}
+
+
+def _lean_kernel(
+    cls: type[Optimizer],
+    lean: str,
+    numeric: tuple[str, ...],
+    flags: tuple[tuple[str, bool | float], ...],
+    present: tuple[bool, ...],
+    device: str,
+    dtype: torch.dtype,
+) -> _Kernel:
+    """The compiled kernel of ``cls.update`` on lean state: dequantise, update, requantise in one pass.
+
+    Its arguments: the parameters and gradients (viewed as blocks of
+    ``BLOCK``), each state buffer (None where absent), for 8-bit each state's
+    block scales and the two maps, then the scalars, the last of them the seed
+    of the stochastic rounding (the step count).
+    """
+    key = (cls.update, numeric, flags, present, device, dtype, lean)
+    kernel = _KERNELS.get(key)
+    if kernel is None:
+        n_states, static, names = len(present), dict(flags), cls.state_names
+        unsigned = tuple(n in cls.unsigned_state for n in names)
+        salts = tuple(_lean.salt(n) for n in names)
+        compute = compute_dtype(dtype, torch.float32)
+        update = cls.update
+        eight = lean == "8bit"
+
+        def flat_step(param: torch.Tensor, grad: torch.Tensor, *rest: Any) -> None:
+            states = rest[:n_states]
+            if eight:
+                scales = rest[n_states : 2 * n_states]
+                maps = {True: rest[2 * n_states], False: rest[2 * n_states + 1]}
+                scalars = dict(zip(numeric, rest[2 * n_states + 2 :], strict=True))
+            else:
+                scalars = dict(zip(numeric, rest[n_states:], strict=True))
+            seed = scalars.pop("seed")
+            dense: list[torch.Tensor | None] = []
+            for i, s in enumerate(states):
+                if s is None:
+                    dense.append(None)
+                elif eight:
+                    signed = not unsigned[i]
+                    dense.append((_lean.decode(s, signed, maps[signed]) * scales[i][:, None]).to(compute))
+                else:
+                    dense.append(s.to(compute))
+            update(param, grad.to(compute), *dense, **scalars, **static)
+            for i, (s, value) in enumerate(zip(states, dense, strict=True)):
+                if s is None or value is None:
+                    continue
+                if eight:
+                    signed = not unsigned[i]
+                    codes, absmax = _lean.encode_blocks(value, signed, seed, salts[i], maps[signed])
+                    s.copy_(codes)
+                    scales[i].copy_(absmax)
+                else:
+                    s.copy_(_lean.bfloat16_blocks(value, seed, salts[i]))
+
+        code = flat_step.__code__.replace(co_name=f"descentlab_lean_{update.__name__}_{len(_KERNELS)}")
+        fresh = types.FunctionType(code, flat_step.__globals__, code.co_name, None, flat_step.__closure__)
+        kernel = _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True, options=_COMPILE_OPTIONS))
+        _KERNELS[key] = kernel
+    return kernel
+
+
 def _takes_torch_kernel(
     cls: type[Optimizer], param_buffer: torch.Tensor, state_buffers: dict[str, torch.Tensor]
 ) -> bool:
@@ -297,6 +366,8 @@ class Bucket:
     step_now: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # the step a torch kernel reads
     kernel: str = ""  # which kernel ran last, for describe()
     all_present: list[bool] = field(default_factory=list)  # gather()'s answer when every gradient is in place
+    lean: str | None = None  # the parameters' lean_state form, or None (full precision)
+    scales: dict[str, torch.Tensor] = field(default_factory=dict)  # 8-bit: each state's block absmax
 
     @classmethod
     def build(cls, optimizer: Optimizer, group: dict[str, Any], params: list[torch.Tensor]) -> Bucket:
@@ -305,18 +376,33 @@ class Bucket:
         names = tuple(n for n in optimizer.state_names if n in active)
         dtype, _ = _real(params[0])
         device = params[0].device
+        lean = _lean.kind(group, params[0]) if names else None
+        # 8-bit blocks never straddle two parameters: each starts on a block boundary
+        # (the padding between them is zero, so the rule leaves it zero).
+        # Lean state's rounding draws on each element's place in its block of 256: blocks
+        # start where parameters do, as in the per-tensor path.
+        align = _lean.BLOCK if lean is not None else 1
         offsets, total = [], 0
         for p in params:
             offsets.append(total)
-            total += _real(p)[1]
+            total += -(-_real(p)[1] // align) * align
         kw = {"dtype": dtype, "device": device}
-        param_buffer, grad_buffer = torch.empty(total, **kw), torch.zeros(total, **kw)
-        kept = {"dtype": state_dtype(group, params[0]), "device": device}
-        state_buffers = {n: torch.empty(total, **kept) for n in names}
+        param_buffer = torch.zeros(total, **kw) if align > 1 else torch.empty(total, **kw)
+        grad_buffer = torch.zeros(total, **kw)
+        kept = {"dtype": _STORED.get(lean) or state_dtype(group, params[0]), "device": device}
+        # lean state's padding must be zero, so that the rule leaves it zero (and out of the block's absmax)
+        state_buffers = {n: (torch.zeros if align > 1 else torch.empty)(total, **kept) for n in names}
+        scales = {}
+        if lean == "8bit":
+            scales = {n: torch.zeros(total // align, dtype=torch.float32, device=device) for n in names}
         steps = torch.zeros(len(params), dtype=step_dtype())
         counts, grad_views = [], []
         for i, (p, offset) in enumerate(zip(params, offsets, strict=True)):
             state = optimizer.state[p]
+            if lean is not None or any(_lean.ABSMAX.format(n) in state for n in names):
+                optimizer._ensure_state(
+                    p, group, state
+                )  # the state in the form asked for, converted if need be
             # A parameter with state but no step comes from a framework that does
             # not count steps (torch's SGD): it has taken at least one.
             count = int(state["step"].item()) if "step" in state else (1 if state else 0)
@@ -331,6 +417,11 @@ class Bucket:
                 else:
                     state_buffers[n][offset : offset + _real(p)[1]].fill_(active[n])
                 state[n] = slot
+                if n in scales:
+                    first = offset // align
+                    scale = scales[n][first : first + _lean.blocks(p.numel())]
+                    scale.copy_(state[_lean.ABSMAX.format(n)])
+                    state[_lean.ABSMAX.format(n)] = scale
             counts.append(count)
             steps[i] = count
             if names:  # a rule with no state (SGD without momentum) keeps no step either
@@ -346,7 +437,10 @@ class Bucket:
         )
         bucket.pointers = [p.data_ptr() for p in params]
         bucket.all_present = [True] * len(params)
-        bucket.torch_kernel = _takes_torch_kernel(type(optimizer), param_buffer, state_buffers)
+        bucket.lean, bucket.scales = lean, scales
+        bucket.torch_kernel = lean is None and _takes_torch_kernel(
+            type(optimizer), param_buffer, state_buffers
+        )
         return bucket
 
     def current(self, group: dict[str, Any], optimizer: Optimizer) -> bool:
@@ -354,9 +448,12 @@ class Bucket:
         active = optimizer._active_state(group)
         # The per-parameter check runs at every step, so it runs in C (map over a
         # method descriptor), not in a Python loop: about 0.1 us per parameter.
+        lean = _lean.kind(group, self.params[0]) if self.names else None
+        stored = _STORED.get(lean) or state_dtype(group, self.params[0])
         return (
             tuple(n for n in optimizer.state_names if n in active) == self.names
-            and all(b.dtype == state_dtype(group, self.params[0]) for b in self.state_buffers.values())
+            and lean == self.lean
+            and all(b.dtype == stored for b in self.state_buffers.values())
             and list(map(_data_ptr, self.params)) == self.pointers
         )
 
@@ -411,6 +508,11 @@ class Bucket:
             a, b = self.offsets[first], self.end(end)
             buffers = [x[a:b] for x in buffers]
         return buffers[0], buffers[1], buffers[2:]
+
+    def scale_slices(self, first: int, end: int) -> list[torch.Tensor]:
+        """The 8-bit block scales of parameters ``first`` to ``end``, per state name."""
+        a, b = self.offsets[first] // _lean.BLOCK, self.end(end) // _lean.BLOCK
+        return [self.scales[n][a:b] for n in self.names]
 
     def advance(self, has: list[bool]) -> None:
         """Count one step for every parameter that had a gradient."""
@@ -561,10 +663,12 @@ class FastPath:
                     FastPathWarning,
                     stacklevel=5,
                 )
-        by_kind: dict[tuple[torch.device, torch.dtype], list[torch.Tensor]] = {}
+        by_kind: dict[tuple[torch.device, torch.dtype, str | None], list[torch.Tensor]] = {}
+        stateful = bool(optimizer._active_state(group))  # a rule without state has no lean form
         for p in candidates:
             if id(p) not in self.excluded:
-                by_kind.setdefault((p.device, _real(p)[0]), []).append(p)
+                lean = _lean.kind(group, p) if stateful else None
+                by_kind.setdefault((p.device, _real(p)[0], lean), []).append(p)
         buckets = []
         for same_kind in by_kind.values():
             chunk: list[torch.Tensor] = []
@@ -587,6 +691,10 @@ class FastPath:
         for first, end, step in bucket.runs(has):
             param, grad, states = bucket.slices(first, end)
             where = _Range(param, grad, dict(zip(bucket.names, states, strict=True)), step)
+            if bucket.lean is not None:
+                scales = bucket.scale_slices(first, end) if bucket.scales else []
+                self._run_compiled(cls, hyper, bucket, where, dict(zip(bucket.names, scales, strict=False)))
+                continue
             if bucket.torch_kernel and self._run_torch(cls, hyper, bucket, where):
                 continue
             self._run_compiled(cls, hyper, bucket, where)
@@ -618,7 +726,13 @@ class FastPath:
         return ran
 
     @staticmethod
-    def _run_compiled(cls: type[Optimizer], hyper: dict[str, Any], bucket: Bucket, where: _Range) -> None:
+    def _run_compiled(
+        cls: type[Optimizer],
+        hyper: dict[str, Any],
+        bucket: Bucket,
+        where: _Range,
+        scales: dict[str, torch.Tensor] | None = None,
+    ) -> None:
         param, grad, named, step = where
         coefficients = cls.coefficients(step if bucket.names else None, **hyper)
         # A term whose hyperparameter is 0 is compiled away (a literal 0 makes the
@@ -630,12 +744,25 @@ class FastPath:
         state_args = [named.get(n) for n in cls.state_names]
         present = tuple(s is not None for s in state_args)
         state = bucket.state_buffers[bucket.names[0]].dtype if bucket.names else param.dtype
-        kernel = _kernel(cls.update, numeric, flags, present, param.device.type, param.dtype, state)
+        extra: list[Any] = []
+        if bucket.lean is None:
+            kernel = _kernel(cls.update, numeric, flags, present, param.device.type, param.dtype, state)
+            compute = compute_dtype(param.dtype, state)
+        else:
+            numeric += ("seed",)
+            coefficients = {**coefficients, "seed": step}
+            kernel = _lean_kernel(cls, bucket.lean, numeric, flags, present, param.device.type, param.dtype)
+            compute = compute_dtype(param.dtype, torch.float32)
+            param, grad = param.view(-1, _lean.BLOCK), grad.view(-1, _lean.BLOCK)
+            state_args = [None if s is None else s.view(-1, _lean.BLOCK) for s in state_args]
+            if bucket.lean == "8bit":
+                assert scales is not None
+                extra = [scales.get(n) for n in cls.state_names]
+                extra += [_lean.table(True, param.device), _lean.table(False, param.device)]
         if kernel.broken:
             raise _CompilerUnavailable(kernel.broken)
-        values = bucket.set_scalars(
-            [float(coefficients[k]) for k in numeric], compute_dtype(param.dtype, state)
-        )
+        values = bucket.set_scalars([float(coefficients[k]) for k in numeric], compute)
+        state_args = [*state_args, *extra]
         try:
             kernel.fn(param, grad, *state_args, *values)
         except Exception as err:

@@ -63,6 +63,13 @@ class Adagrad(Optimizer):
             parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
             parameters, whose 8-bit mantissa cannot hold Adam's second moment
             (default None: the parameter's dtype, as torch.optim).
+        lean_state: keep the state of parameters with at least 4096 elements in
+            ``"bfloat16"`` (2 bytes an element) or ``"8bit"`` (1 byte an element
+            and a float32 scale per block of 256), computing in float32 and
+            writing back with deterministic stochastic rounding; smaller and
+            complex parameters keep full precision (``state_dtype``). Default
+            None: full precision. See :mod:`descentlab.optim._lean` and
+            ``docs/lean-state.md`` for the error bounds.
 
     State (per parameter, created with the optimizer as torch.optim does):
         ``sum`` (:math:`s`) and ``step`` (:math:`t`, a 0-dim float tensor).
@@ -96,6 +103,7 @@ class Adagrad(Optimizer):
     summary = "Adagrad: per-coordinate steps shrink with the summed squared gradients; sparse gradients."
     torch_keys = ("lr", "lr_decay", "weight_decay", "initial_accumulator_value", "eps")
     state_names = ("sum",)
+    unsigned_state = ("sum",)
     switches = ("eps_inside_sqrt",)
     sparse_gradients = True
     eager_state = True
@@ -116,6 +124,7 @@ class Adagrad(Optimizer):
         convention: Any = "torch",
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
+        lean_state: str | None = None,
     ) -> None:
         defaults = dict(
             lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
@@ -123,7 +132,12 @@ class Adagrad(Optimizer):
             maximize=maximize, differentiable=differentiable, fused=fused,
         )  # fmt: skip
         super().__init__(
-            params, defaults, convention=convention, skip_nonfinite=skip_nonfinite, state_dtype=state_dtype
+            params,
+            defaults,
+            convention=convention,
+            skip_nonfinite=skip_nonfinite,
+            state_dtype=state_dtype,
+            lean_state=lean_state,
         )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:

@@ -84,6 +84,13 @@ _ARGS = r"""
             parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
             parameters, whose 8-bit mantissa cannot hold Adam's second moment
             (default None: the parameter's dtype, as torch.optim).
+        lean_state: keep the state of parameters with at least 4096 elements in
+            ``"bfloat16"`` (2 bytes an element) or ``"8bit"`` (1 byte an element
+            and a float32 scale per block of 256), computing in float32 and
+            writing back with deterministic stochastic rounding; smaller and
+            complex parameters keep full precision (``state_dtype``). Default
+            None: full precision. See :mod:`descentlab.optim._lean` and
+            ``docs/lean-state.md`` for the error bounds.
 
     State (per parameter):
         ``step`` (0-dim float tensor), ``exp_avg``, ``exp_avg_sq``, and
@@ -126,6 +133,7 @@ class Adam(Optimizer):
     summary = "Adam: bias-corrected moving averages of the gradient and its square; AMSGrad."
     torch_keys = ("lr", "betas", "eps", "weight_decay", "amsgrad")
     state_names = ("exp_avg", "exp_avg_sq", "max_exp_avg_sq")
+    unsigned_state = ("exp_avg_sq", "max_exp_avg_sq")
     switches = ("eps_hat", "amsgrad_max_of_corrected")
     zero_terms = ("weight_decay", "eps_root")
 
@@ -148,6 +156,7 @@ class Adam(Optimizer):
         convention: Any = "torch",
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
+        lean_state: str | None = None,
     ) -> None:
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
@@ -156,7 +165,12 @@ class Adam(Optimizer):
             decoupled_weight_decay=decoupled_weight_decay, eps_root=eps_root,
         )  # fmt: skip
         super().__init__(
-            params, defaults, convention=convention, skip_nonfinite=skip_nonfinite, state_dtype=state_dtype
+            params,
+            defaults,
+            convention=convention,
+            skip_nonfinite=skip_nonfinite,
+            state_dtype=state_dtype,
+            lean_state=lean_state,
         )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
@@ -239,13 +253,13 @@ class AdamW(Adam):
         convention: Any = "torch",
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
+        lean_state: str | None = None,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
             capturable=capturable, differentiable=differentiable, fused=fused,
             decoupled_weight_decay=True, eps_root=eps_root, convention=convention,
-            skip_nonfinite=skip_nonfinite,
-            state_dtype=state_dtype,
+            skip_nonfinite=skip_nonfinite, state_dtype=state_dtype, lean_state=lean_state,
         )  # fmt: skip
 
     def __setstate__(self, state: dict[str, Any]) -> None:

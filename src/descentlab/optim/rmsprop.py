@@ -66,6 +66,15 @@ class RMSprop(Optimizer):
             parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
             parameters, whose 8-bit mantissa cannot hold Adam's second moment
             (default None: the parameter's dtype, as torch.optim).
+        lean_state: keep the state of parameters with at least 4096 elements in
+            ``"bfloat16"`` (2 bytes an element) or ``"8bit"`` (1 byte an element
+            and a float32 scale per block of 256), computing in float32 and
+            writing back with deterministic stochastic rounding; smaller and
+            complex parameters keep full precision (``state_dtype``). Default
+            None: full precision. See :mod:`descentlab.optim._lean` and
+            ``docs/lean-state.md`` for the error bounds. Not ``"8bit"`` with
+            ``centered``, whose variance, a difference of two rounded moments,
+            could turn negative.
 
     State (per parameter):
         ``step`` (0-dim float tensor), ``square_avg``, ``momentum_buffer`` if
@@ -103,6 +112,7 @@ class RMSprop(Optimizer):
     summary = "RMSprop: steps scaled by a moving RMS of recent gradients; centered, momentum."
     torch_keys = ("lr", "alpha", "eps", "weight_decay", "momentum", "centered")
     state_names = ("square_avg", "grad_avg", "momentum_buffer")
+    unsigned_state = ("square_avg",)
     switches = ("eps_inside_sqrt", "lr_inside_momentum")
 
     def __init__(
@@ -122,6 +132,7 @@ class RMSprop(Optimizer):
         convention: Any = "torch",
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
+        lean_state: str | None = None,
     ) -> None:
         defaults = dict(
             lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
@@ -129,7 +140,12 @@ class RMSprop(Optimizer):
             maximize=maximize, differentiable=differentiable,
         )  # fmt: skip
         super().__init__(
-            params, defaults, convention=convention, skip_nonfinite=skip_nonfinite, state_dtype=state_dtype
+            params,
+            defaults,
+            convention=convention,
+            skip_nonfinite=skip_nonfinite,
+            state_dtype=state_dtype,
+            lean_state=lean_state,
         )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
@@ -138,7 +154,13 @@ class RMSprop(Optimizer):
         _checks.in_range(owner, "eps", group["eps"])
         _checks.in_range(owner, "weight_decay", group["weight_decay"])
         _checks.in_range(owner, "momentum", group["momentum"], 0, 1, high_open=True)
-        _checks.flag(owner, "centered", group["centered"])
+        if _checks.flag(owner, "centered", group["centered"]) and group.get("lean_state") == "8bit":
+            raise ValueError(
+                "RMSprop: centered=True cannot be combined with lean_state='8bit': the centered "
+                "variance v - g_avg**2 is a difference of two 8-bit moments, whose rounding (up to "
+                "1.4% of a block's largest value) can make it negative, and its square root NaN; "
+                "use lean_state='bfloat16'; received centered=True, lean_state='8bit'"
+            )
 
     def _active_state(self, group: dict[str, Any]) -> dict[str, float]:
         active = {"square_avg": 0.0}

@@ -73,6 +73,13 @@ class SGD(Optimizer):
             parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
             parameters, whose 8-bit mantissa cannot hold Adam's second moment
             (default None: the parameter's dtype, as torch.optim).
+        lean_state: keep the state of parameters with at least 4096 elements in
+            ``"bfloat16"`` (2 bytes an element) or ``"8bit"`` (1 byte an element
+            and a float32 scale per block of 256), computing in float32 and
+            writing back with deterministic stochastic rounding; smaller and
+            complex parameters keep full precision (``state_dtype``). Default
+            None: full precision. See :mod:`descentlab.optim._lean` and
+            ``docs/lean-state.md`` for the error bounds.
 
     State (per parameter, only when ``momentum > 0``):
         ``momentum_buffer`` (:math:`b`) and ``step`` (:math:`t`, a 0-dim float tensor).
@@ -133,6 +140,7 @@ class SGD(Optimizer):
         convention: Any = "torch",
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
+        lean_state: str | None = None,
     ) -> None:
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
@@ -141,7 +149,12 @@ class SGD(Optimizer):
             momentum_form=momentum_form, debias=debias,
         )  # fmt: skip
         super().__init__(
-            params, defaults, convention=convention, skip_nonfinite=skip_nonfinite, state_dtype=state_dtype
+            params,
+            defaults,
+            convention=convention,
+            skip_nonfinite=skip_nonfinite,
+            state_dtype=state_dtype,
+            lean_state=lean_state,
         )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:

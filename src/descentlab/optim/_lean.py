@@ -1,0 +1,366 @@
+r"""Lean optimizer state: bfloat16 or 8-bit block-wise, written back with stochastic rounding.
+
+An optimizer step is memory-bound, so once it streams every byte at the
+memory's speed the way to go faster, and to fit a larger model, is to keep
+fewer bytes of state. ``lean_state`` (a constructor argument of every
+optimizer) stores the moments and accumulators of large parameters as:
+
+``"bfloat16"``
+    2 bytes per element. The rule's arithmetic runs in float32; the new state
+    is rounded to bfloat16 *stochastically*: up with probability equal to the
+    fraction of a bfloat16 step that it lies above the value below. Plain
+    (nearest) rounding loses small updates: with 8 mantissa bits,
+    :math:`0.999\,v` rounds back to :math:`v`, so Adam's second moment never
+    decays. Stochastic rounding is unbiased, :math:`E[\mathrm{sr}(x)] = x`.
+
+``"8bit"``
+    1 byte per element plus one float32 scale per block of :data:`BLOCK`
+    elements (2.03 bytes per parameter for Adam's two moments). Each block is
+    scaled by its largest magnitude (*absmax*) and each element coded by one of
+    256 values of a non-linear *dynamic tree* map (Dettmers et al. 2022,
+    "8-bit optimizers via block-wise quantization"), built here as: decade
+    :math:`i` below the block's absmax (values in :math:`(10^{-i-1}, 10^{-i}]`)
+    gets :math:`2^{b-1-i}` evenly spaced levels, for :math:`b` = 8 magnitude
+    bits (unsigned map, second moments and accumulators: 8 decades) or 7 and a
+    sign bit (signed map, first moments: 7 decades). Precision is finest near
+    the absmax, where the elements that dominate a step are. The state is
+    written back with stochastic rounding between the two neighbouring codes,
+    except that a positive second moment never rounds to 0 (it rounds up to
+    the smallest code instead: a zero there would divide a nonzero first
+    moment by ``eps``).
+
+Both are dequantised to the compute dtype, updated by the rule's own
+``update`` and requantised in one pass (one compiled kernel on the fast path).
+
+The random numbers of stochastic rounding come from a counter-based hash of
+the value being rounded, the step count and the state's name: no generator,
+no global state, the same numbers on the fast and the per-tensor path and
+whatever the sharding, so a checkpointed run resumes bit-exactly.
+
+Small parameters (fewer than :data:`MIN_ELEMENTS` elements, counted by
+``numel()``, which a DTensor reports for the whole tensor) keep full-precision
+state: they cost little memory, and biases and norms are where precision
+matters. The rule depends on the parameter alone, so a parameter gets the same
+precision under DDP, ZeRO or one process. Complex parameters keep full
+precision too.
+
+Error bounds (``x`` the value, ``a`` its block's absmax):
+
+- bfloat16, one rounding: :math:`|\mathrm{sr}(x) - x| < 2^{-7}|x|` (one
+  bfloat16 step); nearest rounding (checkpoint conversion) half that.
+- 8-bit, one rounding: less than one gap of the map at :math:`|x|/a`, times
+  :math:`a`; for :math:`|x| \ge a/10`, :math:`0.9a/64` (signed) or
+  :math:`0.9a/128` (unsigned), i.e. 1.4% and 0.7% of :math:`a`; in decade
+  :math:`i` below :math:`a` the gap is :math:`2^i` times that times
+  :math:`10^{-i}`. Nearest rounding (checkpoint conversion) has half the gap.
+  See :func:`gap`.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+#: The elements of one 8-bit block, sharing one float32 scale (absmax).
+BLOCK = 256
+
+#: Parameters with fewer elements keep full-precision state (see the module docstring).
+MIN_ELEMENTS = 4096
+
+#: The values of ``lean_state``.
+KINDS = ("bfloat16", "8bit")
+
+#: The key of a state's block scales: ``exp_avg`` -> ``exp_avg_absmax``.
+ABSMAX = "{}_absmax"
+
+_M32 = 0xFFFFFFFF
+_HASHED = 0xFFFFFF00
+
+
+def magnitude_map(bits: int) -> torch.Tensor:
+    """The ascending magnitudes of the dynamic tree map with ``bits`` magnitude bits, 0 first.
+
+    Decade ``i`` below 1 gets ``2**(bits - 1 - i)`` levels ending at ``10**-i``:
+    ``1 + 2**bits - 1`` values in all, the last exactly 1.
+    """
+    levels = [0.0]
+    for i in reversed(range(bits)):
+        n = 2 ** (bits - 1 - i)
+        levels += [10.0**-i * (0.1 + 0.9 * k / n) for k in range(1, n + 1)]
+    levels[-1] = 1.0
+    return torch.tensor(levels, dtype=torch.float32)
+
+
+_MAPS: dict[tuple[bool, str], torch.Tensor] = {}
+
+
+def table(signed: bool, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The magnitudes of the signed (7 bits + sign) or unsigned (8 bits) map, on ``device``."""
+    key = (signed, str(device))
+    if key not in _MAPS:
+        _MAPS[key] = magnitude_map(7 if signed else 8).to(device)
+    return _MAPS[key]
+
+
+def decode(codes: torch.Tensor, signed: bool, magnitudes: torch.Tensor | None = None) -> torch.Tensor:
+    """The map's value of each code, in [-1, 1] (signed) or [0, 1], as float32.
+
+    ``magnitudes`` is :func:`table` (the compiled kernel passes it in).
+    """
+    if magnitudes is None:
+        magnitudes = table(signed, codes.device)
+    if not signed:
+        return magnitudes[codes.long()]
+    value = magnitudes[(codes & 0x7F).long()]
+    return torch.where(codes >= 0x80, -value, value)
+
+
+def gap(values: torch.Tensor, signed: bool) -> torch.Tensor:
+    """The distance between the two codes around each of ``values`` (in [-1, 1] or [0, 1]).
+
+    One stochastic rounding moves a value by less than this (times the
+    block's absmax); nearest rounding by at most half of it.
+    """
+    magnitudes = table(signed, values.device)
+    a = values.abs().float().clamp(max=1.0)
+    i = (torch.bucketize(a, magnitudes, right=True) - 1).clamp(0, magnitudes.numel() - 2)
+    return magnitudes[i + 1] - magnitudes[i]
+
+
+# -- counter-based random numbers ---------------------------------------------------
+
+
+def _hash(x: torch.Tensor, seed: Any, salt: int) -> torch.Tensor:
+    """32 pseudo-random bits (in int64) for each element of blocks ``x`` (float32 bits as int64).
+
+    The bits depend on the element's value, its place in its block of
+    :data:`BLOCK`, the seed and the salt. A multiply-xorshift mixer in int64
+    with 32-bit words: every product stays below 2**63, so nothing overflows,
+    and it compiles as elementwise code. The low 8 bits of the value are left
+    out: a value computed with a last-bit difference (a fused multiply-add in
+    the compiled kernel, none in eager code) almost always gets the same
+    number, so the fast and the per-tensor path round alike. The place in the
+    block keeps equal values (a constant initial state) from rounding alike.
+    """
+    place = torch.arange(x.shape[-1], device=x.device, dtype=torch.int64)
+    h = (x & _HASHED) ^ ((seed * 0x9E3779B1 + salt * 0x632BE5AB + place * 0x2545F491) & _M32)
+    h = h ^ (h >> 16)
+    h = (h * 0x7FEB352D) & _M32
+    h = h ^ (h >> 15)
+    h = (h * 0x2C1B3C6D) & _M32
+    h = h ^ (h >> 16)
+    h = (h * 0x297A2D39) & _M32
+    return h ^ (h >> 15)
+
+
+def _seed(seed: Any) -> Any:
+    """The seed as an integer (a 0-dim tensor, as the compiled kernel gets it, or a number)."""
+    return seed.to(torch.int64) if isinstance(seed, torch.Tensor) else int(seed)
+
+
+def _bits(x: torch.Tensor) -> torch.Tensor:
+    return x.float().view(torch.int32).to(torch.int64)
+
+
+def uniform(x: torch.Tensor, seed: Any, salt: int) -> torch.Tensor:
+    """A number in [0, 1) for each element of blocks ``x`` (blocks, BLOCK): see :func:`_hash`."""
+    return (_hash(_bits(x), _seed(seed), salt) >> 8).to(torch.float32) * 2.0**-24
+
+
+# -- bfloat16 ------------------------------------------------------------------------
+
+
+def bfloat16_blocks(x: torch.Tensor, seed: Any, salt: int = 0) -> torch.Tensor:
+    """Blocks ``x`` (blocks, BLOCK) rounded stochastically to bfloat16.
+
+    Adds 16 random bits to the low half of each float32 pattern and clears it,
+    so the conversion that follows is exact: the magnitude goes up one
+    bfloat16 step with probability equal to the fraction of the step it lay
+    above. Infinities and NaN pass unchanged.
+    """
+    x = x.float()
+    bits = x.view(torch.int32).to(torch.int64)
+    noise = _hash(bits, _seed(seed), salt) & 0xFFFF
+    rounded = ((bits + noise) & ~0xFFFF).to(torch.int32).view(torch.float32)
+    return torch.where(torch.isfinite(x), rounded, x).to(torch.bfloat16)
+
+
+def to_bfloat16(x: torch.Tensor, seed: Any = None, salt: int = 0) -> torch.Tensor:
+    """Dense ``x`` rounded to bfloat16: stochastically given a ``seed`` (by blocks in memory order).
+
+    Without a seed, to nearest (used when a checkpoint is converted).
+    """
+    if seed is None:
+        return x.to(torch.bfloat16)
+    values = bfloat16_blocks(_padded(x), seed, salt).view(-1)[: x.numel()]
+    out = torch.empty_like(x, dtype=torch.bfloat16)
+    _flat(out).copy_(values)
+    return out
+
+
+# -- 8-bit blocks ----------------------------------------------------------------------
+
+
+def encode_blocks(
+    x: torch.Tensor, signed: bool, seed: Any = None, salt: int = 0, magnitudes: torch.Tensor | None = None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Codes (uint8) and absmax (float32) of ``x``, shaped (blocks, BLOCK).
+
+    Stochastic rounding between the neighbouring codes given a ``seed``, else
+    nearest. An unsigned (second-moment) value above 0 never becomes 0.
+    ``magnitudes`` is :func:`table` (the compiled kernel passes it in).
+    """
+    if magnitudes is None:
+        magnitudes = table(signed, x.device)
+    x = x.float()
+    absmax = x.abs().amax(dim=1)
+    # a division, not a multiplication by 1 / absmax, which overflows for a subnormal absmax
+    a = (x.abs() / torch.where(absmax > 0, absmax, torch.ones_like(absmax))[:, None]).clamp(max=1.0)
+    top = magnitudes.numel() - 2
+    i = (torch.bucketize(a, magnitudes, right=True) - 1).clamp(0, top)
+    low, high = magnitudes[i], magnitudes[i + 1]
+    fraction = (a - low) / (high - low)
+    threshold = 0.5 if seed is None else uniform(x, seed, salt)
+    code = i + (fraction > threshold).to(i.dtype)
+    if signed:
+        code = code + torch.signbit(x).to(code.dtype) * 0x80
+    else:
+        code = torch.where((x != 0) & (code == 0), torch.ones_like(code), code)
+    return code.to(torch.uint8), absmax
+
+
+def decode_blocks(
+    codes: torch.Tensor, absmax: torch.Tensor, signed: bool, dtype: torch.dtype
+) -> torch.Tensor:
+    """The values of ``codes`` (blocks, BLOCK) scaled by each block's ``absmax``, in ``dtype``."""
+    return (decode(codes, signed) * absmax[:, None]).to(dtype)
+
+
+def blocks(numel: int) -> int:
+    """The number of 8-bit blocks of a tensor of ``numel`` elements."""
+    return math.ceil(numel / BLOCK)
+
+
+def _flat(t: torch.Tensor) -> torch.Tensor:
+    """A dense tensor's elements in memory order, as a 1-D view (the order blocks follow)."""
+    return t.as_strided((t.numel(),), (1,))
+
+
+def _padded(t: torch.Tensor) -> torch.Tensor:
+    flat = _flat(t)
+    return F.pad(flat, (0, blocks(flat.numel()) * BLOCK - flat.numel())).view(-1, BLOCK)
+
+
+def quantise(
+    x: torch.Tensor, signed: bool, seed: Any = None, salt: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """8-bit codes shaped (and strided) like ``x``, and the block scales, of a dense tensor ``x``.
+
+    Blocks follow ``x``'s memory order. Raises ValueError if ``x`` holds a NaN
+    or an infinity (a block's scale would be meaningless), or if an unsigned
+    ``x`` holds a negative value.
+    """
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError(
+            "lean_state='8bit': cannot quantise a state tensor that holds NaN or infinity "
+            "(its block's scale would be meaningless)"
+        )
+    if not signed and bool((x < 0).any()):
+        raise ValueError(
+            "lean_state='8bit': a second moment or accumulator must be >= 0 to be quantised; "
+            f"received a minimum of {x.min().item()!r}"
+        )
+    codes = torch.empty_like(x, dtype=torch.uint8)
+    absmax = torch.empty(blocks(x.numel()), dtype=torch.float32, device=x.device)
+    write_8bit_(codes, absmax, x, signed, seed, salt)
+    return codes, absmax
+
+
+def dequantise(codes: torch.Tensor, absmax: torch.Tensor, signed: bool, dtype: torch.dtype) -> torch.Tensor:
+    """The values of 8-bit ``codes`` (a dense tensor) and their block scales, shaped like ``codes``."""
+    values = decode_blocks(_padded(codes), absmax, signed, dtype).view(-1)[: codes.numel()]
+    out = torch.empty_like(codes, dtype=dtype)
+    _flat(out).copy_(values)
+    return out
+
+
+def write_8bit_(
+    codes: torch.Tensor, absmax: torch.Tensor, x: torch.Tensor, signed: bool, seed: Any, salt: int
+) -> None:
+    """Quantise ``x`` into ``codes`` and ``absmax`` in place (``x`` strided as ``codes``)."""
+    new_codes, new_absmax = encode_blocks(_padded(x), signed, seed, salt)
+    _flat(codes).copy_(new_codes.view(-1)[: codes.numel()])
+    absmax.copy_(new_absmax)
+
+
+# -- which parameters, and the state's form -------------------------------------------
+
+
+def kind(group: dict[str, Any], p: torch.Tensor) -> str | None:
+    """The lean form of ``p``'s state in ``group``: ``"bfloat16"``, ``"8bit"`` or None (full precision)."""
+    wanted = group.get("lean_state")
+    if wanted is None or p.is_complex() or p.numel() < MIN_ELEMENTS:
+        return None
+    return wanted
+
+
+def form(state: dict[str, Any], name: str) -> str | None:
+    """The form ``state[name]`` is stored in: ``"8bit"``, ``"bfloat16"`` or None (a float tensor)."""
+    value = state.get(name)
+    if isinstance(value, torch.Tensor) and value.dtype == torch.uint8:
+        return "8bit"
+    if ABSMAX.format(name) in state:
+        return "8bit"
+    return None
+
+
+def read(state: dict[str, Any], name: str, signed: bool, dtype: torch.dtype) -> torch.Tensor:
+    """``state[name]`` as a full-precision tensor of ``dtype`` (a new tensor)."""
+    value = state[name]
+    if value.dtype == torch.uint8:
+        return dequantise(value, state[ABSMAX.format(name)], signed, dtype)
+    return value.to(dtype, copy=True)
+
+
+def write_(state: dict[str, Any], name: str, value: torch.Tensor, signed: bool, seed: Any, salt: int) -> None:
+    """Store ``value`` into ``state[name]`` in the form it already has, rounding stochastically."""
+    stored = state[name]
+    if stored.dtype == torch.uint8:
+        write_8bit_(stored, state[ABSMAX.format(name)], value, signed, seed, salt)
+    elif stored.dtype == torch.bfloat16 and value.dtype != torch.bfloat16:
+        stored.copy_(to_bfloat16(value, seed, salt))
+    else:
+        stored.copy_(value)
+
+
+def convert(state: dict[str, Any], name: str, wanted: str | None, signed: bool, full: torch.dtype) -> None:
+    """Put ``state[name]`` into the ``wanted`` form (None: full precision in ``full``), rounding to nearest.
+
+    The error of one conversion is what the module docstring bounds for
+    nearest rounding; converting to full precision is exact.
+    """
+    value = state[name]
+    if wanted == "8bit":
+        done = value.dtype == torch.uint8
+    elif wanted == "bfloat16":
+        done = value.dtype == torch.bfloat16
+    else:
+        done = value.dtype == full
+    if done:
+        return
+    dense = read(state, name, signed, torch.float32 if full != torch.float64 else full)
+    state.pop(ABSMAX.format(name), None)
+    if wanted == "8bit":
+        state[name], state[ABSMAX.format(name)] = quantise(dense, signed)
+    elif wanted == "bfloat16":
+        state[name] = dense.to(torch.bfloat16)
+    else:
+        state[name] = dense.to(full)
+
+
+def salt(name: str) -> int:
+    """A number that tells one state tensor's random stream from another's."""
+    return sum(ord(c) * 31**i for i, c in enumerate(name)) & 0xFFFF
