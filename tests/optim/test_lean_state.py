@@ -478,3 +478,36 @@ def test_changing_lean_state_mid_run_converts_the_state(path):
         m = _lean.read(opt.state[w], "exp_avg", True, torch.float32)
         assert m.abs().max() <= 1, "a moving average of gradients in [-1, 1]"
     assert opt.state[w]["step"].item() == 18 and torch.isfinite(w).all()
+
+
+# -- stochastic rounding of bfloat16 parameters ---------------------------------------------------
+
+
+@pytest.mark.parametrize("lean_state", [None, "8bit"])
+def test_stochastic_rounding_lets_bfloat16_parameters_take_steps_below_half_their_precision(lean_state):
+    """Adam's first steps move each coordinate by about lr = 1e-3; a bfloat16 1.0 has steps of 2**-8
+    below it, so plain rounding returns 0.999 to 1.0 at every step and the parameter never moves."""
+
+    def after(**kwargs):
+        w = torch.ones(8192, dtype=torch.bfloat16, requires_grad=True)
+        opt = Adam([w], lr=1e-3, lean_state=lean_state, state_dtype=torch.float32, **kwargs)
+        for _ in range(100):
+            w.grad = torch.ones_like(w)
+            opt.step()
+        return w.detach().float(), opt
+
+    frozen, _ = after()
+    assert torch.equal(frozen, torch.ones(8192))
+    moved, opt = after(stochastic_rounding=True)
+    assert moved.mean().item() == pytest.approx(0.9, abs=0.003)  # 100 steps of 1e-3
+    assert opt.implementation() == ["per-tensor"]
+    again, _ = after(stochastic_rounding=True)
+    assert torch.equal(moved, again), "deterministic: the same numbers in every run"
+
+
+def test_stochastic_rounding_needs_a_step_count():
+    with pytest.raises(ValueError, match=r"SGD: stochastic_rounding=True draws on the step count"):
+        OPTIMIZERS["sgd"]([torch.zeros(3, requires_grad=True)], stochastic_rounding=True)
+    with pytest.raises(TypeError, match=r"stochastic_rounding must be True or False; received"):
+        Adam([torch.zeros(3, requires_grad=True)], stochastic_rounding=1)
+    OPTIMIZERS["sgd"]([torch.zeros(3, requires_grad=True)], momentum=0.9, stochastic_rounding=True)

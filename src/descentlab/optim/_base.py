@@ -111,6 +111,7 @@ class Optimizer(torch.optim.Optimizer):
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
         lean_state: str | None = None,
+        stochastic_rounding: bool = False,
     ) -> None:
         self._fast_path: _flat.FastPath | None = None
         self._auto: dict[int, tuple[tuple[int, int], bool]] = {}  # group id -> (params layout, large enough)
@@ -123,6 +124,7 @@ class Optimizer(torch.optim.Optimizer):
             "skipped_steps": 0,
             "state_dtype": state_dtype,
             "lean_state": lean_state,
+            "stochastic_rounding": stochastic_rounding,
         }
         self._check_group(defaults)
         if isinstance(params, (set, frozenset)):
@@ -167,6 +169,13 @@ class Optimizer(torch.optim.Optimizer):
         _checks.flag(owner, "maximize", group["maximize"])
         _checks.flag(owner, "skip_nonfinite", group["skip_nonfinite"])
         dtype = _checks.floating_dtype(owner, "state_dtype", group["state_dtype"])
+        rounding = _checks.flag(owner, "stochastic_rounding", group.get("stochastic_rounding", False))
+        if rounding and not self._active_state(group):
+            raise ValueError(
+                f"{owner}: stochastic_rounding=True draws on the step count, which this "
+                "configuration does not keep (SGD keeps one with momentum > 0); received "
+                "stochastic_rounding=True"
+            )
         lean = group.get("lean_state")
         if lean is not None:
             _checks.choice(owner, "lean_state", lean, _lean.KINDS)
@@ -360,9 +369,15 @@ class Optimizer(torch.optim.Optimizer):
     def _use_fast_path(self, group: dict[str, Any]) -> bool:
         """Whether to try the fast path for ``group`` (see :mod:`._flat`)."""
         choice = _flat.wanted(group)
-        if choice is False or group.get("capturable") or torch.compiler.is_compiling():
+        if (
+            choice is False
+            or group.get("capturable")
+            or group.get("stochastic_rounding")
+            or torch.compiler.is_compiling()
+        ):
             # capturable: CUDA-graph capture needs the per-tensor path's on-device
-            # step counts; under torch.compile, the caller's compiler does the fusing.
+            # step counts; under torch.compile, the caller's compiler does the fusing;
+            # stochastic rounding of parameters is not in the fast path's kernels yet.
             return False
         if choice:
             return True
@@ -417,17 +432,24 @@ class Optimizer(torch.optim.Optimizer):
                 state["step"] += 1
                 step = _device_step(state["step"], p) if on_device else state["step"].item()
             grad = p.grad
+            target = None
+            if group.get("stochastic_rounding") and p.dtype == torch.bfloat16:
+                # the rule on a float32 copy, rounded back stochastically: plain rounding
+                # drops every update smaller than half a bfloat16 step of the parameter
+                target, p = p, p.detach().float()
             lean = _lean.kind(group, p) if names else None
             if lean is not None:
                 self._lean_update(p, grad, state, names, step, coefficients(step, **scalars))
-                continue
-            tensors = [state[n] if n in names else None for n in self.state_names]
-            if names and _flat.state_dtype(group, p) != p.dtype:
-                grad = grad.to(_flat.state_dtype(group, p))  # the rule's arithmetic in the state's precision
-            if p.is_complex():
-                p, grad = torch.view_as_real(p), torch.view_as_real(grad)
-                tensors = [None if t is None else torch.view_as_real(t) for t in tensors]
-            update(p, grad, *tensors, **coefficients(step, **scalars))
+            else:
+                tensors = [state[n] if n in names else None for n in self.state_names]
+                if names and _flat.state_dtype(group, p) != p.dtype:
+                    grad = grad.to(_flat.state_dtype(group, p))  # the arithmetic in the state's precision
+                if p.is_complex():
+                    p, grad = torch.view_as_real(p), torch.view_as_real(grad)
+                    tensors = [None if t is None else torch.view_as_real(t) for t in tensors]
+                update(p, grad, *tensors, **coefficients(step, **scalars))
+            if target is not None:
+                target.copy_(_lean.to_bfloat16(p, step, _lean.salt("param")))
 
     def _lean_update(
         self,

@@ -33,9 +33,12 @@ Both are dequantised to the compute dtype, updated by the rule's own
 ``update`` and requantised in one pass (one compiled kernel on the fast path).
 
 The random numbers of stochastic rounding come from a counter-based hash of
-the value being rounded, the step count and the state's name: no generator,
-no global state, the same numbers on the fast and the per-tensor path and
-whatever the sharding, so a checkpointed run resumes bit-exactly.
+the value being rounded (without its last 8 bits), its place in its block of
+:data:`BLOCK`, the step count and the state's name: no generator, no global
+state, so a checkpointed run resumes bit-exactly; the fast and the per-tensor
+path draw the same numbers (they round differently only where their float32
+arithmetic differs), and so does a parameter sharded at multiples of
+:data:`BLOCK` elements.
 
 Small parameters (fewer than :data:`MIN_ELEMENTS` elements, counted by
 ``numel()``, which a DTensor reports for the whole tensor) keep full-precision

@@ -70,6 +70,12 @@ class Adagrad(Optimizer):
             complex parameters keep full precision (``state_dtype``). Default
             None: full precision. See :mod:`descentlab.optim._lean` and
             ``docs/lean-state.md`` for the error bounds.
+        stochastic_rounding: round bfloat16 parameters stochastically after
+            each step, with the rule computed on a float32 copy: updates smaller
+            than half a bfloat16 step then move the parameter on average
+            instead of being lost (default False; other dtypes are unaffected;
+            uses the per-tensor path; needs a step count, so not for SGD
+            without momentum).
 
     State (per parameter, created with the optimizer as torch.optim does):
         ``sum`` (:math:`s`) and ``step`` (:math:`t`, a 0-dim float tensor).
@@ -125,6 +131,7 @@ class Adagrad(Optimizer):
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
         lean_state: str | None = None,
+        stochastic_rounding: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr, lr_decay=lr_decay, eps=eps, weight_decay=weight_decay,
@@ -138,6 +145,7 @@ class Adagrad(Optimizer):
             skip_nonfinite=skip_nonfinite,
             state_dtype=state_dtype,
             lean_state=lean_state,
+            stochastic_rounding=stochastic_rounding,
         )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:

@@ -91,6 +91,12 @@ _ARGS = r"""
             complex parameters keep full precision (``state_dtype``). Default
             None: full precision. See :mod:`descentlab.optim._lean` and
             ``docs/lean-state.md`` for the error bounds.
+        stochastic_rounding: round bfloat16 parameters stochastically after
+            each step, with the rule computed on a float32 copy: updates smaller
+            than half a bfloat16 step then move the parameter on average
+            instead of being lost (default False; other dtypes are unaffected;
+            uses the per-tensor path; needs a step count, so not for SGD
+            without momentum).
 
     State (per parameter):
         ``step`` (0-dim float tensor), ``exp_avg``, ``exp_avg_sq``, and
@@ -157,6 +163,7 @@ class Adam(Optimizer):
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
         lean_state: str | None = None,
+        stochastic_rounding: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad,
@@ -171,6 +178,7 @@ class Adam(Optimizer):
             skip_nonfinite=skip_nonfinite,
             state_dtype=state_dtype,
             lean_state=lean_state,
+            stochastic_rounding=stochastic_rounding,
         )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
@@ -254,12 +262,14 @@ class AdamW(Adam):
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
         lean_state: str | None = None,
+        stochastic_rounding: bool = False,
     ) -> None:
         super().__init__(
             params, lr, betas, eps, weight_decay, amsgrad, foreach=foreach, maximize=maximize,
             capturable=capturable, differentiable=differentiable, fused=fused,
             decoupled_weight_decay=True, eps_root=eps_root, convention=convention,
             skip_nonfinite=skip_nonfinite, state_dtype=state_dtype, lean_state=lean_state,
+            stochastic_rounding=stochastic_rounding,
         )  # fmt: skip
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -75,6 +75,12 @@ class RMSprop(Optimizer):
             ``docs/lean-state.md`` for the error bounds. Not ``"8bit"`` with
             ``centered``, whose variance, a difference of two rounded moments,
             could turn negative.
+        stochastic_rounding: round bfloat16 parameters stochastically after
+            each step, with the rule computed on a float32 copy: updates smaller
+            than half a bfloat16 step then move the parameter on average
+            instead of being lost (default False; other dtypes are unaffected;
+            uses the per-tensor path; needs a step count, so not for SGD
+            without momentum).
 
     State (per parameter):
         ``step`` (0-dim float tensor), ``square_avg``, ``momentum_buffer`` if
@@ -133,6 +139,7 @@ class RMSprop(Optimizer):
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
         lean_state: str | None = None,
+        stochastic_rounding: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr, momentum=momentum, alpha=alpha, eps=eps, centered=centered,
@@ -146,6 +153,7 @@ class RMSprop(Optimizer):
             skip_nonfinite=skip_nonfinite,
             state_dtype=state_dtype,
             lean_state=lean_state,
+            stochastic_rounding=stochastic_rounding,
         )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:

@@ -80,6 +80,12 @@ class SGD(Optimizer):
             complex parameters keep full precision (``state_dtype``). Default
             None: full precision. See :mod:`descentlab.optim._lean` and
             ``docs/lean-state.md`` for the error bounds.
+        stochastic_rounding: round bfloat16 parameters stochastically after
+            each step, with the rule computed on a float32 copy: updates smaller
+            than half a bfloat16 step then move the parameter on average
+            instead of being lost (default False; other dtypes are unaffected;
+            uses the per-tensor path; needs a step count, so not for SGD
+            without momentum).
 
     State (per parameter, only when ``momentum > 0``):
         ``momentum_buffer`` (:math:`b`) and ``step`` (:math:`t`, a 0-dim float tensor).
@@ -141,6 +147,7 @@ class SGD(Optimizer):
         skip_nonfinite: bool = False,
         state_dtype: torch.dtype | None = None,
         lean_state: str | None = None,
+        stochastic_rounding: bool = False,
     ) -> None:
         defaults = dict(
             lr=lr, momentum=momentum, dampening=dampening, weight_decay=weight_decay,
@@ -155,6 +162,7 @@ class SGD(Optimizer):
             skip_nonfinite=skip_nonfinite,
             state_dtype=state_dtype,
             lean_state=lean_state,
+            stochastic_rounding=stochastic_rounding,
         )
 
     def _check_hyperparameters(self, group: dict[str, Any]) -> None:
