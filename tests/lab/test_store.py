@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import inspect
 import io
 import json
 import re
@@ -456,3 +457,22 @@ def test_put_result_checks_its_arguments_before_writing(tmp_path, args, kwargs, 
         with pytest.raises(ValueError, match=f"Store.put_result: {re.escape(message)}"):
             store.put_result(*args, **kwargs)
         assert store.result_keys() == set()
+
+
+def test_an_argument_added_with_the_behaviour_it_replaces_leaves_the_digest_alone(monkeypatch):
+    from descentlab.lab import store as store_module
+    from descentlab.optim import Adam
+
+    assert "lean_state" not in default_values()["optimizers"]["adam"]  # None: full precision, as before
+    digest = defaults_digest()
+    # were its default to change, the digest would change (and the test above ask for a new version)
+    signature = inspect.signature(Adam.__init__)
+    changed = signature.replace(
+        parameters=[
+            p.replace(default="8bit") if p.name == "lean_state" else p for p in signature.parameters.values()
+        ]
+    )
+    monkeypatch.setattr(Adam.__init__, "__signature__", changed, raising=False)
+    assert default_values()["optimizers"]["adam"]["lean_state"] == "8bit"
+    assert defaults_digest() != digest
+    assert store_module._NEUTRAL["lean_state"] is None

@@ -163,6 +163,14 @@ def run_key(config: RunConfig, *, defaults_version: int | None = None) -> str:
     return hashlib.sha256((prefix + text).encode()).hexdigest()
 
 
+#: Optimizer arguments added after a defaults version, with the default that does what
+#: the optimizers did before they existed: a stored configuration that does not name one
+#: means that default, as it always did, so it stays out of the digest while its default
+#: is this value (a changed default enters the digest and needs a new version).
+_NEUTRAL: dict[str, Any] = {"lean_state": None, "stochastic_rounding": False}
+_ANY = object()
+
+
 def default_values() -> dict[str, Any]:
     """Every default that a stored configuration's meaning depends on, as plain data.
 
@@ -190,7 +198,7 @@ def default_values() -> dict[str, Any]:
         name: {
             p.name: p.default
             for p in inspect.signature(cls.__init__).parameters.values()
-            if p.default is not inspect.Parameter.empty
+            if p.default is not inspect.Parameter.empty and _NEUTRAL.get(p.name, _ANY) != p.default
         }
         for name, cls in OPTIMIZERS.items()
     }
