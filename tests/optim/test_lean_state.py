@@ -184,6 +184,7 @@ def test_the_random_numbers_are_uniform_and_change_with_seed_and_salt():
 # -- the known failure: plain bfloat16 rounding freezes Adam's second moment --------------------
 
 
+@pytest.mark.slow
 def test_stochastic_rounding_keeps_adams_second_moment_decaying_where_plain_rounding_freezes_it():
     def second_moment(**kwargs):
         w = torch.ones(8192, requires_grad=True)
@@ -205,7 +206,9 @@ def test_stochastic_rounding_keeps_adams_second_moment_decaying_where_plain_roun
 # -- one step: the rule, then one rounding of the state --------------------------------------------
 
 
-@pytest.mark.parametrize("path", ["per-tensor", "fast"])
+# The fast path compiles a kernel per configuration (seconds each): the whole table runs in CI,
+# the fast loop (pytest -m "not slow") takes the per-tensor path's half.
+@pytest.mark.parametrize("path", ["per-tensor", pytest.param("fast", marks=pytest.mark.slow)])
 @pytest.mark.parametrize(("name", "config", "kind"), lean_configs())
 def test_one_lean_step_is_the_full_precision_step_then_one_rounding(name, config, kind, path, every_size):
     cls = OPTIMIZERS[name]
@@ -245,6 +248,7 @@ def test_one_lean_step_is_the_full_precision_step_then_one_rounding(name, config
 # -- many steps ---------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "config", "kind"), lean_configs())
 def test_lean_state_stays_within_the_stated_tolerance_of_full_precision(name, config, kind, every_size):
     kwargs = {**config.kwargs, flag(name): False}
@@ -257,6 +261,7 @@ def test_lean_state_stays_within_the_stated_tolerance_of_full_precision(name, co
         assert relative_error(a, b) <= PARITY[kind]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "config", "kind"), lean_configs())
 def test_the_fast_path_matches_the_per_tensor_path_on_lean_state(name, config, kind, every_size):
     fast, opt = run(OPTIMIZERS[name], {**config.kwargs, flag(name): True, "lean_state": kind},
@@ -282,7 +287,7 @@ def _train(params, opt, ts):
 
 
 @pytest.mark.parametrize("kind", KINDS)
-@pytest.mark.parametrize("path", ["per-tensor", "fast"])
+@pytest.mark.parametrize("path", ["per-tensor", pytest.param("fast", marks=pytest.mark.slow)])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_a_lean_run_resumes_bit_exactly_from_its_state_dict(name, path, kind, every_size):
     kwargs = {"lr": 0.01, flag(name): path == "fast", "lean_state": kind}
@@ -346,6 +351,7 @@ def test_lean_and_full_precision_checkpoints_load_into_each_other(name, kind, ev
             assert torch.equal(value, again.state[b][key]), key
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize(("name", "config"), all_configs(torch_only=True))
 def test_to_torch_state_dict_loads_into_torch_optim(name, config, kind, every_size):
@@ -427,6 +433,7 @@ def test_a_damaged_8bit_checkpoint_is_refused():
             opt.load_state_dict(damaged(change))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("kind", "limit"), [("8bit", 2.1), ("bfloat16", 4.0)])
 def test_state_bytes_per_parameter_of_adam_on_large_tensors(kind, limit):
     from descentlab.bench import state_bytes
@@ -483,7 +490,7 @@ def test_changing_lean_state_mid_run_converts_the_state(path):
 # -- stochastic rounding of bfloat16 parameters ---------------------------------------------------
 
 
-@pytest.mark.parametrize("lean_state", [None, "8bit"])
+@pytest.mark.parametrize("lean_state", [None, pytest.param("8bit", marks=pytest.mark.slow)])
 def test_stochastic_rounding_lets_bfloat16_parameters_take_steps_below_half_their_precision(lean_state):
     """Adam's first steps move each coordinate by about lr = 1e-3; a bfloat16 1.0 has steps of 2**-8
     below it, so plain rounding returns 0.999 to 1.0 at every step and the parameter never moves."""
