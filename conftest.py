@@ -22,6 +22,7 @@ import subprocess
 import sys
 import tempfile
 
+import pytest
 import torch
 from sybil import Sybil
 from sybil.parsers.myst import CodeBlockParser, PythonCodeBlockParser, SkipParser
@@ -90,3 +91,12 @@ pytest_collect_file = Sybil(
     setup=_setup,
     teardown=_teardown,
 ).pytest()
+
+
+def pytest_collection_modifyitems(items):
+    # A console session runs the installed command in a subprocess (seconds each, a
+    # comparison among them): CI runs them; the fast loop (-m "not slow") leaves them out.
+    for item in items:
+        region = getattr(getattr(item, "example", None), "region", None)
+        if region is not None and region.evaluator is _run_console:
+            item.add_marker(pytest.mark.slow)

@@ -14,6 +14,10 @@ ROOT = Path(__file__).parents[1]
 pytest.importorskip("sphinx", reason="the docs extra (in dev) is not installed")
 
 
+# Building the site takes about 20 s: CI builds it; the fast loop leaves it out.
+pytestmark = pytest.mark.slow
+
+
 @pytest.fixture(scope="module")
 def site(tmp_path_factory):
     out = tmp_path_factory.mktemp("site")

@@ -190,6 +190,7 @@ def _visible_text(page: str) -> str:
     return html.unescape(re.sub(r"<[^>]+>", "\n", page))
 
 
+@pytest.mark.slow
 def test_the_report_and_the_verdicts_render_in_chinese_from_the_same_findings(first_run, tmp_path, capsys):
     out = tmp_path / "zh"
     shutil.copytree(first_run[0], out)
