@@ -471,9 +471,12 @@ def run(
             rows = []
             for implementation, opt in optimizers.items():
                 element = next(p.element_size() for g in opt.param_groups for p in g["params"])
-                kept = _state_element_size(opt) if implementation != PROBE else None
-                if implementation == PROBE:
-                    kept = (workload.state_dtype or workload.dtype).itemsize
+                # the probe moves state of the dtype descentlab keeps; an optimizer, of the dtype it keeps
+                kept = (
+                    (workload.state_dtype or workload.dtype).itemsize
+                    if implementation == PROBE
+                    else _state_element_size(opt)
+                )
                 moved = algorithm.bytes_per_element(element, kept) * workload.parameters
                 ms = statistics.median(times[implementation])
                 gbs = moved / ms / 1e6

@@ -234,14 +234,20 @@ def _kernel(
             scalars = dict(zip(numeric, rest[n_states:], strict=True))
             update(param, grad, *rest[:n_states], **scalars, **static)
 
-        # Dynamo keeps one cache, with a recompile limit, per code object: a code
-        # object of its own per kernel keeps different optimizers and dtypes from
-        # evicting each other.
-        code = flat_step.__code__.replace(co_name=f"descentlab_{update.__name__}_{len(_KERNELS)}")
-        fresh = types.FunctionType(code, flat_step.__globals__, code.co_name, None, flat_step.__closure__)
-        kernel = _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True, options=_COMPILE_OPTIONS))
-        _KERNELS[key] = kernel
+        kernel = _KERNELS[key] = _compiled(flat_step, f"descentlab_{update.__name__}_{len(_KERNELS)}")
     return kernel
+
+
+def _compiled(flat_step: Callable[..., None], name: str) -> _Kernel:
+    """``flat_step`` compiled under a code object of its own, named ``name``.
+
+    Dynamo keeps one cache, with a recompile limit, per code object: a code
+    object of its own per kernel keeps different optimizers and dtypes from
+    evicting each other.
+    """
+    code = flat_step.__code__.replace(co_name=name)
+    fresh = types.FunctionType(code, flat_step.__globals__, code.co_name, None, flat_step.__closure__)
+    return _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True, options=_COMPILE_OPTIONS))
 
 
 #: The dtype of each lean form's state buffers.
@@ -304,10 +310,7 @@ def _lean_kernel(
                 else:
                     s.copy_(_lean.bfloat16_blocks(value, seed, salts[i]))
 
-        code = flat_step.__code__.replace(co_name=f"descentlab_lean_{update.__name__}_{len(_KERNELS)}")
-        fresh = types.FunctionType(code, flat_step.__globals__, code.co_name, None, flat_step.__closure__)
-        kernel = _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True, options=_COMPILE_OPTIONS))
-        _KERNELS[key] = kernel
+        kernel = _KERNELS[key] = _compiled(flat_step, f"descentlab_lean_{update.__name__}_{len(_KERNELS)}")
     return kernel
 
 
@@ -400,9 +403,8 @@ class Bucket:
         for i, (p, offset) in enumerate(zip(params, offsets, strict=True)):
             state = optimizer.state[p]
             if lean is not None or any(_lean.ABSMAX.format(n) in state for n in names):
-                optimizer._ensure_state(
-                    p, group, state
-                )  # the state in the form asked for, converted if need be
+                # the state in the form asked for, converted if need be
+                optimizer._ensure_state(p, group, state)
             # A parameter with state but no step comes from a framework that does
             # not count steps (torch's SGD): it has taken at least one.
             count = int(state["step"].item()) if "step" in state else (1 if state else 0)
