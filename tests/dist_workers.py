@@ -1,21 +1,35 @@
-"""The multi-process tests' shared model, data and worker functions.
+"""The multi-process tests' shared models, data and worker functions.
 
 A module of its own because processes that ``torch.multiprocessing`` spawns
 import their function by name (``tests/`` is on their path). Every run is
-float64 and deterministic: the model's weights and each step's global batch
-come from fixed seeds, and rank r of w trains on its 1/w of the global batch,
-so DDP's averaged gradient is the single-process gradient of the whole batch.
+deterministic: the model's weights and each step's global batch come from
+fixed seeds, and rank r of w trains on its 1/w of the global batch, so DDP's
+averaged gradient is the single-process gradient of the whole batch (to
+rounding: see :func:`train_as_ddp` for the exact one).
+
+Two setups: float64 (:func:`model`, :func:`batch`), where DDP and ZeRO match
+one process to 1e-12; and float32 with lean state (:func:`lean_model`,
+:func:`lean_batch`), whose first weight has ``_lean.MIN_ELEMENTS`` elements.
 """
 
 from __future__ import annotations
 
 import copy
 import gc
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from itertools import product
+from pathlib import Path
 from typing import Any
 
+import pytest
 import torch
 import torch.distributed as dist
+import torch.distributed.checkpoint as dcp
+import torch.multiprocessing as mp
+from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.optim import ZeroRedundancyOptimizer
 from torch.nn.parallel import DistributedDataParallel
 
@@ -29,15 +43,25 @@ HYPER: dict[str, dict[str, Any]] = {
     "adamw": {"lr": 0.01, "weight_decay": 0.1},
 }
 GLOBAL_BATCH = 8
+STEPS = 6
+WORLD = 2
+TIMEOUT = 600  # seconds; the workers take about a minute on two busy cores
+
+Batch = Callable[[int], tuple[torch.Tensor, torch.Tensor]]
+
+
+def _seeded(net: torch.nn.Module) -> torch.nn.Module:
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.copy_(torch.randn(p.shape, generator=g, dtype=p.dtype) * 0.5)
+    return net
 
 
 def model() -> torch.nn.Module:
-    g = torch.Generator().manual_seed(0)
-    net = torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 2)).double()
-    with torch.no_grad():
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g, dtype=torch.float64) * 0.5)
-    return net
+    return _seeded(
+        torch.nn.Sequential(torch.nn.Linear(5, 7), torch.nn.Tanh(), torch.nn.Linear(7, 2)).double()
+    )
 
 
 def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -46,10 +70,35 @@ def batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
     return x, torch.randn(GLOBAL_BATCH, 2, generator=g, dtype=torch.float64)
 
 
-def train(net: torch.nn.Module, opt: Any, steps: range, rank: int = 0, world: int = 1) -> None:
+def lean_model() -> torch.nn.Module:
+    """float32; the first weight (64 x 64 = 4096 elements) gets lean state, the three other parameters do not."""
+    return _seeded(torch.nn.Sequential(torch.nn.Linear(64, 64), torch.nn.Tanh(), torch.nn.Linear(64, 2)))
+
+
+def lean_batch(step: int) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(100 + step)
+    return torch.randn(GLOBAL_BATCH, 64, generator=g), torch.randn(GLOBAL_BATCH, 2, generator=g)
+
+
+@dataclass(frozen=True)
+class Setup:
+    """What a run trains: a model and its data."""
+
+    model: Callable[[], torch.nn.Module]
+    batch: Batch
+
+
+FLOAT64 = Setup(model, batch)
+LEAN = Setup(lean_model, lean_batch)
+LEAN_KINDS = ("bfloat16", "8bit")
+
+
+def train(
+    net: torch.nn.Module, opt: Any, steps: range, rank: int = 0, world: int = 1, data: Batch = batch
+) -> None:
     n = GLOBAL_BATCH // world
     for t in steps:
-        x, y = batch(t)
+        x, y = data(t)
         opt.zero_grad()
         torch.nn.functional.mse_loss(
             net(x[rank * n : (rank + 1) * n]), y[rank * n : (rank + 1) * n]
@@ -57,16 +106,68 @@ def train(net: torch.nn.Module, opt: Any, steps: range, rank: int = 0, world: in
         opt.step()
 
 
+def train_as_ddp(net: torch.nn.Module, opt: Any, steps: range, world: int, data: Batch) -> None:
+    """One process, with the gradient that DDP gives: each rank's share backpropagated, summed, averaged.
+
+    For two ranks this is DDP's gradient bit for bit: a sum of two terms does not
+    depend on their order, and halving is exact, before or after the sum. The
+    whole batch's gradient (:func:`train`) differs from it in the last bits.
+    """
+    n = GLOBAL_BATCH // world
+    for t in steps:
+        x, y = data(t)
+        opt.zero_grad()
+        for r in range(world):
+            torch.nn.functional.mse_loss(net(x[r * n : (r + 1) * n]), y[r * n : (r + 1) * n]).backward()
+        for p in net.parameters():
+            p.grad.div_(world)
+        opt.step()
+
+
 def reference(name: str, steps: int) -> list[torch.Tensor]:
     """Single-process training on the whole global batch (the per-tensor path)."""
     net = model()
     train(net, OPTIMIZERS[name](net.parameters(), **HYPER[name], foreach=False), range(steps))
+    return _params(net)
+
+
+def forms(
+    state: Any, params: list[torch.Tensor]
+) -> list[dict[str, tuple[torch.dtype, tuple[int, ...]]] | None]:
+    """Each parameter's state as {name: (dtype, shape)}; None where there is none (another rank's shard)."""
+    return [
+        {k: (v.dtype, tuple(v.shape)) for k, v in state[p].items()} if state.get(p) else None for p in params
+    ]
+
+
+def _params(net: torch.nn.Module) -> list[torch.Tensor]:
     return [p.detach().clone() for p in net.parameters()]
+
+
+def spawn(worker: Callable[..., None], directory: Path) -> Any:
+    """Run ``worker(rank, WORLD, init_file, results_file)`` in WORLD processes; what rank 0 saved."""
+    out = directory / "results.pt"
+    context = mp.spawn(worker, args=(WORLD, str(directory / "init"), str(out)), nprocs=WORLD, join=False)
+    deadline = time.monotonic() + TIMEOUT
+    # A hung worker (a deadlock in torch.distributed) fails the tests instead of hanging CI.
+    while not context.join(timeout=5):
+        if time.monotonic() > deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail(f"{worker.__name__}: the workers did not finish in {TIMEOUT} s")
+    return torch.load(out, weights_only=False)
 
 
 def _setup(rank: int, world: int, init: str) -> None:
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=world)
+
+
+def _save_gathered(results: Any, rank: int, world: int, out: str) -> None:
+    gathered: list[Any] = [None] * world
+    dist.all_gather_object(gathered, results)
+    if rank == 0:
+        torch.save(gathered, out)
 
 
 # Each run's DDP model lives in a function of its own, so that it is freed while the
@@ -75,11 +176,17 @@ def _setup(rank: int, world: int, init: str) -> None:
 # GIL held) joins a gloo thread that waits for the GIL: the worker hangs for good.
 
 
-def _ddp_run(name: str, fast: bool, bucket_view: bool, rank: int, world: int):
-    net = DistributedDataParallel(model(), gradient_as_bucket_view=bucket_view)
-    opt = OPTIMIZERS[name](net.parameters(), **HYPER[name], foreach=fast)
-    train(net, opt, range(6), rank, world)
-    return [p.detach().clone() for p in net.module.parameters()], opt.implementation()
+def _ddp_run(
+    name: str, kwargs: dict[str, Any], bucket_view: bool, rank: int, world: int, setup: Setup = FLOAT64
+) -> dict[str, Any]:
+    net = DistributedDataParallel(setup.model(), gradient_as_bucket_view=bucket_view)
+    opt = OPTIMIZERS[name](net.parameters(), **HYPER[name], **kwargs)
+    train(net, opt, range(STEPS), rank, world, setup.batch)
+    return {
+        "params": _params(net.module),
+        "implementation": opt.implementation(),
+        "forms": forms(opt.state, list(net.module.parameters())),
+    }
 
 
 def ddp_worker(rank: int, world: int, init: str, out: str) -> None:
@@ -90,7 +197,8 @@ def ddp_worker(rank: int, world: int, init: str, out: str) -> None:
         for name in OPTIMIZERS:
             for fast in (True, False):
                 for bucket_view in (False, True):
-                    results[(name, fast, bucket_view)] = _ddp_run(name, fast, bucket_view, rank, world)
+                    run = _ddp_run(name, {"foreach": fast}, bucket_view, rank, world)
+                    results[(name, fast, bucket_view)] = run
         if rank == 0:
             torch.save(results, out)
     finally:
@@ -102,42 +210,120 @@ def zero_worker(rank: int, world: int, init: str, out: str) -> None:
     """ZeroRedundancyOptimizer over each optimizer: train, consolidate, resume on every rank."""
     _setup(rank, world, init)
     try:
-        results = {
-            name_fast: _zero_run(*name_fast, rank, world) for name_fast in product(OPTIMIZERS, (True, False))
-        }
-        gathered: list[Any] = [None] * world
-        dist.all_gather_object(gathered, results)
-        if rank == 0:
-            torch.save(gathered, out)
+        results = {(name, fast): _zero_run(name, {"foreach": fast}, rank, world) for name, fast in
+                   product(OPTIMIZERS, (True, False))}  # fmt: skip
+        _save_gathered(results, rank, world, out)
     finally:
         gc.collect()
         dist.destroy_process_group()
 
 
-def _zero_run(name: str, fast: bool, rank: int, world: int):
-    """One optimizer under ZeroRedundancyOptimizer: train, consolidate, resume on every rank."""
-    kwargs = {**HYPER[name], "foreach": fast}
-    net = DistributedDataParallel(model())
+def _zero_run(
+    name: str, kwargs: dict[str, Any], rank: int, world: int, setup: Setup = FLOAT64
+) -> dict[str, Any]:
+    """One optimizer under ZeroRedundancyOptimizer: train, consolidate, resume; the state's form at each point."""
+    kwargs = {**HYPER[name], **kwargs}
+    half = STEPS // 2
+    net = DistributedDataParallel(setup.model())
     zero = ZeroRedundancyOptimizer(net.parameters(), optimizer_class=OPTIMIZERS[name], **kwargs)
-    train(net, zero, range(3), rank, world)
+    train(net, zero, range(half), rank, world, setup.batch)
     zero.consolidate_state_dict(to=0)
     # state_dict() holds the live state tensors: copy before training on
     saved = [copy.deepcopy(zero.state_dict()) if rank == 0 else None]
     dist.broadcast_object_list(saved, src=0)
-    snapshot = [p.detach().clone() for p in net.module.parameters()]
-    owns_state = len(zero.optim.state) > 0  # this rank's shard holds state
-    train(net, zero, range(3, 6), rank, world)
+    snapshot = _params(net.module)
+    # (before load_state_dict, which sets the entries of other ranks' parameters to None)
+    consolidated = forms(saved[0]["state"], list(range(len(snapshot))))
+    train(net, zero, range(half, STEPS), rank, world, setup.batch)
 
-    resumed = DistributedDataParallel(model())
+    resumed = DistributedDataParallel(setup.model())
     with torch.no_grad():
         for p, q in zip(resumed.module.parameters(), snapshot, strict=True):
             p.copy_(q)
     zero2 = ZeroRedundancyOptimizer(resumed.parameters(), optimizer_class=OPTIMIZERS[name], **kwargs)
     zero2.load_state_dict(saved[0])
-    train(resumed, zero2, range(3, 6), rank, world)
-    return (
-        [p.detach().clone() for p in net.module.parameters()],
-        [p.detach().clone() for p in resumed.module.parameters()],
-        sum(len(g["params"]) for g in zero.optim.param_groups),
-        owns_state,
-    )
+    loaded = forms(zero2.optim.state, list(resumed.module.parameters()))
+    train(resumed, zero2, range(half, STEPS), rank, world, setup.batch)
+    return {
+        "trained": _params(net.module),
+        "resumed": _params(resumed.module),
+        "shard": sum(len(g["params"]) for g in zero.optim.param_groups),
+        "forms": forms(zero.optim.state, list(net.module.parameters())),
+        "consolidated": consolidated,
+        "loaded": loaded,
+        "resumed forms": forms(zero2.optim.state, list(resumed.module.parameters())),
+    }
+
+
+# -- lean state ------------------------------------------------------------------------
+#
+# One spawn runs DDP, ZeRO and a distributed checkpoint with lean state, so that each
+# process compiles the fast path's lean kernels once; the single-process references
+# run on rank 0 for the same reason (one process's training, no DDP, no collective:
+# only the compiled kernels are shared).
+
+
+def _dcp_run(name: str, kwargs: dict[str, Any], rank: int, world: int, checkpoint: str) -> dict[str, Any]:
+    """DDP with a distributed checkpoint of model and optimizer: save, load into fresh ones, resume."""
+    half = STEPS // 2
+
+    def fresh() -> tuple[Any, Any]:
+        net = DistributedDataParallel(lean_model())
+        return net, OPTIMIZERS[name](net.parameters(), **HYPER[name], **kwargs)
+
+    net, opt = fresh()
+    train(net, opt, range(half), rank, world, lean_batch)
+    model_state, optim_state = get_state_dict(net, opt)
+    dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=checkpoint)
+    saved = [copy.deepcopy(opt.state[p]) for p in net.module.parameters()]
+    train(net, opt, range(half, STEPS), rank, world, lean_batch)
+
+    net2, opt2 = fresh()
+    model_state, optim_state = get_state_dict(net2, opt2)
+    loaded = {"model": model_state, "optim": optim_state}
+    dcp.load(loaded, checkpoint_id=checkpoint)
+    set_state_dict(net2, opt2, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
+    params2 = list(net2.module.parameters())
+    restored = [
+        sorted(s) == sorted(opt2.state[p]) and all(torch.equal(v, opt2.state[p][k]) for k, v in s.items())
+        for s, p in zip(saved, params2, strict=True)
+    ]
+    loaded_forms = forms(opt2.state, params2)
+    train(net2, opt2, range(half, STEPS), rank, world, lean_batch)
+    return {"trained": _params(net.module), "resumed": _params(net2.module), "restored": restored,
+            "loaded": loaded_forms}  # fmt: skip
+
+
+def _lean_reference(name: str, kwargs: dict[str, Any], world: int) -> dict[str, Any]:
+    """Single-process runs, on the whole batch and with DDP's gradient (see :func:`train_as_ddp`)."""
+    out = {}
+    for label in ("whole batch", "ddp gradient"):
+        net = lean_model()
+        opt = OPTIMIZERS[name](net.parameters(), **HYPER[name], **kwargs)
+        if label == "whole batch":
+            train(net, opt, range(STEPS), data=lean_batch)
+        else:
+            train_as_ddp(net, opt, range(STEPS), world, lean_batch)
+        out[label] = _params(net)
+        out[f"{label} forms"] = forms(opt.state, list(net.parameters()))
+    return out
+
+
+def lean_worker(rank: int, world: int, init: str, out: str) -> None:
+    """Every optimizer, path and lean form under DDP (with and without bucket views), ZeRO and DCP."""
+    _setup(rank, world, init)
+    try:
+        results: dict[str, dict[Any, Any]] = {"ddp": {}, "zero": {}, "dcp": {}, "reference": {}}
+        for name, fast, kind in product(OPTIMIZERS, (True, False), LEAN_KINDS):
+            key, kwargs = (name, fast, kind), {"foreach": fast, "lean_state": kind}
+            for bucket_view in (False, True):
+                results["ddp"][(*key, bucket_view)] = _ddp_run(name, kwargs, bucket_view, rank, world, LEAN)
+            results["zero"][key] = _zero_run(name, kwargs, rank, world, LEAN)
+            checkpoint = os.path.join(os.path.dirname(out), f"dcp-{name}-{fast}-{kind}")
+            results["dcp"][key] = _dcp_run(name, kwargs, rank, world, checkpoint)
+            if rank == 0:
+                results["reference"][key] = _lean_reference(name, kwargs, world)
+        _save_gathered(results, rank, world, out)
+    finally:
+        gc.collect()
+        dist.destroy_process_group()

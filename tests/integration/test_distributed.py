@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
 import torch
-import torch.multiprocessing as mp
 
 import dist_workers
 from descentlab.optim import OPTIMIZERS
@@ -15,56 +12,39 @@ from helpers import relative_error
 # Every test reads the results of two process groups spawned once for the module (about a minute).
 pytestmark = pytest.mark.slow
 
-WORLD = 2
-
-
-TIMEOUT = 600  # seconds; the workers take about a minute on two busy cores
-
-
-def _spawn(worker, tmp_path):
-    out = tmp_path / "results.pt"
-    context = mp.spawn(worker, args=(WORLD, str(tmp_path / "init"), str(out)), nprocs=WORLD, join=False)
-    deadline = time.monotonic() + TIMEOUT
-    # A hung worker (a deadlock in torch.distributed) fails the tests instead of hanging CI.
-    while not context.join(timeout=5):
-        if time.monotonic() > deadline:
-            for process in context.processes:
-                process.kill()
-            pytest.fail(f"{worker.__name__}: the workers did not finish in {TIMEOUT} s")
-    return torch.load(out, weights_only=False)
-
 
 @pytest.fixture(scope="module")
 def ddp_results(tmp_path_factory):
-    return _spawn(dist_workers.ddp_worker, tmp_path_factory.mktemp("ddp"))
+    return dist_workers.spawn(dist_workers.ddp_worker, tmp_path_factory.mktemp("ddp"))
 
 
 @pytest.fixture(scope="module")
 def zero_results(tmp_path_factory):
-    return _spawn(dist_workers.zero_worker, tmp_path_factory.mktemp("zero"))
+    return dist_workers.spawn(dist_workers.zero_worker, tmp_path_factory.mktemp("zero"))
 
 
 @pytest.mark.parametrize("bucket_view", [False, True], ids=["grads", "gradient_as_bucket_view"])
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_ddp_gives_the_single_process_parameters(ddp_results, name, fast, bucket_view):
-    params, implementation = ddp_results[(name, fast, bucket_view)]
-    expected = dist_workers.reference(name, 6)
-    for a, b in zip(params, expected, strict=True):
+    run = ddp_results[(name, fast, bucket_view)]
+    expected = dist_workers.reference(name, dist_workers.STEPS)
+    for a, b in zip(run["params"], expected, strict=True):
         assert relative_error(a, b) <= 1e-12
+    implementation = run["implementation"]
     assert implementation[0].startswith("fast" if fast else "per-tensor"), implementation
 
 
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_zero_redundancy_optimizer_shards_consolidates_and_resumes(zero_results, name, fast):
-    expected = dist_workers.reference(name, 6)
+    expected = dist_workers.reference(name, dist_workers.STEPS)
     shard_sizes = []
     for rank_results in zero_results:
-        trained, resumed, shard, _ = rank_results[(name, fast)]
-        shard_sizes.append(shard)
-        for a, b in zip(trained, expected, strict=True):
+        run = rank_results[(name, fast)]
+        shard_sizes.append(run["shard"])
+        for a, b in zip(run["trained"], expected, strict=True):
             assert relative_error(a, b) <= 1e-12, "sharded training equals unsharded"
-        for a, b in zip(resumed, trained, strict=True):
+        for a, b in zip(run["resumed"], run["trained"], strict=True):
             assert torch.equal(a, b), "resumed from the consolidated state_dict"
     assert sum(shard_sizes) == 4 and all(shard_sizes), "each rank updates a share of the 4 parameters"

@@ -1,0 +1,138 @@
+"""Lean optimizer state under torch.distributed: DDP, ZeroRedundancyOptimizer, DCP (gloo, 2 processes).
+
+For ``lean_state="bfloat16"`` and ``"8bit"``, every optimizer, the fast and the
+per-tensor path, on a float32 model with one weight of 4096 elements (lean
+state) and three smaller parameters (float32 state). What holds:
+
+- **DDP** gives, bit for bit, the parameters of one process that takes DDP's
+  gradient (each rank's share backpropagated, summed, halved: see
+  ``dist_workers.train_as_ddp``). Stochastic rounding draws on a hash of the
+  value rounded, its place in its block, the step and the state's name, never on
+  the rank or a generator, so equal gradients give equal runs. One process on
+  the whole batch gets a gradient that differs from DDP's in the last bits, and
+  a value that differs rounds differently (by up to one bfloat16 step or one gap
+  of the 8-bit map): those runs agree to the lean state's rounding only,
+  ``WHOLE_BATCH`` (1.1% was the largest difference seen after 6 steps).
+- **Precision**: each parameter's state has the same form (dtype and shape, the
+  8-bit scales included) under DDP on each rank, under ZeRO on the rank that
+  owns it, in the consolidated and the distributed checkpoint, and in one
+  process; the 4096-element weight's is lean, the others' float32. A run with
+  lean state silently off fails here.
+- **ZeRO**: sharded training equals unsharded (one process with DDP's gradient)
+  bit for bit; ``consolidate_state_dict``, ``load_state_dict`` into a new
+  ZeroRedundancyOptimizer and training on resume bit for bit.
+- **DCP**: ``get_state_dict``, ``torch.distributed.checkpoint.save`` by both
+  ranks, ``load`` and ``set_state_dict`` into a fresh DDP model and optimizer
+  give back every state tensor exactly (codes, ``<name>_absmax`` scales and step),
+  and training on resumes bit for bit.
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import dist_workers as W
+from descentlab.optim import OPTIMIZERS, _lean
+from helpers import relative_error
+
+# Every test reads the results of two processes spawned once for the module (about 45 s).
+pytestmark = pytest.mark.slow
+
+# One process on the whole batch against DDP: the lean state's rounding of a last-bit difference.
+WHOLE_BATCH = 0.05
+
+CASES = [
+    pytest.param(name, fast, kind, id=f"{name}-{'fast' if fast else 'per-tensor'}-{kind}")
+    for name in sorted(OPTIMIZERS)
+    for fast in (True, False)
+    for kind in W.LEAN_KINDS
+]
+
+
+@pytest.fixture(scope="module")
+def results(tmp_path_factory):
+    return W.spawn(W.lean_worker, tmp_path_factory.mktemp("lean"))
+
+
+def equal(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
+    return all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
+
+
+def assert_lean_where_large(forms, kind):
+    """The 4096-element weight's state is lean (8-bit codes with one scale per block, or bfloat16); the rest float32."""
+    large, *small = forms
+    assert large is not None and small and all(f is not None for f in small)
+    shape = tuple(W.lean_model()[0].weight.shape)
+    assert shape[0] * shape[1] == _lean.MIN_ELEMENTS
+    names = [k for k in large if k != "step" and not k.endswith("_absmax")]
+    assert names, large
+    for n in names:
+        if kind == "8bit":
+            assert large[n] == (torch.uint8, shape), (n, large)
+            blocks = (_lean.blocks(_lean.MIN_ELEMENTS),)
+            assert large[_lean.ABSMAX.format(n)] == (torch.float32, blocks), (n, large)
+        else:
+            assert large[n] == (torch.bfloat16, shape), (n, large)
+    assert len(large) == 1 + len(names) * (2 if kind == "8bit" else 1), large
+    for form in small:
+        assert all(dtype == torch.float32 for dtype, _ in form.values()), form
+
+
+def merged(per_rank):
+    """The parameters' state forms over the ranks: each parameter's from the one rank that holds it."""
+    holders = [[f for f in forms if f is not None] for forms in zip(*per_rank, strict=True)]
+    assert all(len(h) == 1 for h in holders), "each parameter's state lives on exactly one rank"
+    return [h[0] for h in holders]
+
+
+@pytest.mark.parametrize("bucket_view", [False, True], ids=["grads", "gradient_as_bucket_view"])
+@pytest.mark.parametrize(("name", "fast", "kind"), CASES)
+def test_ddp_gives_one_process_run_bit_for_bit_given_the_same_gradient(
+    results, name, fast, kind, bucket_view
+):
+    reference = results[0]["reference"][(name, fast, kind)]
+    assert_lean_where_large(reference["ddp gradient forms"], kind)
+    for rank in results:
+        run = rank["ddp"][(name, fast, kind, bucket_view)]
+        assert_lean_where_large(run["forms"], kind)
+        assert equal(run["params"], reference["ddp gradient"])
+        assert run["forms"] == reference["ddp gradient forms"], "the same precision as in one process"
+        assert run["implementation"][0].startswith("fast" if fast else "per-tensor"), run["implementation"]
+
+
+@pytest.mark.parametrize(("name", "fast", "kind"), CASES)
+def test_ddp_and_one_process_on_the_whole_batch_agree_to_the_lean_rounding(results, name, fast, kind):
+    reference = results[0]["reference"][(name, fast, kind)]
+    run = results[0]["ddp"][(name, fast, kind, False)]
+    assert_lean_where_large(reference["whole batch forms"], kind)
+    for a, b in zip(run["params"], reference["whole batch"], strict=True):
+        assert relative_error(a, b) <= WHOLE_BATCH
+
+
+@pytest.mark.parametrize(("name", "fast", "kind"), CASES)
+def test_zero_shards_consolidates_and_resumes_lean_state_bit_for_bit(results, name, fast, kind):
+    reference = results[0]["reference"][(name, fast, kind)]
+    runs = [rank["zero"][(name, fast, kind)] for rank in results]
+    for run in runs:
+        assert equal(run["trained"], reference["ddp gradient"]), "sharded training equals unsharded"
+        assert equal(run["resumed"], run["trained"]), "resumed from the consolidated state_dict"
+        assert run["loaded"] == run["forms"] == run["resumed forms"], "loading kept each parameter's form"
+    assert all(run["shard"] for run in runs), "each rank updates a share of the parameters"
+    assert_lean_where_large(runs[0]["consolidated"], kind)  # the scales travel with the codes
+    assert (
+        merged([run["forms"] for run in runs]) == runs[0]["consolidated"] == reference["ddp gradient forms"]
+    )
+
+
+@pytest.mark.parametrize(("name", "fast", "kind"), CASES)
+def test_a_distributed_checkpoint_restores_lean_state_exactly_and_resumes_bit_for_bit(
+    results, name, fast, kind
+):
+    reference = results[0]["reference"][(name, fast, kind)]
+    for rank in results:
+        run = rank["dcp"][(name, fast, kind)]
+        assert all(run["restored"]), "every state tensor (codes, scales, step) as saved"
+        assert_lean_where_large(run["loaded"], kind)
+        assert run["loaded"] == reference["ddp gradient forms"]
+        assert equal(run["resumed"], run["trained"])
