@@ -30,7 +30,9 @@ import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 import torch.multiprocessing as mp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.optim import ZeroRedundancyOptimizer
+from torch.distributed.tensor import Shard, distribute_tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from descentlab.optim import OPTIMIZERS
@@ -309,6 +311,23 @@ def _lean_reference(name: str, kwargs: dict[str, Any], world: int) -> dict[str, 
     return out
 
 
+def _dtensor_run(world: int) -> dict[str, Any]:
+    """Lean state and DTensor parameters (FSDP2's): large ones refused, small ones full precision."""
+    mesh = init_device_mesh("cpu", (world,))
+    large = torch.nn.Parameter(distribute_tensor(torch.ones(64, 64), mesh, [Shard(0)]))
+    small = torch.nn.Parameter(distribute_tensor(torch.ones(64), mesh, [Shard(0)]))
+    out: dict[str, Any] = {"local elements": large.to_local().numel()}
+    try:
+        OPTIMIZERS["adam"]([small, large], lr=0.01, lean_state="8bit")
+    except ValueError as err:
+        out["refused"] = str(err)
+    opt = OPTIMIZERS["adam"]([small], lr=0.01, lean_state="8bit")
+    small.grad = distribute_tensor(torch.full((64,), 0.5), mesh, [Shard(0)])
+    opt.step()
+    out["small"] = {k: (type(v).__name__, v.dtype) for k, v in opt.state[small].items()}
+    return out
+
+
 def lean_worker(rank: int, world: int, init: str, out: str) -> None:
     """Every optimizer, path and lean form under DDP (with and without bucket views), ZeRO and DCP."""
     _setup(rank, world, init)
@@ -323,6 +342,7 @@ def lean_worker(rank: int, world: int, init: str, out: str) -> None:
             results["dcp"][key] = _dcp_run(name, kwargs, rank, world, checkpoint)
             if rank == 0:
                 results["reference"][key] = _lean_reference(name, kwargs, world)
+        results["dtensor"] = _dtensor_run(world)
         _save_gathered(results, rank, world, out)
     finally:
         gc.collect()

@@ -25,6 +25,10 @@ state) and three smaller parameters (float32 state). What holds:
   ranks, ``load`` and ``set_state_dict`` into a fresh DDP model and optimizer
   give back every state tensor exactly (codes, ``<name>_absmax`` scales and step),
   and training on resumes bit for bit.
+- **DTensor** parameters (FSDP2's ``fully_shard``) of 4096 elements or more are
+  refused with an error naming the way out (a group with ``lean_state=None``),
+  also when each rank's shard has fewer: lean state does not support them yet.
+  Smaller ones keep full-precision state, as elsewhere.
 """
 
 from __future__ import annotations
@@ -136,3 +140,12 @@ def test_a_distributed_checkpoint_restores_lean_state_exactly_and_resumes_bit_fo
         assert_lean_where_large(run["loaded"], kind)
         assert run["loaded"] == reference["ddp gradient forms"]
         assert equal(run["resumed"], run["trained"])
+
+
+def test_a_large_dtensor_parameter_is_refused_even_when_its_shards_are_small(results):
+    for rank in results:
+        run = rank["dtensor"]
+        assert run["local elements"] < _lean.MIN_ELEMENTS
+        assert "params[1] is a DTensor" in run["refused"] and "lean_state=None" in run["refused"], run
+        assert run["small"] == {"step": ("Tensor", torch.float32), "exp_avg": ("DTensor", torch.float32),
+                                "exp_avg_sq": ("DTensor", torch.float32)}  # fmt: skip

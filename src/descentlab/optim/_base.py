@@ -60,6 +60,30 @@ def _all_finite(grads: list[torch.Tensor]) -> bool:
     return all(bool(torch.isfinite(torch.stack(m)).all()) for m in by_device.values())
 
 
+def _lean_kind(owner: str, at: str, group: dict[str, Any], p: torch.Tensor) -> str | None:
+    """``p``'s lean form in ``group`` (:func:`._lean.kind`); ValueError for a DTensor that would get one.
+
+    Lean state works on a tensor's elements in memory order (``as_strided``,
+    which DTensor refuses), and a DTensor's state must be sharded as the
+    parameter is for DCP to reshard it, which the 8-bit scales (one per block
+    of 256 elements) are not yet: refused before anything is stored, rather
+    than failing in the middle of a step.
+    """
+    kind = _lean.kind(group, p)
+    if kind is not None and torch.distributed.is_available():
+        from torch.distributed.tensor import DTensor  # only where torch has torch.distributed
+
+        if isinstance(p, DTensor):
+            raise ValueError(
+                f"{owner}: {at} is a DTensor (FSDP2's fully_shard, tensor parallelism) of "
+                f"{p.numel()} elements, so lean_state={kind!r} would keep its state, and lean state "
+                "does not support DTensor parameters yet; put the DTensor parameters of "
+                f"{_lean.MIN_ELEMENTS} elements or more in a param group with lean_state=None; "
+                f"received a DTensor with placements {tuple(p.placements)}"
+            )
+    return kind
+
+
 class Optimizer(torch.optim.Optimizer):
     """Base class of descentlab's optimizers (a :class:`torch.optim.Optimizer`).
 
@@ -234,7 +258,10 @@ class Optimizer(torch.optim.Optimizer):
         if "convention" in group:
             rule = conventions.resolve(group.pop("convention"), owner)
             group.update(rule.switches_for(self.name, self.switches, owner))
-        self._check_group({**self.defaults, **group})
+        merged = {**self.defaults, **group}
+        self._check_group(merged)
+        for i, p in enumerate(tensors):
+            _lean_kind(owner, f"{where}params[{i}]", merged, p)
         group["params"] = params
         super().add_param_group(group)
         if self.eager_state:
@@ -282,7 +309,7 @@ class Optimizer(torch.optim.Optimizer):
             start = 1.0 if state else 0.0
             device = p.device if group.get("capturable") else "cpu"
             state["step"] = torch.tensor(start, dtype=_flat.step_dtype(), device=device)
-        lean = _lean.kind(group, p)
+        lean = _lean_kind(type(self).__name__, "a parameter", group, p)
         full = _flat.state_dtype(group, p)
         for key, initial in active.items():
             if key in state:
