@@ -10,7 +10,7 @@ TESTS = Path(__file__).parent
 # Modules whose every test needs something that takes long to start, so the fast loop skips them whole.
 ALL_SLOW = {
     "integration/test_distributed.py": "every test reads two process groups spawned once (about a minute)",
-    "integration/test_distributed_lean_state.py": "every test reads one two-process spawn (about 45 s)",
+    "integration/test_distributed_lean_state.py": "every test reads one two-process spawn (45 s; more on a cold compile cache)",
     "test_docs_site.py": "every test reads the Sphinx site built once with -W (about 20 s)",
     "lab/test_ray.py": "every test needs a local Ray instance, which takes seconds to start",
     "lab/test_kill_resume.py": "its one test kills and resumes a sweep of real runs many times",

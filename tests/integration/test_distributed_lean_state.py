@@ -40,7 +40,8 @@ import dist_workers as W
 from descentlab.optim import OPTIMIZERS, _lean
 from helpers import relative_error
 
-# Every test reads the results of two processes spawned once for the module (about 45 s).
+# Every test reads the results of two processes spawned once for the module: 45 s, and about
+# 2 min of CPU more where inductor's cache does not hold the fast path's lean kernels yet.
 pytestmark = pytest.mark.slow
 
 # One process on the whole batch against DDP: the lean state's rounding of a last-bit difference.
