@@ -12,6 +12,12 @@ step could seem to beat the memory). Implementations are timed in turns, round
 after round, so that the machine's noise falls on all of them alike; compare
 ratios within one run.
 
+Rows with lean state (descentlab's fast path with ``lean_state`` bfloat16 or
+8-bit, and peers with 8-bit state) count the bytes at the precision the state
+is stored in, from the optimizer's state tensors, and each precision has a
+probe of its own that moves those bytes; their ratio is still to torch's
+fastest full-precision step.
+
 >>> from descentlab.bench import WORKLOADS
 >>> [(w.name, round(w.parameters / 1e6, 1), len(w.shapes)) for w in WORKLOADS.values()]
 [('transformer', 15.8, 60), ('many-small', 8.2, 2000), ('transformer-bf16', 15.8, 60)]
