@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import math
+import os
 import re
 import subprocess
 import sys
 
 import pytest
 import torch
+
+from descentlab.bench import PEERS
 
 
 def bench(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -103,20 +108,217 @@ def test_bfloat16_parameters_with_float32_state_are_measured_with_the_bytes_each
     assert rows["torch fused"].bytes_per_step == 14 * n
     # the probe moves what descentlab's step moves, in the same dtypes
     assert rows["streaming probe"].bytes_per_step == 22 * n
-    assert {b.dtype for b in bench.StreamingProbe(workload, 2, torch.device("cpu")).buffers} == {
-        torch.bfloat16,
-        torch.float32,
-    }
+    params = [torch.zeros(64, 64, dtype=torch.bfloat16, requires_grad=True)]
+    params[0].grad = torch.ones_like(params[0])
+    opt = bench.ALGORITHMS["adam"].ours(params, state_dtype=torch.float32, foreach=False)
+    opt.step()
+    assert {b.dtype for b in bench.StreamingProbe.beside(opt).buffers} == {torch.bfloat16, torch.float32}
 
 
 def test_a_peer_that_is_not_installed_is_named_in_the_error(monkeypatch):
     from descentlab import bench
 
     monkeypatch.setattr(bench.importlib.util, "find_spec", lambda name: None)
-    with pytest.raises(ValueError, match=r"--compare deepspeed: deepspeed is not installed here"):
-        bench.check_peers(["deepspeed"])
-    with pytest.raises(ValueError, match=r"--compare must be one of deepspeed; received --compare 'apex'"):
+    for name, module in (
+        ("deepspeed", "deepspeed"),
+        ("bitsandbytes", "bitsandbytes"),
+        ("torchao", "torchao"),
+    ):
+        with pytest.raises(
+            ValueError, match=rf"--compare {name}: {module} is not installed here \(pip install"
+        ):
+            bench.check_peers([name])
+    with pytest.raises(
+        ValueError,
+        match=r"--compare must be one of deepspeed, bitsandbytes, torchao; received --compare 'apex'",
+    ):
         bench.check_peers(["apex"])
+
+
+def _missing(module: str) -> bool:
+    return importlib.util.find_spec(module) is None
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "peer",
+    [
+        pytest.param(
+            name, marks=pytest.mark.skipif(not _missing(module), reason=f"{module} is installed here")
+        )
+        for name, module in (
+            ("deepspeed", "deepspeed"),
+            ("bitsandbytes", "bitsandbytes"),
+            ("torchao", "torchao"),
+        )
+    ],
+)
+def test_compare_with_a_peer_that_is_not_installed_is_one_line_and_exit_2(tmp_path, peer):
+    done = bench("--compare", peer, "--out", str(tmp_path / "bench.json"), cwd=tmp_path)
+    assert done.returncode == 2, done.stderr
+    assert f"--compare {peer}: " in done.stderr and "is not installed here" in done.stderr
+    assert len(done.stderr.strip().splitlines()) == 1, done.stderr
+    assert not (tmp_path / "bench.json").exists()
+
+
+@pytest.mark.slow
+def test_compare_with_a_peer_whose_import_fails_is_one_line_and_exit_2(tmp_path):
+    """A broken install (here a torchao package that cannot import, ahead of any real one on the path)."""
+    (tmp_path / "fake" / "torchao").mkdir(parents=True)
+    (tmp_path / "fake" / "torchao" / "__init__.py").write_text(
+        'raise ImportError("built for another torch")\n'
+    )
+    done = subprocess.run(
+        [sys.executable, "-m", "descentlab", "bench", "--compare", "torchao", "--out", str(tmp_path / "b.json")],
+        capture_output=True, text=True, check=False, cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(tmp_path / "fake")},
+    )  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == (
+        "descentlab bench: error: --compare torchao: torchao.optim is installed but cannot be imported "
+        f"here (ImportError: built for another torch); {PEERS['torchao'].install}"
+    ), done.stderr
+
+
+# -- lean state: descentlab's rows, their bytes, their probes ------------------------------------------
+
+
+def _lean_bytes(shapes, state_tensors: int, kind: str) -> tuple[int, int]:
+    """(state bytes without step counts, bytes a step moves) of float32 parameters with ``kind`` state,
+    from the rule in docs/lean-state.md: tensors of 4096 elements or more keep lean state, 8-bit with
+    one float32 scale per block of 256; smaller ones keep float32 state."""
+    state = 0
+    for shape in shapes:
+        n = math.prod(shape)
+        if n < 4096:
+            per = 4 * n
+        elif kind == "8bit":
+            per = n + 4 * math.ceil(n / 256)
+        else:
+            per = 2 * n
+        state += state_tensors * per
+    params = sum(math.prod(s) for s in shapes)
+    return state, 3 * 4 * params + 2 * state
+
+
+@pytest.mark.parametrize("kind", ["8bit", "bfloat16"])
+def test_lean_bytes_are_counted_at_the_stored_precision_and_the_probe_moves_them(kind):
+    from descentlab import bench
+    from descentlab.optim import Adam
+
+    shapes = [(64, 128), (300, 50), (100,), (3, 7)]  # 8192 and 15000 elements (lean), 100 and 21 (float32)
+    params = [torch.zeros(s, requires_grad=True) for s in shapes]
+    for p in params:
+        p.grad = torch.full_like(p, 1e-2)
+    opt = Adam(params, lr=1e-3, lean_state=kind, foreach=False)
+    opt.step()
+    state, moved = _lean_bytes(shapes, 2, kind)
+    # measured from the state tensors (8-bit scales included), plus a 4-byte step count per tensor
+    assert bench.state_bytes(opt) == state + 4 * len(shapes)
+    assert bench.bytes_moved(opt) == moved
+    n = sum(math.prod(s) for s in shapes)
+    assert (
+        moved < (20.1 if kind == "bfloat16" else 16.2) * n < 28 * n
+    )  # float32 state would move 28 per parameter
+    probe = bench.StreamingProbe.beside(opt)
+    assert probe.bytes_per_step == moved
+    stored = torch.uint8 if kind == "8bit" else torch.bfloat16
+    assert stored in {b.dtype for b in probe.buffers} and torch.float32 in {b.dtype for b in probe.buffers}
+    # one pass per kind of parameter (lean, float32), and the 8-bit scales by a pass of their own
+    assert len(probe.passes) == 2 and len(probe.side) == (1 if kind == "8bit" else 0)
+
+
+@pytest.mark.slow
+def test_lean_rows_are_measured_on_the_transformer_with_their_own_probes(tmp_path):
+    from descentlab import bench as lib
+
+    out = tmp_path / "bench.json"
+    done = bench(
+        "--workloads", "transformer", "--optimizers", "adam", "--scale", "0.05",
+        "--steps", "1", "--rounds", "1", "--device", "cpu", "--out", str(out), cwd=tmp_path,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    report = json.loads(out.read_text())
+    rows = {m["implementation"]: m for m in report["measurements"]}
+    lean = {"descentlab fast bf16-state": "bfloat16", "descentlab fast 8-bit-state": "8bit"}
+    probes = {"streaming probe bf16-state": "bfloat16", "streaming probe 8-bit-state": "8bit"}
+    assert {**lean, **probes}.items() <= {i: m["lean_state"] for i, m in rows.items()}.items()
+    assert rows["descentlab fast"]["lean_state"] is None and rows["streaming probe"]["lean_state"] is None
+    shapes = lib.WORKLOADS["transformer"].scaled(0.05).shapes
+    n = rows["descentlab fast"]["parameters"]
+    best = min(m["ms_per_step"] for i, m in rows.items() if i.startswith("torch "))
+    for implementation, kind in lean.items():
+        m, probe = rows[implementation], rows["streaming probe " + implementation.split()[-1]]
+        state, moved = _lean_bytes(shapes, 2, kind)
+        # at this scale every matrix (>= 13312 elements) is lean and every vector (<= 102) float32:
+        # 8-bit 2.044, bfloat16 4.008 bytes per parameter with the step counts
+        assert m["state_bytes_per_param"] * n == pytest.approx(state + 4 * len(shapes))
+        assert m["bytes_per_step"] == moved and probe["bytes_per_step"] == moved
+        assert m["probe_gb_per_s"] == probe["gb_per_s"]
+        assert m["percent_of_probe"] == pytest.approx(100 * m["gb_per_s"] / probe["gb_per_s"])
+        assert probe["percent_of_probe"] == pytest.approx(100) and probe["state_bytes_per_param"] is None
+        # against torch's fastest full-precision step, as the targets are stated
+        assert m["ratio_to_torch_best"] == pytest.approx(best / m["ms_per_step"])
+    assert rows["descentlab fast 8-bit-state"]["state_bytes_per_param"] <= 2.1
+    assert rows["descentlab fast bf16-state"]["state_bytes_per_param"] == pytest.approx(4.008, abs=1e-3)
+    # the full-precision rows keep their probe
+    assert rows["descentlab fast"]["probe_gb_per_s"] == rows["streaming probe"]["gb_per_s"]
+
+    done = bench("--markdown", str(out), cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    text = done.stdout
+    main = [
+        line for line in text.splitlines() if line.startswith("| workload | optimizer | descentlab fast |")
+    ]
+    assert len(main) == 1 and "state" not in main[0].replace("state B/param", ""), main
+    m = rows["descentlab fast 8-bit-state"]
+    assert (
+        f"| transformer | Adam | descentlab fast 8-bit-state | {m['ms_per_step']:.1f} | "
+        f"{m['ratio_to_torch_best']:.2f} | {m['bytes_per_step'] / n:.2f} | {m['percent_of_probe']:.0f} | "
+        f"{m['probe_gb_per_s']:.1f} | {m['state_bytes_per_param']:.2f} |"
+    ) in text
+    assert "Against the targets (descentlab's fast path with lean state):" in text
+
+
+def test_the_lean_table_and_its_targets_come_from_the_rows_with_lean_state():
+    from descentlab import bench
+
+    def row(implementation, lean_state, ms, ratio, state, moved=16.1):
+        return {"workload": "transformer", "algorithm": "adam", "implementation": implementation,
+                "parameters": 10**6, "ms_per_step": ms, "ratio_to_torch_best": ratio,
+                "bytes_per_step": int(moved * 10**6), "gb_per_s": moved / ms, "percent_of_probe": 90.0,
+                "state_bytes_per_param": state, "lean_state": lean_state}  # fmt: skip
+
+    data = {
+        "machine": {"processor": "cpu", "cpu_count": 2, "torch_threads": 2, "torch": "2", "device": "cpu"},
+        "probe_gb_per_s": 10.0,
+        "measurements": [
+            row("descentlab fast", None, 13.0, 1.0, 8.0, 28.0),
+            row("torch fused", None, 13.0, 1.0, 8.0, 28.0),
+            row("streaming probe", None, 12.0, 1.08, None, 28.0),
+            row("descentlab fast bf16-state", "bfloat16", 10.0, 1.3, 4.008, 20.0),
+            row("descentlab fast 8-bit-state", "8bit", 9.0, 1.44, 2.04),
+            row("bitsandbytes 8-bit-state", "8bit", 130.0, 0.1, 2.05),
+            row("streaming probe bf16-state", "bfloat16", 9.0, 1.44, None, 20.0),
+            row("streaming probe 8-bit-state", "8bit", 8.0, 1.6, None),
+        ],
+    }
+    lines = bench.markdown(data).splitlines()
+    head = next(line for line in lines if line.startswith("| workload | optimizer | descentlab fast |"))
+    # the main table keeps full-precision implementations; lean rows and their probes have their own
+    assert (
+        head == "| workload | optimizer | descentlab fast | torch fused | streaming probe | state B/param |"
+    )
+    assert (
+        "| transformer | Adam | bitsandbytes 8-bit-state | 130.0 | 0.10 | 16.10 | 90 | 2.0 | 2.05 |" in lines
+    )
+    assert not any("| streaming probe 8-bit-state |" in line for line in lines)
+    start = lines.index("Against the targets (descentlab's fast path with lean state):")
+    # 1.44x is short of 1.5x; 4.008 bytes (small tensors keep float32 state) is over the 4 stated
+    assert lines[start + 4 :] == [
+        "| transformer | Adam | 8-bit | 1.44 | >= 1.5 | 2.04 | <= 2.1 | no |",
+        "| transformer | Adam | bfloat16 | 1.30 | >= 1.25 | 4.01 | <= 4 | no |",
+    ]
 
 
 @pytest.mark.slow
@@ -142,6 +344,7 @@ def test_markdown_of_a_file_that_is_not_a_bench_result_is_one_line_and_exit_2(tm
                 (["--scale", "9"], "--scale"),
                 (["--device", "tpu"], "tpu"),
                 (["--device", "meta"], "meta"),
+                (["--lean-workloads", "transformr"], "transformr"),
             ]
         ),
     ],
@@ -206,3 +409,50 @@ def test_the_benchmarks_page_renders_every_committed_bench_result():
     assert results
     for file in results:
         assert bench.markdown(json.loads(file.read_text())) in page
+
+
+PEERS_8BIT = (("bitsandbytes", "bitsandbytes 8-bit-state"), ("torchao", "torchao 8-bit-state"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("peer", "implementation"),
+    [
+        pytest.param(name, implementation, marks=pytest.mark.skipif(
+            _missing(name), reason=f"{name} is not installed (pip install 'descentlab[bench]')"
+        ))
+        for name, implementation in PEERS_8BIT
+    ],
+)  # fmt: skip
+def test_a_peer_with_8bit_state_is_measured_with_its_own_bytes_and_probe(peer, implementation):
+    from descentlab import bench
+
+    assert bench.check_peers([peer]) == [implementation]
+    for name in ("adam", "adamw"):  # torch.optim's hyperparameters, whatever the peer's defaults
+        algorithm = bench.ALGORITHMS[name]
+        p = torch.zeros(64, 64, requires_grad=True)
+        group = bench.PEERS[peer].make(algorithm, [p], torch.device("cpu")).param_groups[0]
+        # (torchao keeps lr as a float32 tensor)
+        assert {k: float(group[k]) for k in ("lr", "eps", "weight_decay")} == pytest.approx(
+            {k: v for k, v in algorithm.adam_hyperparameters().items() if k != "betas"}, rel=1e-6
+        )
+        assert tuple(map(float, group["betas"])) == algorithm.adam_hyperparameters()["betas"]
+    assert bench.PEERS[peer].make(bench.ALGORITHMS["sgd"], [p], torch.device("cpu")) is None
+
+    workload = bench.WORKLOADS["transformer"].scaled(0.02)
+    report = bench.run(
+        [workload], [bench.ALGORITHMS["adam"]], device=torch.device("cpu"), steps=1, rounds=1,
+        peers=[implementation], lean_workloads=(),
+    )  # fmt: skip
+    rows = {m.implementation: m for m in report.measurements}
+    m, probe = rows[implementation], rows["streaming probe 8-bit-state"]
+    assert m.lean_state == "8bit" and not any(i.startswith("descentlab fast ") for i in rows)
+    # measured from its state tensors: codes, block scales and quantisation maps; the small tensors' float32
+    # state; far below float32's 8 bytes (torchao keeps a map per tensor: 2.2 at this scale)
+    assert 2.0 < m.state_bytes_per_param < 2.25
+    assert m.bytes_per_step < 16.5 * m.parameters
+    # with no lean row of descentlab's, the 8-bit probe is built beside the peer's optimizer
+    assert probe.bytes_per_step == m.bytes_per_step and m.probe_gb_per_s == probe.gb_per_s
+    # torch's fastest step is the reference, not torchao's
+    torch_rows = [r for i, r in rows.items() if bench.IMPLEMENTATIONS.get(i, ("",))[0] == "torch"]
+    assert max(r.ratio_to_torch_best for r in torch_rows) == pytest.approx(1)

@@ -12,6 +12,12 @@ step could seem to beat the memory). Implementations are timed in turns, round
 after round, so that the machine's noise falls on all of them alike; compare
 ratios within one run.
 
+Rows with lean state (descentlab's fast path with ``lean_state`` bfloat16 or
+8-bit, and peers with 8-bit state) count the bytes at the precision the state
+is stored in, from the optimizer's state tensors, and each precision has a
+probe of its own that moves those bytes; their ratio is still to torch's
+fastest full-precision step.
+
 >>> from descentlab.bench import WORKLOADS
 >>> [(w.name, round(w.parameters / 1e6, 1), len(w.shapes)) for w in WORKLOADS.values()]
 [('transformer', 15.8, 60), ('many-small', 8.2, 2000), ('transformer-bf16', 15.8, 60)]
@@ -24,6 +30,7 @@ import dataclasses
 import datetime
 import importlib.util
 import json
+import logging
 import math
 import os
 import platform
@@ -31,7 +38,8 @@ import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -110,15 +118,6 @@ class Algorithm:
     kwargs: dict[str, Any]
 
     @property
-    def state_tensors(self) -> int:
-        """Per-parameter state tensors the step reads and writes, counted after one step."""
-        p = torch.zeros(1, requires_grad=True)
-        p.grad = torch.ones(1)
-        optimizer = self.ours([p], **self.kwargs)
-        optimizer.step()
-        return sum(1 for key, value in optimizer.state[p].items() if key != "step" and torch.is_tensor(value))
-
-    @property
     def ours(self) -> type[Optimizer]:
         return OPTIMIZERS[self.name]
 
@@ -126,9 +125,19 @@ class Algorithm:
     def theirs(self) -> type[torch.optim.Optimizer]:
         return getattr(torch.optim, self.ours.__name__)
 
-    def bytes_per_element(self, element_size: int, state_size: int | None = None) -> int:
-        """Bytes one step must move per parameter: read p, g and the state; write p and the state."""
-        return 3 * element_size + 2 * self.state_tensors * (state_size or element_size)
+    @property
+    def has_state(self) -> bool:
+        """Whether the step keeps per-parameter state (so that a lean form of it can be measured)."""
+        p = torch.zeros(1, requires_grad=True)
+        p.grad = torch.ones(1)
+        optimizer = self.ours([p], **self.kwargs)
+        optimizer.step()
+        return any(key != "step" for key in optimizer.state[p])
+
+    def adam_hyperparameters(self) -> dict[str, Any]:
+        """lr, betas, eps and weight_decay as torch.optim resolves them (a peer's defaults may differ)."""
+        defaults = self.theirs([torch.zeros(1, requires_grad=True)], **self.kwargs).defaults
+        return {k: defaults[k] for k in ("lr", "betas", "eps", "weight_decay")}
 
 
 ALGORITHMS: dict[str, Algorithm] = {
@@ -148,27 +157,151 @@ IMPLEMENTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "torch fused": ("torch", {"fused": True}),
 }
 
-#: the streaming probe's row: the step's bytes, one addition per element (see the module's docstring)
+#: how a row's name says the precision of the state it keeps (``lean_state`` -> suffix)
+STATE_FORMS: dict[str, str] = {"bfloat16": "bf16-state", "8bit": "8-bit-state"}
+
+#: descentlab's fast path with lean state (see docs/lean-state.md): implementation -> ``lean_state``
+LEAN: dict[str, str] = {f"descentlab fast {suffix}": kind for kind, suffix in STATE_FORMS.items()}
+
+#: the workloads on which :data:`LEAN` rows are measured unless asked otherwise: the large
+#: tensors, where the targets are stated; the many small ones add compile time and no new
+#: finding (each 64 x 64 tensor is exactly one lean buffer's worth of 16 blocks)
+LEAN_WORKLOADS = ("transformer",)
+
+#: the streaming probe's row: the step's bytes, one addition per element (see the module's docstring);
+#: a row with lean state has a probe of its own, named with the same suffix
 PROBE = "streaming probe"
 
-#: peers measured in the same run on request (``--compare``): name -> (implementation, module it needs)
-PEERS: dict[str, tuple[str, str]] = {"deepspeed": ("deepspeed cpu-adam", "deepspeed")}
+
+def probe_name(lean_state: str | None) -> str:
+    """The name of the probe row that moves the bytes of a step with this ``lean_state``."""
+    return PROBE if lean_state is None else f"{PROBE} {STATE_FORMS[lean_state]}"
+
+
+@contextlib.contextmanager
+def _quietly() -> Iterator[None]:
+    """Silence the log lines and warnings a peer's import and first compile write by themselves
+    (bitsandbytes and torchao report optional kernels they did not load, torchao's state class
+    a missing cache hash): a bench's stderr is its progress lines."""
+    logging.disable(logging.WARNING)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        logging.disable(logging.NOTSET)
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another library's optimizer, measured in the same run on request (``--compare NAME``)."""
+
+    implementation: str  # its rows' name; the precision of its state shows in it
+    module: str  # what must be importable
+    install: str  # how to install it, for the error that says it is not
+    make: Callable[[Algorithm, list[torch.Tensor], torch.device], torch.optim.Optimizer | None]
+    lean_state: str | None = None  # the form of its state, as descentlab's ``lean_state`` names it
+
+
+def _deepspeed_adam(
+    algorithm: Algorithm, params: list[torch.Tensor], device: torch.device
+) -> torch.optim.Optimizer | None:
+    """DeepSpeed's AVX CPU Adam (the step ZeRO-Offload runs on the CPU), for Adam and AdamW only."""
+    if algorithm.name not in ("adam", "adamw") or device.type != "cpu":
+        return None
+    from deepspeed.ops.adam import DeepSpeedCPUAdam
+
+    return DeepSpeedCPUAdam(params, adamw_mode=algorithm.name == "adamw", **algorithm.adam_hyperparameters())
+
+
+def _bitsandbytes_8bit(
+    algorithm: Algorithm, params: list[torch.Tensor], device: torch.device
+) -> torch.optim.Optimizer | None:
+    """bitsandbytes' block-wise 8-bit Adam and AdamW (blocks of 256; under 4096 elements, float32)."""
+    if algorithm.name not in ("adam", "adamw"):
+        return None
+    from bitsandbytes.optim import Adam8bit, AdamW8bit
+
+    cls = AdamW8bit if algorithm.name == "adamw" else Adam8bit
+    return cls(params, **algorithm.adam_hyperparameters())
+
+
+def _torchao_8bit(
+    algorithm: Algorithm, params: list[torch.Tensor], device: torch.device
+) -> torch.optim.Optimizer | None:
+    """torchao's 8-bit Adam and AdamW (blocks of 256; tensors under 4096 elements, or not a multiple of
+    256, in float32), each parameter's step compiled by torch.compile."""
+    if algorithm.name not in ("adam", "adamw"):
+        return None
+    from torchao.optim import Adam8bit, AdamW8bit
+
+    cls = AdamW8bit if algorithm.name == "adamw" else Adam8bit
+    return cls(params, **algorithm.adam_hyperparameters())
+
+
+#: peers measured in the same run on request (``--compare``), for the algorithms they implement
+PEERS: dict[str, Peer] = {
+    "deepspeed": Peer(
+        "deepspeed cpu-adam",
+        "deepspeed",
+        "pip install --no-build-isolation deepspeed; its CPU Adam compiles a C++ extension on first use",
+        _deepspeed_adam,
+    ),
+    "bitsandbytes": Peer(
+        "bitsandbytes 8-bit-state",
+        "bitsandbytes",
+        "pip install 'bitsandbytes>=0.50', the first release whose 8-bit optimizers run on the CPU",
+        _bitsandbytes_8bit,
+        "8bit",
+    ),
+    "torchao": Peer(
+        "torchao 8-bit-state",
+        "torchao.optim",
+        "pip install torchao, a release built for this torch",
+        _torchao_8bit,
+        "8bit",
+    ),
+}
 
 
 def check_peers(names: Sequence[str]) -> list[str]:
-    """The peers' implementation names; ValueError for an unknown peer or one that is not installed."""
+    """The peers' implementation names; ValueError for an unknown peer or one that cannot be imported here."""
     out = []
     for name in names:
         if name not in PEERS:
             raise ValueError(f"--compare must be one of {', '.join(PEERS)}; received --compare {name!r}")
-        implementation, module = PEERS[name]
-        if importlib.util.find_spec(module) is None:
+        peer = PEERS[name]
+        top = peer.module.split(".")[0]
+        if importlib.util.find_spec(top) is None:
             raise ValueError(
-                f"--compare {name}: {module} is not installed here (pip install {module}; its CPU "
-                "Adam compiles a C++ extension on first use), so its row cannot be measured"
+                f"--compare {name}: {top} is not installed here ({peer.install}), "
+                "so its rows cannot be measured"
             )
-        out.append(implementation)
+        try:
+            with _quietly():
+                importlib.import_module(peer.module)
+        except Exception as err:  # a broken install fails in many ways; each is this one line
+            reason = (str(err).strip().splitlines() or [""])[0][:200]
+            raise ValueError(
+                f"--compare {name}: {peer.module} is installed but cannot be imported here "
+                f"({type(err).__name__}: {reason}); {peer.install}"
+            ) from None
+        out.append(peer.implementation)
     return out
+
+
+def _peer(implementation: str) -> tuple[str, Peer] | None:
+    return next(((n, p) for n, p in PEERS.items() if p.implementation == implementation), None)
+
+
+def lean_state_of(implementation: str) -> str | None:
+    """The form of the state an implementation keeps, as ``lean_state`` names it (None: full precision)."""
+    if implementation in LEAN:
+        return LEAN[implementation]
+    found = _peer(implementation)
+    if found is not None:
+        return found[1].lean_state
+    return next((k for k in STATE_FORMS if implementation == probe_name(k)), None)
 
 
 @dataclass
@@ -189,6 +322,7 @@ class Measurement:
     probe_gb_per_s: float | None = None  # the probe this row's percent_of_probe is a share of
     ratio_to_torch_best: float | None = None  # torch's fastest time / this time (> 1: faster)
     state_bytes_per_param: float | None = None  # the optimizer's state tensors' bytes / parameters
+    lean_state: str | None = None  # the form of the state of large tensors: None (full), "bfloat16", "8bit"
 
 
 @dataclass
@@ -322,84 +456,162 @@ def step_peak_memory(optimizer: torch.optim.Optimizer) -> int | None:
     return peak
 
 
-def _state_element_size(optimizer: torch.optim.Optimizer) -> int | None:
-    """The element size of the optimizer's state tensors (None: it keeps none)."""
-    for state in optimizer.state.values():
-        for key, value in state.items():
-            if key != "step" and isinstance(value, torch.Tensor) and value.dim() > 0:
-                return value.element_size()
-    return None
+def _plain(value: Any) -> list[torch.Tensor]:
+    """The plain tensors ``value`` holds: itself, or a tensor subclass's inner tensors (torchao's
+    quantised state reports the parameter's shape and dtype, not the codes and scales it keeps)."""
+    if not isinstance(value, torch.Tensor):
+        return []
+    if hasattr(type(value), "__tensor_flatten__"):
+        names, _ = value.__tensor_flatten__()
+        return [t for name in names for t in _plain(getattr(value, name))]
+    return [value]
+
+
+def _params(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    return [p for group in optimizer.param_groups for p in group["params"]]
+
+
+def _state_tensors(
+    optimizer: torch.optim.Optimizer, steps: bool = True
+) -> Iterator[tuple[torch.Tensor, str, torch.Tensor]]:
+    """(parameter, key, tensor) for each distinct tensor of the per-parameter state.
+
+    A tensor that several parameters' states share (bitsandbytes' quantisation
+    map) comes once; ``steps=False`` leaves the step counts out.
+    """
+    seen: set[tuple[int, int]] = set()
+    for p in _params(optimizer):
+        for key, value in optimizer.state.get(p, {}).items():
+            if key == "step" and not steps:
+                continue
+            for t in _plain(value):
+                here = (t.data_ptr(), t.numel() * t.element_size())
+                if here[1] and here not in seen:
+                    seen.add(here)
+                    yield p, key, t
 
 
 def state_bytes(optimizer: torch.optim.Optimizer) -> int:
-    """Bytes held by the optimizer's per-parameter state tensors (moments, steps, ...)."""
-    return sum(
-        value.numel() * value.element_size()
-        for state in optimizer.state.values()
-        for value in state.values()
-        if isinstance(value, torch.Tensor)
-    )
+    """Bytes held by the optimizer's per-parameter state tensors (moments, 8-bit scales, steps, ...)."""
+    return sum(t.numel() * t.element_size() for _, _, t in _state_tensors(optimizer))
 
 
-def _deepspeed_adam(algorithm: Algorithm, params: list[torch.Tensor]) -> torch.optim.Optimizer | None:
-    """DeepSpeed's AVX CPU Adam (the step ZeRO-Offload runs on the CPU), for Adam and AdamW only."""
-    if algorithm.name not in ("adam", "adamw"):
-        return None
-    from deepspeed.ops.adam import DeepSpeedCPUAdam
+def bytes_moved(optimizer: torch.optim.Optimizer | StreamingProbe) -> int:
+    """Bytes one step must move, at the precision each tensor is stored in.
 
-    kwargs = {k: v for k, v in algorithm.kwargs.items() if k in ("lr", "betas", "eps", "weight_decay")}
-    adamw = algorithm.name == "adamw"
-    if adamw:
-        kwargs.setdefault("weight_decay", 1e-2)  # torch's and descentlab's AdamW default
-    return DeepSpeedCPUAdam(params, adamw_mode=adamw, **kwargs)
+    It reads the parameters and gradients and writes the parameters, and reads
+    and writes each state tensor (8-bit codes and their block scales alike), as
+    the optimizer holds them after a step; step counts and padding are left out.
+    """
+    if isinstance(optimizer, StreamingProbe):
+        return optimizer.bytes_per_step
+    params = sum(p.numel() * p.element_size() for p in _params(optimizer))
+    state = sum(t.numel() * t.element_size() for _, _, t in _state_tensors(optimizer, steps=False))
+    return 3 * params + 2 * state
 
 
-def _stream(param: torch.Tensor, grad: torch.Tensor, *states: torch.Tensor) -> None:
-    param.add_(grad)
-    for state in states:
-        state.add_(grad)
+def _stream(passes: list[list[torch.Tensor]], side: list[torch.Tensor]) -> None:
+    for param, grad, *states in passes:
+        param.add_(grad)
+        for state in states:
+            state.add_(grad if state.is_floating_point() else grad.to(state.dtype))
+    for state in side:
+        state.add_(1)
 
 
 class StreamingProbe:
-    """The probe beside a step: the step's bytes in one compiled pass, one addition per element.
+    """The probe beside a step: the step's bytes in compiled passes, one addition per element.
 
-    It reads the parameters, the gradients and each state tensor, and writes the
-    parameters and the state, as the step does, in flat buffers of the same
-    dtypes; it has ``step()`` and ``param_groups`` so that it is timed as an
+    Built from an optimizer that has taken a step (:meth:`beside`), it has flat
+    buffers of the same sizes and dtypes: for each kind of parameter (its dtype
+    and the dtypes of its elementwise state), the parameters, the gradients and
+    each state tensor, with one pass that reads them all and writes the
+    parameters and the state (``p += g``, ``s += g``; 8-bit codes add ``g``
+    converted to integers), as the step does; and the state that is not
+    elementwise (8-bit block scales), read and written by a pass of its own
+    (``s += 1``). All passes are one compiled kernel, so that the probe of a
+    lean step (a pass for the lean tensors, one for the small ones, one for
+    the scales) does not pay a parallel region per pass that the full-precision
+    probe does not. It moves exactly :func:`bytes_moved` of that optimizer, and
+    has ``step()`` and ``param_groups`` so that it is timed as an
     implementation is, in the same rounds.
     """
 
-    def __init__(self, workload: Workload, state_tensors: int, device: torch.device) -> None:
-        n, kind = workload.parameters, {"dtype": workload.dtype, "device": device}
-        self.buffers = [torch.zeros(n, **kind), torch.full((n,), 1e-3, **kind)]
-        self.buffers += [
-            torch.zeros(n, dtype=workload.state_dtype or workload.dtype, device=device)
-            for _ in range(state_tensors)
+    def __init__(
+        self,
+        passes: Sequence[tuple[int, torch.dtype, Sequence[torch.dtype]]],
+        side: dict[torch.dtype, int],
+        device: torch.device,
+    ) -> None:
+        """``passes``: (elements, parameter dtype, state dtypes) per kind of parameter;
+        ``side``: the elements of state that is not elementwise, by dtype."""
+        self.passes = [
+            [
+                torch.zeros(n, dtype=dtype, device=device),
+                torch.full((n,), 1e-3, dtype=dtype, device=device),
+                *(torch.zeros(n, dtype=d, device=device) for d in states),
+            ]
+            for n, dtype, states in passes
         ]
-        self.param_groups = [{"params": self.buffers[:1]}]
+        self.side = [torch.zeros(n, dtype=d, device=device) for d, n in side.items() if n]
+        self.buffers = [b for buffers in self.passes for b in buffers] + self.side
+        self.bytes_per_step = 3 * sum(b[0].numel() * b[0].element_size() for b in self.passes) + 2 * sum(
+            t.numel() * t.element_size() for t in [*(s for b in self.passes for s in b[2:]), *self.side]
+        )
+        self.param_groups = [{"params": [b[0] for b in self.passes]}]
         self.state: dict[Any, Any] = {}
         self.kernel = torch.compile(_stream, fullgraph=True, dynamic=True, options=_COMPILE_OPTIONS)
 
+    @classmethod
+    def beside(cls, optimizer: torch.optim.Optimizer) -> StreamingProbe:
+        """The probe that moves what a step of ``optimizer`` (which has taken one) moves."""
+        elementwise: dict[torch.Tensor, list[torch.dtype]] = {}
+        side: dict[torch.dtype, int] = {}
+        for p, _, t in _state_tensors(optimizer, steps=False):
+            if t.numel() == p.numel():
+                elementwise.setdefault(p, []).append(t.dtype)
+            else:
+                side[t.dtype] = side.get(t.dtype, 0) + t.numel()
+        kinds: dict[tuple[torch.dtype, tuple[torch.dtype, ...]], int] = {}
+        for p in _params(optimizer):
+            key = (p.dtype, tuple(elementwise.get(p, ())))
+            kinds[key] = kinds.get(key, 0) + p.numel()
+        device = _params(optimizer)[0].device
+        return cls([(n, dtype, states) for (dtype, states), n in kinds.items()], side, device)
+
     def step(self) -> None:
-        self.kernel(*self.buffers)
+        self.kernel(self.passes, self.side)
 
 
 def _make(
-    algorithm: Algorithm, implementation: str, workload: Workload, device: torch.device, seed: int
+    algorithm: Algorithm,
+    implementation: str,
+    workload: Workload,
+    device: torch.device,
+    seed: int,
+    made: dict[str, Any],
 ) -> torch.optim.Optimizer | StreamingProbe | None:
-    if implementation == PROBE:
-        return StreamingProbe(workload, algorithm.state_tensors, device)
+    """The implementation's optimizer (None: it has none for this algorithm); a probe is built
+    beside the first row of its precision in ``made`` (the rows made so far, each stepped once)."""
+    lean_state = lean_state_of(implementation)
+    if implementation.startswith(PROBE):
+        source = next((o for name, o in made.items() if lean_state_of(name) == lean_state), None)
+        return None if source is None else StreamingProbe.beside(source)
     generator = torch.Generator().manual_seed(seed)
     params = []
     for shape in workload.shapes:
         p = torch.randn(shape, generator=generator).to(device, workload.dtype).requires_grad_()
         p.grad = (torch.randn(shape, generator=generator) * 1e-2).to(device, workload.dtype)
         params.append(p)
-    if implementation == PEERS["deepspeed"][0]:
-        return _deepspeed_adam(algorithm, params) if device.type == "cpu" else None
+    peer = _peer(implementation)
+    if peer is not None:
+        with _quietly():
+            return peer[1].make(algorithm, params, device)
+    extra = {} if workload.state_dtype is None else {"state_dtype": workload.state_dtype}
+    if implementation in LEAN:
+        return algorithm.ours(params, **algorithm.kwargs, foreach=True, lean_state=lean_state, **extra)
     library, flags = IMPLEMENTATIONS[implementation]
     if library == "descentlab":  # every descentlab optimizer has both paths: an error here is a bug
-        extra = {} if workload.state_dtype is None else {"state_dtype": workload.state_dtype}
         return algorithm.ours(params, **algorithm.kwargs, **flags, **extra)
     try:
         return algorithm.theirs(params, **algorithm.kwargs, **flags)
@@ -417,12 +629,16 @@ def run(
     seed: int = 0,
     progress: Phases | None = None,
     peers: Sequence[str] = (),
+    lean_workloads: Collection[str] = LEAN_WORKLOADS,
 ) -> Report:
     """Measure every (workload, algorithm, implementation); implementations take turns.
 
     ``peers`` are implementation names from :data:`PEERS` (see :func:`check_peers`),
-    measured alongside for the algorithms they implement. ``progress`` shows
-    the probe and each workload as a phase.
+    measured alongside for the algorithms they implement. :data:`LEAN` rows are
+    measured on the workloads named in ``lean_workloads``, for the algorithms
+    that keep state. Each precision of state gets its streaming probe, built
+    beside the first row of that precision. ``progress`` shows the probe and
+    each workload as a phase.
     """
 
     def say(phase: str, done: int, total: int, detail: str) -> None:
@@ -433,25 +649,36 @@ def run(
     report = Report(machine_info(device), bandwidth_probe(device), steps=steps, rounds=rounds)
     say("probe", 1, 1, f"streaming bandwidth {report.probe_gb_per_s:.1f} GB/s")
     total = len(algorithms) * (rounds + 1)
+    torch_rows = {name for name, (library, _) in IMPLEMENTATIONS.items() if library == "torch"}
     for workload in workloads:
         done = 0
         for algorithm in algorithms:
             say(workload.name, done, total, f"{algorithm.name}: first steps, including compiles")
+            lean = [*LEAN] if workload.name in lean_workloads and algorithm.has_state else []
             optimizers: dict[str, Any] = {}
             first: dict[str, float] = {}
-            for implementation in [*IMPLEMENTATIONS, *peers, PROBE]:
-                opt = _make(algorithm, implementation, workload, device, seed)
-                if opt is None:
-                    continue
-                _sync(device)
-                start = time.perf_counter()
+            probes = [probe_name(None), *(probe_name(LEAN[name]) for name in lean)]
+            probes += [p for p in map(probe_name, map(lean_state_of, peers)) if p not in probes]
+            for implementation in [*IMPLEMENTATIONS, *lean, *peers, *probes]:
                 try:
-                    opt.step()
-                except Exception as err:  # only the probe may fail: the shares then use a += b
-                    if implementation != PROBE:
+                    opt = _make(algorithm, implementation, workload, device, seed, optimizers)
+                    if opt is None:
+                        continue
+                    _sync(device)
+                    start = time.perf_counter()
+                    with _quietly() if _peer(implementation) else contextlib.nullcontext():
+                        opt.step()
+                except Exception as err:
+                    reason = f"{type(err).__name__}: {(str(err).strip().splitlines() or [''])[0][:200]}"
+                    found = _peer(implementation)
+                    if found is not None:
+                        raise ValueError(
+                            f"--compare {found[0]}: {implementation} failed on {device.type} here ({reason})"
+                        ) from err
+                    if not implementation.startswith(PROBE):  # only a probe may fail: shares then use a += b
                         raise
-                    say(f"the streaming probe could not be compiled here ({type(err).__name__}); "
-                        "shares are of the a += b probe")  # fmt: skip
+                    say(workload.name, done, total, f"{implementation} could not be compiled here "
+                        f"({type(err).__name__}); shares are of the a += b probe")  # fmt: skip
                     continue
                 _sync(device)
                 first[implementation] = (time.perf_counter() - start) * 1e3
@@ -470,16 +697,9 @@ def run(
                         times[implementation].append((time.perf_counter() - start) * 1e3)
             rows = []
             for implementation, opt in optimizers.items():
-                element = next(p.element_size() for g in opt.param_groups for p in g["params"])
-                # the probe moves state of the dtype descentlab keeps; an optimizer, of the dtype it keeps
-                kept = (
-                    (workload.state_dtype or workload.dtype).itemsize
-                    if implementation == PROBE
-                    else _state_element_size(opt)
-                )
-                moved = algorithm.bytes_per_element(element, kept) * workload.parameters
+                moved = bytes_moved(opt)
                 ms = statistics.median(times[implementation])
-                gbs = moved / ms / 1e6
+                probe = implementation.startswith(PROBE)
                 rows.append(
                     Measurement(
                         workload=workload.name,
@@ -490,21 +710,19 @@ def run(
                         ms_first_step=first[implementation],
                         step_times_ms=times[implementation],
                         bytes_per_step=moved,
-                        gb_per_s=gbs,
+                        gb_per_s=moved / ms / 1e6,
                         percent_of_probe=0.0,
                         extra_peak_bytes=step_peak_memory(opt),
-                        state_bytes_per_param=None
-                        if implementation == PROBE
-                        else state_bytes(opt) / workload.parameters,
+                        state_bytes_per_param=None if probe else state_bytes(opt) / workload.parameters,
+                        lean_state=lean_state_of(implementation),
                     )
                 )
             optimizers.clear()
-            probe = next((r.gb_per_s for r in rows if r.implementation == PROBE), report.probe_gb_per_s)
+            speeds = {r.lean_state: r.gb_per_s for r in rows if r.implementation.startswith(PROBE)}
+            best = min((r.ms_per_step for r in rows if r.implementation in torch_rows), default=None)
             for r in rows:
-                r.probe_gb_per_s = probe
-                r.percent_of_probe = 100 * r.gb_per_s / probe
-            best = min((r.ms_per_step for r in rows if r.implementation.startswith("torch")), default=None)
-            for r in rows:
+                r.probe_gb_per_s = speeds.get(r.lean_state, report.probe_gb_per_s)
+                r.percent_of_probe = 100 * r.gb_per_s / r.probe_gb_per_s
                 r.ratio_to_torch_best = None if best is None else best / r.ms_per_step
             report.measurements.extend(rows)
             done += 1
@@ -528,23 +746,30 @@ def _bytes(n: int | None) -> str:
 
 def table(report: Report) -> str:
     """The report as a text table, one row per measurement."""
+    width = max([22, *(len(m.implementation) for m in report.measurements)])
     head = (
-        f"{'workload':<12} {'optimizer':<9} {'implementation':<22} {'ms/step':>8} {'Mparam/s':>9} "
-        f"{'GB/s':>6} {'%probe':>6} {'x torch':>7} {'1st step':>9} {'extra peak':>10}"
+        f"{'workload':<12} {'optimizer':<9} {'implementation':<{width}} {'ms/step':>8} {'Mparam/s':>9} "
+        f"{'B/param':>7} {'GB/s':>6} {'%probe':>6} {'x torch':>7} {'state B/p':>9} {'1st step':>9} "
+        f"{'extra peak':>10}"
     )
     lines = [head, "-" * len(head)]
     for m in report.measurements:
         ratio = "-" if m.ratio_to_torch_best is None else f"{m.ratio_to_torch_best:.2f}"
+        state = "-" if m.state_bytes_per_param is None else f"{m.state_bytes_per_param:.2f}"
         lines.append(
-            f"{m.workload:<12} {m.algorithm:<9} {m.implementation:<22} {m.ms_per_step:8.2f} "
-            f"{m.parameters / m.ms_per_step / 1e3:9.0f} {m.gb_per_s:6.1f} {m.percent_of_probe:6.0f} "
-            f"{ratio:>7} {m.ms_first_step / 1e3:8.2f}s {_bytes(m.extra_peak_bytes):>10}"
+            f"{m.workload:<12} {m.algorithm:<9} {m.implementation:<{width}} {m.ms_per_step:8.2f} "
+            f"{m.parameters / m.ms_per_step / 1e3:9.0f} {m.bytes_per_step / m.parameters:7.2f} "
+            f"{m.gb_per_s:6.1f} {m.percent_of_probe:6.0f} {ratio:>7} {state:>9} "
+            f"{m.ms_first_step / 1e3:8.2f}s {_bytes(m.extra_peak_bytes):>10}"
         )
     machine = report.machine
     lines.append(
-        f"%probe: share of the {PROBE} (the step's bytes, one add per element) timed beside it; "
-        f"probe (a += b, 2 x 256 MB): {report.probe_gb_per_s:.1f} GB/s on {machine['processor']}, "
-        f"{machine['cpu_count']} cores, torch {machine['torch']} ({machine['device']})"
+        f"B/param: bytes a step moves per parameter, at the precision the state is kept in; %probe: "
+        f"share of the {PROBE} of the row's precision (the step's bytes, one add per element) timed "
+        f"beside it; x torch: torch's fastest full-precision step / this one; state B/p: the state "
+        f"tensors' bytes per parameter; probe (a += b, 2 x 256 MB): {report.probe_gb_per_s:.1f} GB/s "
+        f"on {machine['processor']}, {machine['cpu_count']} cores, torch {machine['torch']} "
+        f"({machine['device']})"
     )
     return "\n".join(lines)
 
@@ -585,19 +810,87 @@ def _targets(rows: dict[tuple[str, str], dict[str, dict[str, Any]]]) -> list[str
     return lines
 
 
+#: The project's targets for descentlab's fast path with lean state (issue 12), per (workload,
+#: optimizer, ``lean_state``): the least ratio to torch's fastest full-precision step, and the
+#: most state bytes per parameter, as measured from the state tensors.
+LEAN_TARGETS: dict[tuple[str, str, str], tuple[float, float]] = {
+    ("transformer", "adam", "8bit"): (1.5, 2.1),
+    ("transformer", "adam", "bfloat16"): (1.25, 4.0),
+}
+
+_FORMS = {"bfloat16": "bfloat16", "8bit": "8-bit"}
+
+
+def _lean_section(data: dict[str, Any], lean: list[dict[str, Any]]) -> list[str]:
+    """The rows with lean state (descentlab's and the peers'); descentlab's against :data:`LEAN_TARGETS`."""
+    speeds = {
+        (m["workload"], m["algorithm"], m.get("lean_state")): m["gb_per_s"]
+        for m in data["measurements"]
+        if m["implementation"].startswith(PROBE)
+    }
+    lines = [
+        "",
+        "Lean state (bfloat16 or 8-bit state for tensors of 4096 elements or more): milliseconds per "
+        "step, the ratio to torch's fastest full-precision step (above 1: faster), the bytes the step "
+        "moves per parameter at the precision the state is kept in (parameters and gradients, each "
+        "state tensor read and written, 8-bit block scales included), the share of a streaming probe "
+        "that moves those same bytes, timed in the same rounds, and the state's bytes per parameter "
+        "measured from the optimizer's state tensors (small tensors' full-precision state included).",
+        "",
+        "| workload | optimizer | implementation | ms/step | x torch's fastest | bytes moved/param "
+        "| % of probe | probe GB/s | state B/param |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in lean:
+        ratio = m.get("ratio_to_torch_best")
+        probe = speeds.get((m["workload"], m["algorithm"], m.get("lean_state")))
+        lines.append(
+            f"| {m['workload']} | {_NAMES.get(m['algorithm'], m['algorithm'])} | {m['implementation']} | "
+            f"{m['ms_per_step']:.1f} | {'n/a' if ratio is None else f'{ratio:.2f}'} | "
+            f"{m['bytes_per_step'] / m['parameters']:.2f} | {m['percent_of_probe']:.0f} | "
+            f"{'n/a' if probe is None else f'{probe:.1f}'} | {m['state_bytes_per_param']:.2f} |"
+        )
+    ours = {(m["workload"], m["algorithm"], m["lean_state"]): m for m in lean if m["implementation"] in LEAN}
+    targets = [
+        "| workload | optimizer | state | x torch's fastest | target | state B/param | target | met |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for (workload, algorithm, kind), (want, most) in LEAN_TARGETS.items():
+        m = ours.get((workload, algorithm, kind))
+        if m is None:
+            continue
+        ratio, state = m.get("ratio_to_torch_best"), m["state_bytes_per_param"]
+        met = ratio is not None and ratio >= want and state <= most
+        targets.append(
+            f"| {workload} | {_NAMES.get(algorithm, algorithm)} | {_FORMS[kind]} | "
+            f"{'n/a' if ratio is None else f'{ratio:.2f}'} | >= {want:g} | {state:.2f} | <= {most:g} | "
+            f"{'yes' if met else 'no'} |"
+        )
+    if len(targets) > 2:
+        lines += ["", "Against the targets (descentlab's fast path with lean state):", "", *targets]
+    return lines
+
+
 _NAMES = {"sgd": "SGD momentum", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"}
 
 
 def markdown(data: dict[str, Any]) -> str:
     """A bench JSON file's content (as :meth:`Report.to_json` wrote it) as the benchmarks page's table.
 
-    One row per workload and optimizer, one column per implementation measured,
-    in milliseconds per step; descentlab's fast path also as a ratio to torch's
-    fastest path and a share of the probe. Every figure comes from ``data``.
+    One row per workload and optimizer, one column per implementation measured
+    with full-precision state, in milliseconds per step; descentlab's fast path
+    also as a ratio to torch's fastest path and a share of the probe. Rows with
+    lean state (descentlab's and the peers') follow in a table of their own, one
+    row each, with the bytes they move and keep. Every figure comes from ``data``.
     """
     rows: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
     order: list[str] = []
+    lean = [
+        m for m in data["measurements"] if m.get("lean_state") and not m["implementation"].startswith(PROBE)
+    ]
     for m in data["measurements"]:
+        if m.get("lean_state"):
+            continue
         rows.setdefault((m["workload"], m["algorithm"]), {})[m["implementation"]] = m
         if m["implementation"] not in order:
             order.append(m["implementation"])
@@ -648,4 +941,6 @@ def markdown(data: dict[str, Any]) -> str:
             + f" | {'n/a' if state is None else f'{state:.1f}'} |"
         )
     lines += ["", "Against the targets (descentlab's fast path):", "", *_targets(rows)]
+    if lean:
+        lines += _lean_section(data, lean)
     return "\n".join(lines)

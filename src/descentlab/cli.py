@@ -125,6 +125,8 @@ def _bench(args: argparse.Namespace) -> int:
     peers = bench.check_peers([n for n in (args.compare or "").split(",") if n])
     workloads = [w.scaled(args.scale) for w in _names("workload", args.workloads, bench.WORKLOADS)]
     algorithms = _names("optimizer", args.optimizers, bench.ALGORITHMS)
+    lean = (args.lean_workloads or ",".join(bench.LEAN_WORKLOADS)).strip()
+    lean_workloads = [] if lean == "none" else [w.name for w in _names("workload", lean, bench.WORKLOADS)]
     if args.steps < 1 or args.rounds < 1:
         raise ValueError(f"--steps and --rounds must be at least 1; received {args.steps} and {args.rounds}")
     if not 0 < args.scale <= 4:
@@ -141,7 +143,7 @@ def _bench(args: argparse.Namespace) -> int:
     with _phases(args) as phases:
         report = bench.run(
             workloads, algorithms, device=device, steps=args.steps, rounds=args.rounds,
-            progress=phases, peers=peers,
+            progress=phases, peers=peers, lean_workloads=lean_workloads,
         )  # fmt: skip
     print(bench.table(report))
     write_text_atomic(out, report.to_json())
@@ -361,7 +363,8 @@ def build_parser() -> argparse.ArgumentParser:
         "bench",
         help="time every optimizer's step on each implementation, against torch.optim",
         description="Time step() for descentlab's fast and per-tensor paths and torch.optim's for-loop, "
-        "foreach and fused paths, in one process, with a memory-bandwidth probe.",
+        "foreach and fused paths, in one process, with a memory-bandwidth probe; and descentlab's fast "
+        "path with bfloat16 and 8-bit state, against a probe that moves the same bytes.",
     )
     timing.add_argument(
         "--workloads",
@@ -379,8 +382,16 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument(
         "--compare",
         default="",
-        help="peers to measure alongside, comma-separated: deepspeed (DeepSpeedCPUAdam, for adam and "
-        "adamw on the CPU; must be installed)",
+        help="peers to measure alongside, comma-separated, each where installed, for adam and adamw: "
+        "deepspeed (DeepSpeedCPUAdam, on the CPU), bitsandbytes (Adam8bit, AdamW8bit), torchao "
+        "(torchao.optim's Adam8bit, AdamW8bit); pip install 'descentlab[bench]' installs the last two",
+    )
+    timing.add_argument(
+        "--lean-workloads",
+        metavar="WORKLOADS",
+        help="where to measure descentlab's fast path with bfloat16 and 8-bit state too (rows 'descentlab "
+        "fast bf16-state' and '... 8-bit-state', each with its own streaming probe), comma-separated, "
+        "or none (default: transformer, where the targets are stated)",
     )
     timing.add_argument(
         "--markdown",
