@@ -5,8 +5,9 @@ a :class:`Findings`; it is written beside the report as ``findings.json``:
 
 - ``claims``: ``{id, title, statement, source, verdict, robust, subclaims}``,
   each sub-claim ``{id, statement, measure, effect, ci: [low, high],
-  min_effect, verdict, robust, control: {effect, ci}, variants: {name:
-  verdict}, cases}``, each case ``{label, effect, ci, control, verdict,
+  min_effect, rule, verdict, robust, control: {effect, ci}, variants: {name:
+  verdict}, cases}`` (``rule``: ``"effect"``, or ``"equivalence"``, where
+  ``min_effect`` is the tolerance), each case ``{label, effect, ci, control, verdict,
   units, numbers, note}``;
 - ``calibration``: ``{id, title, predicted, measured, pass, ...}``;
 - ``formula``: the formula check's rows;
@@ -99,6 +100,7 @@ class SubFinding:
     cases: tuple[CaseFinding, ...]
     variants: dict[str, str] = field(default_factory=dict)
     not_varied: dict[str, str] = field(default_factory=dict)
+    rule: str = "effect"
 
     @property
     def robust(self) -> bool:
@@ -132,6 +134,7 @@ class SubFinding:
             "effect": _number(self.effect),
             "ci": _interval(self.low, self.high),
             "min_effect": self.min_effect,
+            "rule": self.rule,
             "verdict": self.verdict,
             "robust": self.robust,
             "control": {
