@@ -155,7 +155,7 @@ def test_hyperparameters_and_schedules_are_checked_by_name(tmp_path):
     assert build_optimizer("adam", params, {"state_dtype": "bfloat16"}).param_groups[0]["state_dtype"] is (
         torch.bfloat16
     )
-    with pytest.raises(ValueError, match="state_dtype must name a torch dtype.*received state_dtype='bf16'"):
+    with pytest.raises(ValueError, match=r"state_dtype must name a torch dtype.*received state_dtype='bf16'"):
         build_optimizer("adam", params, {"state_dtype": "bf16"})
     config = RunConfig(
         "saddle", "sgd", {"lr": 0.1}, schedule=Schedule("StepLr", {"step_size": 2}), budget=Budget(steps=2)
