@@ -19,9 +19,10 @@ Verdicts (stated in the report, tested in ``tests/lab/test_stats.py``):
 - a case of a claim of **equivalence** (:data:`EQUIVALENCE`: "A does as well
   as B") is *supported* when its whole interval lies within
   :math:`\pm\delta`, the tolerance stated with the claim, *contradicted*
-  when the whole interval lies outside it, *inconclusive* otherwise; its
-  control, where the mechanism is absent and a difference is known, must not
-  come out equivalent too (else the measure could not see a difference);
+  when the whole interval lies outside it, *inconclusive* otherwise; and
+  *inconclusive (the control agrees)* unless its control, where the mechanism
+  is absent and a difference is known, comes out *contradicted*: a measure
+  that cannot show the known difference cannot vouch for an equivalence;
 - a **sub-claim** is *supported* when at least half its cases are supported
   and none contradicted, *contradicted* likewise, *depends* when some cases
   go each way (the report lists which), *inconclusive* otherwise;
@@ -66,22 +67,28 @@ Statistic = Callable[[np.ndarray], float]
 class Rule:
     r"""How a case's interval is read against the threshold :math:`\delta` (see the module docstring).
 
-    ``supports(estimate, delta)`` and ``contradicts(estimate, delta)``; ``name`` is what
+    ``supports(estimate, delta)`` and ``contradicts(estimate, delta)``; ``blind(control, delta)``:
+    whether a measured control leaves the measure unable to test the claim (it shows the claimed
+    effect too, or, for an equivalence, fails to show the known difference); ``name`` is what
     ``findings.json`` records.
     """
 
     name: str
     supports: Callable[[Estimate, float], bool]
     contradicts: Callable[[Estimate, float], bool]
+    blind: Callable[[Estimate, float], bool]
 
 
 #: A claimed effect: the interval above the minimum effect supports, below minus it contradicts.
-EFFECT = Rule("effect", lambda e, delta: e.low > delta, lambda e, delta: e.high < -delta)
+EFFECT = Rule(
+    "effect", lambda e, delta: e.low > delta, lambda e, delta: e.high < -delta, lambda c, delta: c.low > delta
+)
 #: A claimed equivalence: the interval within +-tolerance supports, wholly outside it contradicts.
 EQUIVALENCE = Rule(
     "equivalence",
     lambda e, delta: -delta < e.low and e.high < delta,
     lambda e, delta: e.low > delta or e.high < -delta,
+    lambda c, delta: not (c.low > delta or c.high < -delta),
 )
 
 
@@ -177,6 +184,8 @@ def case_verdict(
     'inconclusive'
     >>> case_verdict(Estimate(0.0, -0.01, 0.01, 5), 0.02, Estimate(0.0, -0.015, 0.01, 5), EQUIVALENCE)
     'inconclusive'
+    >>> case_verdict(Estimate(0.0, -0.01, 0.01, 5), 0.02, Estimate(0.3, 0.2, 0.4, 5), EQUIVALENCE)
+    'supported'
     """
     rule = rule or EFFECT
     if not estimate.measured:
@@ -191,14 +200,17 @@ def case_verdict(
 def control_agrees(
     estimate: Estimate, min_effect: float, control: Estimate | None, rule: Rule | None = None
 ) -> bool:
-    """Whether the control gives the support the case gives: then the measure does not test the claim."""
+    """Whether the case is supported but its control leaves the measure blind (it does not test the claim).
+
+    (The control gives the same support; for an equivalence, it does not show the known difference.)
+    """
     rule = rule or EFFECT
     return (
         control is not None
         and estimate.measured
         and control.measured
         and rule.supports(estimate, min_effect)
-        and rule.supports(control, min_effect)
+        and rule.blind(control, min_effect)
     )
 
 

@@ -30,10 +30,12 @@ One sub-claim per form, **bfloat16** and **8bit**, each an *equivalence*:
 :math:`0.999\,v` rounds back to :math:`v`, so Adam's second moment never
 decays and grows only on gradients several times its size, and the late
 steps go wrong. Measured the same way on the same problem, seeds and rate
-against full-precision Adam; every case of the problem is read against it. A
-problem on which the control comes out equivalent too cannot tell lean
-state that works from lean state that does not (within this budget, the
-second moment's failure has not shown), so its cases are inconclusive.
+against full-precision Adam; every case of the problem is read against it.
+The measure must show the failure there: unless the control comes out
+*contradicted* (its whole interval outside the tolerance), the problem cannot
+tell lean state that works from lean state that does not (within its budget
+the second moment's failure has not shown, or the measure is too noisy to
+show it), and its cases are inconclusive.
 """
 
 from __future__ import annotations
