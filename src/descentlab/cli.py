@@ -443,7 +443,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="record an observer: path, effective-lr",
+        help="record an observer: path, effective-lr, lean-state",
     )
     runner.add_argument(
         "--skip-nonfinite", action="store_true", help="skip steps whose gradient is not finite"
