@@ -180,9 +180,11 @@ def figures(ev: Evidence, folder: Path) -> list[tuple[str, str]]:
     out = []
     adam = _adam(ev.suite)
     for problem in ev.suite.reads(ID):
+        # The first word picks the colour (figures.colour): four words with four colours.
         series = {
-            "float32 state": _runs(ev.suite, ev.rates, adam, problem),
-            **{f"{form} state": _runs(ev.suite, ev.rates, adam, problem, FORMS[form]) for form in FORMS},
+            "full-precision (float32) state": _runs(ev.suite, ev.rates, adam, problem),
+            "bf16: bfloat16 state": _runs(ev.suite, ev.rates, adam, problem, FORMS["bfloat16"]),
+            "uint8: 8-bit state": _runs(ev.suite, ev.rates, adam, problem, FORMS["8bit"]),
             "plain-rounded bfloat16 state (the control)": _runs(ev.suite, ev.rates, adam, problem, PLAIN),
         }
         name = f"c8-{problem}.png"
