@@ -16,7 +16,7 @@ import torch
 from claimcases import Setting, _c8, evidence_from, rates_for
 from descentlab.lab import plan
 from descentlab.lab.claims import CLAIMS, c8_lean, judge
-from descentlab.lab.suite import get_suite
+from descentlab.lab.suite import SUITES, get_suite
 from descentlab.optim._lean import MIN_ELEMENTS
 from descentlab.problems import make_problem
 from descentlab.train import Series
@@ -84,7 +84,7 @@ def test_the_final_training_loss_is_the_mean_of_the_last_tenth_and_a_diverged_ru
     assert rows.tolist() == [[2.0, 1.0]]  # the seed with a missing run is left out
 
 
-@pytest.mark.parametrize("suite_name", ["default", "quick", "tiny"])
+@pytest.mark.parametrize("suite_name", [name for name, suite in SUITES.items() if suite.reads("C8")])
 def test_every_problem_c8_reads_has_a_parameter_large_enough_for_lean_state(suite_name):
     suite = get_suite(suite_name)
     for problem in suite.reads("C8"):
