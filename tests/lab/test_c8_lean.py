@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from claimcases import Setting, _c8, evidence_from, rates_for
-from descentlab.lab import plan
+from descentlab.lab import plan, stats
 from descentlab.lab.claims import CLAIMS, c8_lean, judge
 from descentlab.lab.suite import SUITES, get_suite
 from descentlab.optim._lean import MIN_ELEMENTS
@@ -80,8 +80,12 @@ def test_the_final_training_loss_is_the_mean_of_the_last_tenth_and_a_diverged_ru
 
     assert c8_lean.final_training_loss(record([1.0], train_loss=[5.0] * 90 + [1.0] * 10)) == 1.0
     assert c8_lean.final_training_loss(record([1.0, math.nan], train_loss=[1.0], diverged=True)) == math.inf
-    rows = c8_lean.paired([record([1.0], train_loss=[2.0]), None], [record([1.0], train_loss=[1.0])] * 2)
-    assert rows.tolist() == [[2.0, 1.0]]  # the seed with a missing run is left out
+    full = [record([1.0], train_loss=[1.0])] * 2
+    rows = c8_lean.paired([record([1.0], train_loss=[2.0]), None], full)
+    assert rows.tolist() == [[2.0, 1.0], [math.inf, 1.0]]  # a lean run that failed is kept, as inf
+    assert math.isnan(stats.bootstrap(rows, stats.mean_log_ratio, name="x").effect)  # so: not supported
+    rows = c8_lean.paired([record([1.0], train_loss=[2.0])] * 2, [None, full[0]])
+    assert rows.tolist() == [[2.0, 1.0]]  # a seed without full precision's run has nothing to pair
 
 
 @pytest.mark.parametrize("suite_name", [name for name, suite in SUITES.items() if suite.reads("C8")])

@@ -115,13 +115,23 @@ def _state_bytes(record) -> float:
 
 
 def paired(lean: list, full: list, value=final_training_loss) -> np.ndarray:
-    """Rows (lean, full) of ``value`` per seed; a seed where either run has no finite value is left out."""
+    """Rows (lean, full) of ``value`` per seed where full precision has a finite value.
+
+    A lean run that diverged or failed where full precision did not stays in, as inf: then the
+    effect cannot be computed and the case cannot be supported (it is not left out as if it trained).
+    """
     table = np.array([(value(a), value(b)) for a, b in zip(lean, full, strict=True)], dtype=float)
     table = table.reshape(-1, 2)
-    return table[np.isfinite(table).all(axis=1)]
+    return table[np.isfinite(table[:, 1])]
+
+
+def _means(rows: np.ndarray) -> str:
+    """'full / lean': the mean of each column of (lean, full) rows."""
+    return f"{fmt(float(np.mean(rows[:, 1])))} / {fmt(float(np.mean(rows[:, 0])))}" if len(rows) else "-"
 
 
 def _mean_log(rows: np.ndarray) -> str:
+    rows = rows[np.isfinite(rows).all(axis=1)]
     return fmt(stats.mean_log_ratio(rows)) if len(rows) else "-"
 
 
@@ -148,6 +158,7 @@ def _cases(form: str):
                         continue
                     table = paired(lean, full)
                     diverged = sum(r is None or r.diverged for r in lean)
+                    finite = table[np.isfinite(table).all(axis=1)]
                     out.append(
                         Case(
                             label,
@@ -155,11 +166,7 @@ def _cases(form: str):
                             control,
                             {
                                 "lr (full precision's tuned rate, every form)": ev.lr(method, problem),
-                                "final training loss, full precision / lean": (
-                                    f"{fmt(float(np.mean(table[:, 1])))} / {fmt(float(np.mean(table[:, 0])))}"
-                                    if len(table)
-                                    else "-"
-                                ),
+                                "final training loss, full precision / lean": _means(finite),
                                 "held-out loss, mean of log(lean / full)": _mean_log(
                                     paired(lean, full, _held_out)
                                 ),
