@@ -288,6 +288,10 @@ def markdown(data: dict[str, Any], lang: str = "en") -> str:
     def verdict(name: str) -> str:
         return words(f"verdict.{name}")
 
+    def threshold(sub: dict[str, Any]) -> str:
+        value = _fmt(sub["min_effect"])
+        return words("md.tolerance", value=value) if sub.get("rule") == "equivalence" else value
+
     for claim in data.get("claims", []):
         for sub in claim["subclaims"]:
             ci, ctrl = sub["ci"], sub["control"]
@@ -306,7 +310,7 @@ def markdown(data: dict[str, Any], lang: str = "en") -> str:
                 f"| {claim['id']} ({verdict(claim['verdict'])}) | {sub['id']} | {verdict(sub['verdict'])} | "
                 f"{_fmt(sub['effect'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
                 f"{_fmt(ctrl['effect'])} [{_fmt(ctrl['ci'][0])}, {_fmt(ctrl['ci'][1])}] | "
-                f"{_fmt(sub['min_effect'])} | {robust} |"
+                f"{threshold(sub)} | {robust} |"
             )
     return "\n".join(lines) + "\n"
 
