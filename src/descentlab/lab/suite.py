@@ -304,12 +304,13 @@ _SPARSE = _data("sparse-logreg", 2000, 200, 10, geometry={"zipf": 1.3})
 _DIGITS = _data("digits-mlp", 1437, 200, 10, geometry={"hidden": 32})
 # C8's problems are sized so that lean optimizer state applies (parameters of 4,096 elements or more):
 # digits' 64 x 64 weight above, MNIST-1D's 100 x 100 one, and a 4,096-D quadratic (axis-aligned, so cheap).
-_MNIST1D = _data("mnist1d-mlp", 3200, 100, 3, eval_mini_batch=Every(1, "epochs"))
+# Short, to keep the default run's time (C8's control needs longer runs: the lean suite has them).
+_MNIST1D = _data("mnist1d-mlp", 3200, 100, 2, eval_mini_batch=Every(1, "epochs"))
 _QUADRATIC_4096 = _data(
     "quadratic-deep",
     1000,
     300,
-    10,
+    5,
     options={"dim": 4096, "rotated": False},
     eval_mini_batch=Every(1, "epochs"),
     label="quadratic-4096",
