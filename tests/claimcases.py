@@ -430,6 +430,54 @@ def _c7(s: Setting, runs: list[Run]) -> dict[Run, object]:
     return out
 
 
+# -- C8: lean optimizer state ---------------------------------------------------------------------
+#
+# Full precision's final training loss is a seed's level (about 0.5); a lean
+# form's is exp(effect) times it, per seed: an effect of about 0 (within the
+# tolerance: equivalent), 10 tolerances above it (not equivalent), or exactly
+# the tolerance on average, spread across it (the interval straddles it).
+# The control (Adam with plain-rounded state) shows the known failure, 10
+# tolerances above, unless the control agrees: then it is equivalent too.
+# Every run records the lean-state observer: lean forms keep 85% of the
+# elements lean, the control all of them, full precision none.
+
+C8_SPREAD = np.array([-1.2, -0.4, 0.0, 0.4, 1.2])
+
+
+def _c8_effect(s: Setting, run: DataRun, tolerance: float) -> tuple[float, tuple[float, float]]:
+    """(log ratio to full precision, lean-state observation) of a C8 run."""
+    hyper = dict(run.hyperparameters)
+    own = rng("C8", run)
+    if not hyper:
+        return 0.0, (0.0, 8.0)
+    if "state_dtype" in hyper:  # the control
+        effect = (
+            own.normal(0, 0.1 * tolerance) if s.control_agrees else 10 * tolerance + own.normal(0, tolerance)
+        )
+        return effect, (1.0, 4.0)
+    outcome = s.outcomes[hyper["lean_state"]]
+    if outcome == "supported":
+        effect = own.normal(0, 0.1 * tolerance)
+    elif outcome == "contradicted":
+        effect = 10 * tolerance + own.normal(0, tolerance)
+    else:
+        effect = tolerance + tolerance * C8_SPREAD[(run.seed - 1) % len(C8_SPREAD)]
+    return effect, (0.85, 2.9)
+
+
+def _c8(s: Setting, runs: list[Run]) -> dict[Run, object]:
+    tolerance = CLAIMS["C8"].subclaims[0].min_effect
+    out: dict[Run, object] = {}
+    for run in runs:
+        assert isinstance(run, DataRun)
+        effect, (share, size) = _c8_effect(s, run, tolerance)
+        final = 0.5 * math.exp(rng("C8", run.problem, run.method, run.seed).normal(0, 0.1) + effect)
+        train = np.concatenate([np.linspace(2.0, final, 90), np.full(10, final)])
+        state = Series(step=[0, 100], samples=[0, 3200], value=[[0.0, 0.0], [share, size]])
+        out[run] = record(np.linspace(2.0, final, 6), train_loss=train, observations={"lean-state": state})
+    return out
+
+
 #: Every claim's maker and the sub-claims it can set (a claim or sub-claim without one fails the tests).
 MAKERS: dict[str, tuple[Maker, tuple[str, ...]]] = {
     "C1": (_c1, ("smoother", "sooner")),
@@ -439,4 +487,5 @@ MAKERS: dict[str, tuple[Maker, tuple[str, ...]]] = {
     "C5": (_c5, ("rare",)),
     "C6": (_c6, ("decays", "stops-short")),
     "C7": (_c7, ("width",)),
+    "C8": (_c8, ("bfloat16", "8bit")),
 }

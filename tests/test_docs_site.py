@@ -55,4 +55,4 @@ def test_the_generated_pages_show_the_stored_results(site):
     bench = (site / "benchmarks.html").read_text()
     assert "One run of <code" in bench and "streaming probe" in bench
     findings = (site / "findings.html").read_text()
-    assert findings.count("Calibration:") == 2 and "C7.width" in findings
+    assert findings.count("Calibration:") == 3 and "C7.width" in findings and "C8.8bit" in findings

@@ -454,7 +454,7 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="NAME",
-        help="record an observer: path, effective-lr",
+        help="record an observer: path, effective-lr, lean-state",
     )
     runner.add_argument(
         "--skip-nonfinite", action="store_true", help="skip steps whose gradient is not finite"
@@ -507,7 +507,9 @@ def build_parser() -> argparse.ArgumentParser:
         action="store_true",
         help="the quick suite (about 2 minutes on 2 cores; the default suite takes about 15)",
     )
-    comparer.add_argument("--suite", help="a suite by name: default, quick or tiny (for tests)")
+    comparer.add_argument(
+        "--suite", help="a suite by name: default, quick, lean (C8 with long runs) or tiny (for tests)"
+    )
     _add_lang_flag(comparer)
     comparer.add_argument("--claims", metavar="C1,C3", help="only these claims")
     comparer.add_argument(

@@ -24,6 +24,7 @@ import pytest
 
 from descentlab.cli import main
 from descentlab.i18n import messages
+from descentlab.lab.claims import CLAIMS
 from descentlab.lab.compare import FINDINGS, MANIFEST, REPORT
 from descentlab.lab.methods import METHODS
 from descentlab.lab.store import STORE_FILENAME
@@ -108,8 +109,12 @@ def test_findings_json_holds_every_verdict_with_its_interval_control_and_variati
                 "variants",
             } <= set(sub)
             assert len(sub["ci"]) == 2 and {"effect", "ci"} <= set(sub["control"])
-            assert set(sub["variants"]) == set(suite.variants)
-            assert sub["robust"] == all(v == sub["verdict"] for v in sub["variants"].values())
+            # every variation of the suite that applies to the claim (the others say why not)
+            assert set(sub["variants"]) == set(suite.variants) & set(CLAIMS[claim["id"]].variations)
+            assert set(sub["variants"]) | set(sub["not_varied"]) >= set(suite.variants)
+            assert sub["robust"] == (
+                bool(sub["variants"]) and all(v == sub["verdict"] for v in sub["variants"].values())
+            )
             assert sub["cases"], sub["id"]
     # the printed verdicts are the findings'
     printed = {line.split()[0]: line.split()[1] for line in _verdict_lines(stdout)}

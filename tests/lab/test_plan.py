@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import replace
 
 import pytest
 
@@ -34,8 +35,9 @@ def test_tuning_and_judging_never_share_a_seed_or_a_set_of_starts(name):
     judging = compare._judging(suite, _rates(suite), True)
     assert {r.seed for r in tuning if isinstance(r, DataRun)} == {suite.tuning_seed}
     assert suite.tuning_seed not in {r.seed for r in judging if isinstance(r, DataRun)}
-    assert {r.units for r in tuning if isinstance(r, SurfaceRun)} == {"tune"}
-    assert {r.units for r in judging if isinstance(r, SurfaceRun)} == {"judge"}
+    # (a suite without 2-D surfaces, such as lean, has no starts to keep apart)
+    assert {r.units for r in tuning if isinstance(r, SurfaceRun)} == ({"tune"} if suite.steps else set())
+    assert {r.units for r in judging if isinstance(r, SurfaceRun)} == ({"judge"} if suite.steps else set())
     # every run reads the held-out split in halves: validation for tuning, test for the verdicts
     assert {plan.config(suite, r).held_out for r in tuning + judging if isinstance(r, DataRun)} == {"split"}
 
@@ -149,3 +151,20 @@ def test_only_c4_starts_its_judged_runs_next_to_the_minimum():
     inputs = plan.surface_inputs(suite, c4[0])
     land = suite.landscape(c4[0].landscape)
     assert abs(inputs["starts"] - land.minimum).max() <= 0.01
+
+
+def test_a_design_variation_runs_only_the_claims_it_applies_to():
+    suite = get_suite("default")
+    varied = {claim.id for claim in compare._claims(suite.variant("budget"), "budget")}
+    assert {"C1", "C6"} <= varied and not {"C2", "C8"} & varied  # C2 and C8 are not varied in budget
+    assert {claim.id for claim in compare._claims(suite)} == set(suite.claims())
+
+
+def test_a_suite_holds_one_registry_problem_at_two_sizes_under_labels():
+    suite = get_suite("default")
+    assert suite.data("quadratic-4096").problem == suite.data("quadratic-deep").problem == "quadratic-deep"
+    assert suite.options("quadratic-4096")["dim"] == 4096 and "dim" not in suite.options("quadratic-deep")
+    run = next(r for r in CLAIMS["C8"].runs(suite, _rates(suite)) if r.problem == "quadratic-4096")
+    assert plan.config(suite, run).problem == "quadratic-deep"
+    with pytest.raises(ValueError, match="two problems have the same name; give one a label"):
+        replace(suite, problems=(*suite.problems, suite.data("quadratic-deep")))

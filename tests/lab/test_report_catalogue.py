@@ -13,7 +13,7 @@ from descentlab.i18n import Catalogue
 from descentlab.lab.claims import CLAIMS
 from descentlab.lab.findings import markdown
 from descentlab.lab.mistakes import MISTAKES
-from descentlab.lab.suite import VARIANTS, get_suite
+from descentlab.lab.suite import SUITES, VARIANTS, get_suite
 
 FOLDER = Path(__file__).parents[2] / "src" / "descentlab" / "lab" / "i18n"
 EN, ZH = (json.loads((FOLDER / f"{lang}.json").read_text()) for lang in ("en", "zh"))
@@ -45,7 +45,7 @@ def registry_texts() -> list[str]:
         texts += [claim.title, claim.statement, claim.source, *claim.not_varied.values()]
         for sub in claim.subclaims:
             texts += [sub.statement, sub.measure, sub.effect, sub.control]
-    texts += list(VARIANTS.values()) + [get_suite(name).summary for name in ("default", "quick", "tiny")]
+    texts += list(VARIANTS.values()) + [get_suite(name).summary for name in SUITES]
     texts += [m.summary for m in MISTAKES.values()] + [m.mechanism for m in MISTAKES.values()]
     return texts
 

@@ -57,6 +57,27 @@ def test_case_verdicts_follow_the_stated_rule(interval, control, verdict):
 
 
 @pytest.mark.parametrize(
+    ("interval", "control", "verdict"),
+    [
+        ((0.01, -0.02, 0.04), None, "supported"),  # the whole interval within the tolerance 0.05
+        ((0.0, -0.06, 0.06), None, "inconclusive"),  # too wide to tell: not equivalent, not different
+        ((0.04, 0.03, 0.08), None, "inconclusive"),  # straddles the tolerance
+        ((0.2, 0.1, 0.3), None, "contradicted"),  # wholly outside: lean worse
+        ((-0.2, -0.3, -0.1), None, "contradicted"),  # wholly outside the other way
+        ((0.01, -0.02, 0.04), (0.3, 0.2, 0.4), "supported"),  # the control shows the known difference
+        ((0.01, -0.02, 0.04), (0.04, 0.02, 0.07), "inconclusive"),  # not shown: the control straddles it
+        ((0.01, -0.02, 0.04), (0.0, -0.01, 0.01), "inconclusive"),  # the control is equivalent too
+    ],
+)
+def test_equivalence_verdicts_follow_the_stated_rule(interval, control, verdict):
+    estimate = stats.Estimate(*interval, units=5)
+    ctrl = stats.Estimate(*control, units=5) if control else None
+    assert stats.case_verdict(estimate, 0.05, ctrl, stats.EQUIVALENCE) == verdict
+    agrees = stats.control_agrees(estimate, 0.05, ctrl, stats.EQUIVALENCE)
+    assert agrees == (verdict == "inconclusive" and ctrl is not None)
+
+
+@pytest.mark.parametrize(
     ("cases", "verdict"),
     [
         (["supported"] * 3, "supported"),

@@ -476,3 +476,16 @@ def test_an_argument_added_with_the_behaviour_it_replaces_leaves_the_digest_alon
     assert default_values()["optimizers"]["adam"]["lean_state"] == "8bit"
     assert defaults_digest() != digest
     assert store_module._NEUTRAL["lean_state"] is None
+
+
+def test_a_problem_option_added_with_the_behaviour_it_replaces_leaves_the_digest_alone(monkeypatch):
+    import dataclasses
+
+    from descentlab.problems import NoisyQuadratic
+
+    assert "rotated" not in default_values()["problems"]["quadratic-deep"]  # True: rotated, as before
+    digest = defaults_digest()
+    field = next(f for f in dataclasses.fields(NoisyQuadratic) if f.name == "rotated")
+    monkeypatch.setattr(field, "default", False)  # were its default to change, the digest would change
+    assert default_values()["problems"]["quadratic-deep"]["rotated"] is False
+    assert defaults_digest() != digest

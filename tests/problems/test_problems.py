@@ -189,6 +189,21 @@ def test_deep_quadratic_has_the_deepobs_spectrum():
     assert 80 < held_out_optimum < 110 and problem.target_loss == pytest.approx(1.01 * held_out_optimum)
 
 
+def test_the_axis_aligned_quadratic_has_the_same_spectrum_on_the_axes_and_the_same_loss_rule():
+    problem = make_problem("quadratic-deep", dim=200, rotated=False)
+    hessian = problem.hessian.double()
+    eigenvalues = torch.diagonal(hessian)
+    assert torch.equal(hessian, torch.diag(eigenvalues))
+    assert (eigenvalues[:180] <= 1).all() and (eigenvalues[180:] >= 30).all()
+    model, (x,) = problem.model(0), problem.splits().train
+    d = (model.theta - x[:5]).double()
+    explicit = 0.5 * ((d @ hessian) * d).sum(dim=-1)  # the rotated rule's expression, on the diagonal matrix
+    assert torch.allclose(model(x[:5]).double(), explicit, rtol=1e-5)
+    assert [
+        p.numel() for p in make_problem("quadratic-deep", dim=4096, rotated=False).model(0).parameters()
+    ] == [4096]
+
+
 def test_sparse_logistic_regression_exposes_its_rare_features():
     problem = make_problem("sparse-logreg")
     x, _ = problem.splits().train

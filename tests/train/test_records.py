@@ -151,6 +151,12 @@ def test_hyperparameters_and_schedules_are_checked_by_name(tmp_path):
         build_optimizer("sgd", params, {"lr": "fast"})
     adam = build_optimizer("adam", params, {"betas": [0.8, 0.9]})
     assert adam.param_groups[0]["betas"] == (0.8, 0.9)
+    # JSON cannot hold a torch.dtype: a configuration names it
+    assert build_optimizer("adam", params, {"state_dtype": "bfloat16"}).param_groups[0]["state_dtype"] is (
+        torch.bfloat16
+    )
+    with pytest.raises(ValueError, match=r"state_dtype must name a torch dtype.*received state_dtype='bf16'"):
+        build_optimizer("adam", params, {"state_dtype": "bf16"})
     config = RunConfig(
         "saddle", "sgd", {"lr": 0.1}, schedule=Schedule("StepLr", {"step_size": 2}), budget=Budget(steps=2)
     )
@@ -275,3 +281,22 @@ def test_atomic_writes_give_files_the_usual_mode(tmp_path):
         os.umask(mask)
     assert (tmp_path / "a.json").stat().st_mode & 0o777 == 0o644
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
+
+
+@pytest.mark.parametrize(
+    ("state", "share", "size"),
+    [({}, 0.0, 8), ({"lean_state": "bfloat16"}, 1.0, 4), ({"lean_state": "8bit"}, 1.0, 2)],
+)
+def test_the_lean_state_observer_records_which_share_of_the_parameters_kept_lean_state(state, share, size):
+    config = RunConfig(
+        "quadratic-deep",
+        "adam",
+        {"lr": 0.01, **state},
+        budget=Budget(steps=2),
+        problem_options={"dim": 4096, "rotated": False, "n_train": 8, "n_test": 8},
+        observers=("lean-state",),
+    )
+    values = run(config).observations["lean-state"].value
+    first, last = values[0], values[-1]
+    assert first == [0.0, 0.0]  # before the first step there is no state
+    assert last[0] == share and last[1] == pytest.approx(size, abs=0.05)  # step counts and block scales

@@ -173,19 +173,20 @@ def execute_runs(
         report(Progress(skipped + done, n, skipped, 0, 0, None), phase_2d)
 
 
-def _claims(suite: Suite) -> list:
-    return [CLAIMS[c] for c in suite.claims()]
+def _claims(suite: Suite, variation: str | None = None) -> list:
+    """The suite's claims; under a design variation, those it applies to (the others' runs are not needed)."""
+    return [CLAIMS[c] for c in suite.claims() if variation is None or variation in CLAIMS[c].variations]
 
 
-def _tunes(suite: Suite, with_formula: bool) -> list[Tune]:
-    tunes = [t for claim in _claims(suite) for t in claim.tunes(suite)]
+def _tunes(suite: Suite, with_formula: bool, variation: str | None = None) -> list[Tune]:
+    tunes = [t for claim in _claims(suite, variation) for t in claim.tunes(suite)]
     if with_formula:
         tunes += formula.tunes(suite)
     return list(dict.fromkeys(tunes))
 
 
-def _judging(suite: Suite, rates: plan.Rates, with_formula: bool) -> list[Run]:
-    runs = [r for claim in _claims(suite) for r in claim.runs(suite, rates)]
+def _judging(suite: Suite, rates: plan.Rates, with_formula: bool, variation: str | None = None) -> list[Run]:
+    runs = [r for claim in _claims(suite, variation) for r in claim.runs(suite, rates)]
     if with_formula:
         runs += formula.runs(suite, rates)
     return list(dict.fromkeys(runs))
@@ -199,16 +200,20 @@ def evidence_of(
     executor: Executor | None = None,
     progress: Phases | None = None,
     label: str = "",
+    variation: str | None = None,
 ) -> Evidence:
-    """Tune and judge ``suite`` (running what is missing when an executor is given) and read the evidence."""
-    tunes = _tunes(suite, with_formula)
+    """Tune and judge ``suite`` (running what is missing when an executor is given) and read the evidence.
+
+    ``variation``: ``suite`` is the design variation of that name, and only the claims it applies to run.
+    """
+    tunes = _tunes(suite, with_formula, variation)
     tuning = plan.tuning(suite, tunes)
     finder = Finder(store, suite)
     if executor is not None:
         execute_runs(store, suite, tuning, executor, progress, f"{label}tune")
     finder.fetch(tuning)
     rates = plan.tuned_rates(suite, tunes, finder)
-    judging = _judging(suite, rates, with_formula)
+    judging = _judging(suite, rates, with_formula, variation)
     if executor is not None:
         execute_runs(store, suite, judging, executor, progress, f"{label}judge")
     finder.fetch(judging)
@@ -334,7 +339,7 @@ def compare(
                     name,
                     lambda name=name: evidence_of(
                         store, suite.variant(name), with_formula=False, executor=pool, progress=progress,
-                        label=f"{name}: ",
+                        label=f"{name}: ", variation=name,
                     ),
                 )  # fmt: skip
         finally:
@@ -385,7 +390,8 @@ def render(out: str | Path, lang: str = "en") -> tuple[Path, Findings]:
     with Store(out / STORE_FILENAME, create=False) as store:
         evidence = evidence_of(store, suite, with_formula=True)
         variations = {
-            name: evidence_of(store, suite.variant(name), with_formula=False) for name in suite.variants
+            name: evidence_of(store, suite.variant(name), with_formula=False, variation=name)
+            for name in suite.variants
         }
         findings = _findings(evidence, variations, calibration_checks(suite), manifest)
         path = _write(out, evidence, findings, lang)

@@ -95,7 +95,7 @@ def _save(fig, path: Path) -> bool:
 
 
 def forest(finding: ClaimFinding, path: Path) -> bool:
-    """Every case of every sub-claim: effect and 95% interval, its control's, and the minimum effect."""
+    """Every case of every sub-claim: effect, 95% interval, its control's, the minimum effect or tolerance."""
     rows = [(sub, case) for sub in finding.subclaims for case in sub.cases if math.isfinite(case.effect)]
     if not rows:
         return False
@@ -117,7 +117,7 @@ def forest(finding: ClaimFinding, path: Path) -> bool:
     ax.axvline(0, color="black", linewidth=0.8)
     ax.set_yticks(range(len(rows)))
     ax.set_yticklabels(labels, fontsize=8)
-    ax.set_xlabel("effect (blue: the claim; grey: its control; dashed: the minimum effect)")
+    ax.set_xlabel("effect (blue: the claim; grey: its control; dashed: the minimum effect or the tolerance)")
     ax.set_ylim(-0.8, len(rows) - 0.4)
     return _save(fig, path)
 

@@ -5,8 +5,9 @@ a :class:`Findings`; it is written beside the report as ``findings.json``:
 
 - ``claims``: ``{id, title, statement, source, verdict, robust, subclaims}``,
   each sub-claim ``{id, statement, measure, effect, ci: [low, high],
-  min_effect, verdict, robust, control: {effect, ci}, variants: {name:
-  verdict}, cases}``, each case ``{label, effect, ci, control, verdict,
+  min_effect, rule, verdict, robust, control: {effect, ci}, variants: {name:
+  verdict}, cases}`` (``rule``: ``"effect"``, or ``"equivalence"``, where
+  ``min_effect`` is the tolerance), each case ``{label, effect, ci, control, verdict,
   units, numbers, note}``;
 - ``calibration``: ``{id, title, predicted, measured, pass, ...}``;
 - ``formula``: the formula check's rows;
@@ -99,6 +100,7 @@ class SubFinding:
     cases: tuple[CaseFinding, ...]
     variants: dict[str, str] = field(default_factory=dict)
     not_varied: dict[str, str] = field(default_factory=dict)
+    rule: str = "effect"
 
     @property
     def robust(self) -> bool:
@@ -132,6 +134,7 @@ class SubFinding:
             "effect": _number(self.effect),
             "ci": _interval(self.low, self.high),
             "min_effect": self.min_effect,
+            "rule": self.rule,
             "verdict": self.verdict,
             "robust": self.robust,
             "control": {
@@ -285,6 +288,10 @@ def markdown(data: dict[str, Any], lang: str = "en") -> str:
     def verdict(name: str) -> str:
         return words(f"verdict.{name}")
 
+    def threshold(sub: dict[str, Any]) -> str:
+        value = _fmt(sub["min_effect"])
+        return words("md.tolerance", value=value) if sub.get("rule") == "equivalence" else value
+
     for claim in data.get("claims", []):
         for sub in claim["subclaims"]:
             ci, ctrl = sub["ci"], sub["control"]
@@ -303,7 +310,7 @@ def markdown(data: dict[str, Any], lang: str = "en") -> str:
                 f"| {claim['id']} ({verdict(claim['verdict'])}) | {sub['id']} | {verdict(sub['verdict'])} | "
                 f"{_fmt(sub['effect'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
                 f"{_fmt(ctrl['effect'])} [{_fmt(ctrl['ci'][0])}, {_fmt(ctrl['ci'][1])}] | "
-                f"{_fmt(sub['min_effect'])} | {robust} |"
+                f"{threshold(sub)} | {robust} |"
             )
     return "\n".join(lines) + "\n"
 

@@ -59,9 +59,11 @@ class Tune:
 class DataRun:
     """One run on a data problem: method, problem, learning rate, seed, budget, extra options.
 
-    ``budget`` names the problem's budget for the method's regime
-    (``"default"``), one pass over the data (``"one-pass"``) or the suite's
-    long budget (``"long"``); ``steps``, if given, replaces it by that many updates.
+    ``options`` are the problem's, ``hyperparameters`` the optimizer's (added
+    to the method's own, e.g. how it stores its state). ``budget`` names the
+    problem's budget for the method's regime (``"default"``), one pass over
+    the data (``"one-pass"``) or the suite's long budget (``"long"``);
+    ``steps``, if given, replaces it by that many updates.
     """
 
     method: str
@@ -72,6 +74,7 @@ class DataRun:
     options: tuple[tuple[str, Any], ...] = ()
     observers: tuple[str, ...] = ()
     steps: int | None = None
+    hyperparameters: tuple[tuple[str, Any], ...] = ()
 
 
 @dataclass(frozen=True)
@@ -200,7 +203,7 @@ def config(suite: Suite, run: DataRun) -> RunConfig:
     return RunConfig(
         problem=spec.problem,
         optimizer=method.optimizer,
-        hyperparameters={"lr": run.lr, **method.hyperparameters},
+        hyperparameters={"lr": run.lr, **method.hyperparameters, **dict(run.hyperparameters)},
         regime=regime,  # type: ignore[arg-type]
         batch_size=spec.batch_size,
         budget=budget,

@@ -16,6 +16,13 @@ Verdicts (stated in the report, tested in ``tests/lab/test_stats.py``):
   *inconclusive* otherwise; and it is *inconclusive (the control agrees)*
   when the same measure on the control, where the claimed mechanism is
   absent, is supported too: such a measure does not test the claim;
+- a case of a claim of **equivalence** (:data:`EQUIVALENCE`: "A does as well
+  as B") is *supported* when its whole interval lies within
+  :math:`\pm\delta`, the tolerance stated with the claim, *contradicted*
+  when the whole interval lies outside it, *inconclusive* otherwise; and
+  *inconclusive (the control agrees)* unless its control, where the mechanism
+  is absent and a difference is known, comes out *contradicted*: a measure
+  that cannot show the known difference cannot vouch for an equivalence;
 - a **sub-claim** is *supported* when at least half its cases are supported
   and none contradicted, *contradicted* likewise, *depends* when some cases
   go each way (the report lists which), *inconclusive* otherwise;
@@ -29,6 +36,8 @@ Verdicts (stated in the report, tested in ``tests/lab/test_stats.py``):
 >>> round(estimate.effect, 3), estimate.low > 0
 (0.795, True)
 >>> case_verdict(estimate, min_effect=0.2)
+'supported'
+>>> case_verdict(Estimate(0.01, -0.01, 0.03, 5), 0.05, rule=EQUIVALENCE)
 'supported'
 """
 
@@ -52,6 +61,35 @@ RESAMPLES = 2000
 LEVEL = 0.95
 
 Statistic = Callable[[np.ndarray], float]
+
+
+@dataclass(frozen=True)
+class Rule:
+    r"""How a case's interval is read against the threshold :math:`\delta` (see the module docstring).
+
+    ``supports(estimate, delta)`` and ``contradicts(estimate, delta)``; ``blind(control, delta)``:
+    whether a measured control leaves the measure unable to test the claim (it shows the claimed
+    effect too, or, for an equivalence, fails to show the known difference); ``name`` is what
+    ``findings.json`` records.
+    """
+
+    name: str
+    supports: Callable[[Estimate, float], bool]
+    contradicts: Callable[[Estimate, float], bool]
+    blind: Callable[[Estimate, float], bool]
+
+
+#: A claimed effect: the interval above the minimum effect supports, below minus it contradicts.
+EFFECT = Rule(
+    "effect", lambda e, delta: e.low > delta, lambda e, delta: e.high < -delta, lambda c, delta: c.low > delta
+)
+#: A claimed equivalence: the interval within +-tolerance supports, wholly outside it contradicts.
+EQUIVALENCE = Rule(
+    "equivalence",
+    lambda e, delta: -delta < e.low and e.high < delta,
+    lambda e, delta: e.low > delta or e.high < -delta,
+    lambda c, delta: not (c.low > delta or c.high < -delta),
+)
 
 
 @dataclass(frozen=True)
@@ -133,8 +171,10 @@ def pooled(estimates: Sequence[Estimate], *, name: str) -> Estimate:
     return Estimate(effect, float(low), float(high), sum(e.units for e in usable), means)
 
 
-def case_verdict(estimate: Estimate, min_effect: float, control: Estimate | None = None) -> str:
-    """A case's verdict from its interval, the minimum effect, and its control (see the module docstring).
+def case_verdict(
+    estimate: Estimate, min_effect: float, control: Estimate | None = None, rule: Rule | None = None
+) -> str:
+    """A case's verdict from its interval, the threshold, its control and the rule (default :data:`EFFECT`).
 
     >>> case_verdict(Estimate(1.0, 0.5, 1.5, 5), 0.2)
     'supported'
@@ -142,26 +182,35 @@ def case_verdict(estimate: Estimate, min_effect: float, control: Estimate | None
     'contradicted'
     >>> case_verdict(Estimate(1.0, 0.5, 1.5, 5), 0.2, control=Estimate(1.0, 0.4, 1.6, 5))
     'inconclusive'
+    >>> case_verdict(Estimate(0.0, -0.01, 0.01, 5), 0.02, Estimate(0.0, -0.015, 0.01, 5), EQUIVALENCE)
+    'inconclusive'
+    >>> case_verdict(Estimate(0.0, -0.01, 0.01, 5), 0.02, Estimate(0.3, 0.2, 0.4, 5), EQUIVALENCE)
+    'supported'
     """
+    rule = rule or EFFECT
     if not estimate.measured:
         return INCONCLUSIVE
-    if estimate.low > min_effect:
-        if control is not None and control.measured and control.low > min_effect:
-            return INCONCLUSIVE
-        return SUPPORTED
-    if estimate.high < -min_effect:
+    if rule.supports(estimate, min_effect):
+        return INCONCLUSIVE if control_agrees(estimate, min_effect, control, rule) else SUPPORTED
+    if rule.contradicts(estimate, min_effect):
         return CONTRADICTED
     return INCONCLUSIVE
 
 
-def control_agrees(estimate: Estimate, min_effect: float, control: Estimate | None) -> bool:
-    """Whether the control gives the support the case gives: then the measure does not test the claim."""
+def control_agrees(
+    estimate: Estimate, min_effect: float, control: Estimate | None, rule: Rule | None = None
+) -> bool:
+    """Whether the case is supported but its control leaves the measure blind (it does not test the claim).
+
+    (The control gives the same support; for an equivalence, it does not show the known difference.)
+    """
+    rule = rule or EFFECT
     return (
         control is not None
         and estimate.measured
         and control.measured
-        and estimate.low > min_effect
-        and control.low > min_effect
+        and rule.supports(estimate, min_effect)
+        and rule.blind(control, min_effect)
     )
 
 

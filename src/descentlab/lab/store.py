@@ -163,11 +163,11 @@ def run_key(config: RunConfig, *, defaults_version: int | None = None) -> str:
     return hashlib.sha256((prefix + text).encode()).hexdigest()
 
 
-#: Optimizer arguments added after a defaults version, with the default that does what
-#: the optimizers did before they existed: a stored configuration that does not name one
-#: means that default, as it always did, so it stays out of the digest while its default
-#: is this value (a changed default enters the digest and needs a new version).
-_NEUTRAL: dict[str, Any] = {"lean_state": None, "stochastic_rounding": False}
+#: Optimizer arguments and problem options added after a defaults version, with the default
+#: that does what the optimizers and problems did before they existed: a stored configuration
+#: that does not name one means that default, as it always did, so it stays out of the digest
+#: while its default is this value (a changed default enters the digest and needs a new version).
+_NEUTRAL: dict[str, Any] = {"lean_state": None, "stochastic_rounding": False, "rotated": True}
 _ANY = object()
 
 
@@ -192,7 +192,8 @@ def default_values() -> dict[str, Any]:
     for name, factory in PROBLEMS.items():
         fixed = factory.keywords if isinstance(factory, functools.partial) else {}
         cls = factory.func if isinstance(factory, functools.partial) else factory
-        problems[name] = _serde.to_data({**_field_defaults(cls), **fixed})
+        options = {**_field_defaults(cls), **fixed}
+        problems[name] = _serde.to_data({k: v for k, v in options.items() if _NEUTRAL.get(k, _ANY) != v})
     surfaces = {key: {"start": spec.start, "noise_scale": spec.noise_scale} for key, spec in SURFACES.items()}
     optimizers = {
         name: {

@@ -13,6 +13,11 @@ The rotation, eigenvalues and samples are drawn from descentlab's own
 generators, so the numbers differ from DeepOBS's; the construction is the same.
 Because :math:`H` is rotated, a diagonal preconditioner (Adagrad, RMSprop,
 Adam) cannot undo its conditioning, unlike on the axis-aligned 2-D quadratic.
+
+``rotated=False`` leaves out the rotation (:math:`H = D`, the same spectrum on
+the axes): each sample's loss then costs :math:`O(d)` instead of
+:math:`O(d^2)`, so the quadratic can be large (``dim=4096`` and more, where
+lean optimizer state applies) and still cheap to train.
 """
 
 from __future__ import annotations
@@ -28,7 +33,10 @@ from ._base import Problem, Setting, Splits, mean_of_output
 
 
 class QuadraticModel(torch.nn.Module):
-    """The parameter :math:`\\theta`; called on samples ``x`` it returns each sample's loss."""
+    """The parameter :math:`\\theta`; called on samples ``x`` it returns each sample's loss.
+
+    ``hessian`` is the matrix :math:`H`, or its diagonal (a vector) when :math:`H` is diagonal.
+    """
 
     def __init__(self, hessian: torch.Tensor) -> None:
         super().__init__()
@@ -38,6 +46,8 @@ class QuadraticModel(torch.nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         d = self.theta - x
+        if self.hessian.dim() == 1:
+            return 0.5 * (d * d * self.hessian).sum(dim=-1)
         return 0.5 * ((d @ self.hessian) * d).sum(dim=-1)
 
 
@@ -46,7 +56,8 @@ class NoisyQuadratic(Problem):
     """DeepOBS's ``quadratic_deep`` (see the module docstring).
 
     Options: ``dim`` (100), ``n_train`` and ``n_test`` samples (1,000 each),
-    ``noise`` (:math:`\\sigma`, 0.6 as in DeepOBS), ``data_seed``.
+    ``noise`` (:math:`\\sigma`, 0.6 as in DeepOBS), ``data_seed``, ``rotated``
+    (True; False: :math:`H` diagonal, see the module docstring).
 
     Target: held-out loss at most 1% above the held-out loss at the training
     optimum (:attr:`optimum`: 93.4 with the default options, so 94.4), reached
@@ -62,6 +73,7 @@ class NoisyQuadratic(Problem):
     n_test: int = 1000
     noise: float = 0.6
     data_seed: int = 0
+    rotated: bool = True
     name: ClassVar[str] = "quadratic-deep"  # type: ignore[misc]
     summary: ClassVar[str] = (  # type: ignore[misc]
         "100-D noisy quadratic, 90% small and 10% large Hessian eigenvalues, rotated (DeepOBS quadratic_deep)"
@@ -75,6 +87,8 @@ class NoisyQuadratic(Problem):
                 raise ValueError(
                     f"{self.name}: {option} must be a positive integer; received {option}={value!r}"
                 )
+        if not isinstance(self.rotated, bool):
+            raise ValueError(f"{self.name}: rotated must be True or False; received rotated={self.rotated!r}")
         if not isinstance(self.noise, int | float) or not 0 <= self.noise < float("inf"):
             raise ValueError(
                 f"{self.name}: noise must be a finite number >= 0; received noise={self.noise!r}"
@@ -82,14 +96,15 @@ class NoisyQuadratic(Problem):
 
     @property
     def hessian(self) -> torch.Tensor:
-        """:math:`H` (float32, symmetric positive semi-definite)."""
-        return self._drawn()[0]
+        """:math:`H` (float32, symmetric positive semi-definite; a dim x dim matrix even when diagonal)."""
+        hessian = self._drawn()[0]
+        return torch.diag(hessian) if hessian.dim() == 1 else hessian
 
     @property
     def optimum(self) -> tuple[float, float]:
         """(training loss, held-out loss) at the training optimum, the mean of the training samples."""
         hessian, train, test = self._drawn()
-        model = QuadraticModel(hessian.double())
+        model = QuadraticModel(hessian.double())  # the diagonal alone when rotated=False
         with torch.no_grad():
             model.theta.copy_(train.double().mean(dim=0))
             return float(model(train.double()).mean()), float(model(test.double()).mean())
@@ -107,10 +122,12 @@ class NoisyQuadratic(Problem):
             rng = _random.numpy_generator(self.data_seed, "quadratic-deep")
             small = self.dim - self.dim // 10
             eigenvalues = np.concatenate([rng.uniform(0, 1, small), rng.uniform(30, 60, self.dim - small)])
-            q, r = np.linalg.qr(rng.normal(size=(self.dim, self.dim)))
-            rotation = q * np.sign(np.diag(r))  # uniformly distributed (Haar) rotation
-            hessian = rotation.T @ np.diag(eigenvalues) @ rotation
-            hessian = (hessian + hessian.T) / 2
+            hessian = eigenvalues
+            if self.rotated:
+                q, r = np.linalg.qr(rng.normal(size=(self.dim, self.dim)))
+                rotation = q * np.sign(np.diag(r))  # uniformly distributed (Haar) rotation
+                hessian = rotation.T @ np.diag(eigenvalues) @ rotation
+                hessian = (hessian + hessian.T) / 2
             train = rng.normal(0, self.noise, size=(self.n_train, self.dim))
             test = rng.normal(0, self.noise, size=(self.n_test, self.dim))
             cached = tuple(torch.tensor(a, dtype=torch.float32) for a in (hessian, train, test))
@@ -122,4 +139,4 @@ class NoisyQuadratic(Problem):
         return Splits(train=(train,), test=(test,))
 
     def _model(self) -> torch.nn.Module:
-        return QuadraticModel(self.hessian)
+        return QuadraticModel(self._drawn()[0])

@@ -138,6 +138,36 @@ def per_coordinate_lr(group: Mapping[str, Any], state: Mapping[str, Any], shape:
     return torch.full(shape, lr, dtype=torch.float64)
 
 
+def lean_state(every: Every | None = None) -> Observer:
+    """Records how the optimizer stores its state, every epoch by default: two numbers.
+
+    The share of the parameters' elements whose per-element state tensors
+    (moments, accumulators, momentum buffers) are all stored in fewer bytes
+    than float32 (bfloat16, 8-bit codes), and the state's bytes per parameter
+    element (block scales and step counts included). A run with
+    ``lean_state`` whose model has no parameter of
+    :data:`descentlab.optim._lean.MIN_ELEMENTS` elements records a share of 0:
+    lean state did not apply.
+    """
+
+    def observe(snapshot: Snapshot) -> list[float]:
+        total = lean = stored = 0
+        for group in snapshot.optimizer.param_groups:
+            for p in group["params"]:
+                n = p.numel()
+                tensors = [
+                    t for t in snapshot.optimizer.state.get(p, {}).values() if isinstance(t, torch.Tensor)
+                ]
+                per_element = [t for t in tensors if t.numel() == n and n > 1]  # not the step count
+                total += n
+                stored += sum(t.numel() * t.element_size() for t in tensors)
+                if per_element and all(t.element_size() < 4 for t in per_element):
+                    lean += n
+        return [lean / total, stored / total] if total else [0.0, 0.0]
+
+    return Observer("lean-state", observe, every or Every(1, "epochs"))
+
+
 def _subsample_quantile(flat: torch.Tensor, levels: torch.Tensor) -> torch.Tensor:
     # torch.quantile refuses inputs above 16M elements; an even subsample is enough for a distribution.
     stride = -(-flat.numel() // 16_000_000)
@@ -146,7 +176,7 @@ def _subsample_quantile(flat: torch.Tensor, levels: torch.Tensor) -> torch.Tenso
 
 #: Built-in observers by name, as :class:`~descentlab.train.RunConfig` ``observers`` names them.
 OBSERVERS: Mapping[str, Callable[[], Observer]] = MappingProxyType(
-    {"path": parameter_path, "effective-lr": effective_lr}
+    {"path": parameter_path, "effective-lr": effective_lr, "lean-state": lean_state}
 )
 
 

@@ -57,7 +57,9 @@ def build_optimizer(
 
     Unknown hyperparameter names are refused with the closest valid names;
     every invalid value raises ValueError (the optimizer's own message).
-    JSON lists (``betas``) become tuples.
+    JSON lists (``betas``) become tuples, and a dtype given by name
+    (``"state_dtype": "bfloat16"``, since JSON cannot hold a ``torch.dtype``)
+    becomes that dtype.
     """
     cls = get_optimizer(name)
     accepted = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "params")]
@@ -70,11 +72,23 @@ def build_optimizer(
             )
         if key not in accepted:
             lookup(f"hyperparameter of {name}", key, dict.fromkeys(accepted))
-    kwargs = {k: tuple(v) if isinstance(v, list) else v for k, v in hyperparameters.items()}
+    kwargs = {k: _value(k, v) for k, v in hyperparameters.items()}
     try:
         return cls(list(params), **kwargs, skip_nonfinite=skip_nonfinite)
     except TypeError as err:  # a wrong type is bad input as much as a wrong value
         raise ValueError(str(err)) from None
+
+
+def _value(key: str, value: Any) -> Any:
+    """A configuration's hyperparameter value as the optimizer takes it (see :func:`build_optimizer`)."""
+    if isinstance(value, list):
+        return tuple(value)
+    if key.endswith("dtype") and isinstance(value, str):
+        dtype = getattr(torch, value, None)
+        if not isinstance(dtype, torch.dtype):
+            raise ValueError(f"{key} must name a torch dtype (e.g. 'bfloat16'); received {key}={value!r}")
+        return dtype
+    return value
 
 
 def build_scheduler(schedule: Schedule | None, optimizer: torch.optim.Optimizer) -> Any:

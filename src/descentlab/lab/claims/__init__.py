@@ -9,14 +9,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from types import MappingProxyType
 
-from . import c1_batch, c2_stream, c3_saddles, c4_outliers, c5_rare, c6_effective_lr, c7_tuning
+from . import c1_batch, c2_stream, c3_saddles, c4_outliers, c5_rare, c6_effective_lr, c7_tuning, c8_lean
 from ._base import Case, Claim, SubClaim, judge
 
 #: The claims in the order the report shows them.
 CLAIMS: Mapping[str, Claim] = MappingProxyType(
     {
         m.CLAIM.id: m.CLAIM
-        for m in (c1_batch, c2_stream, c3_saddles, c4_outliers, c5_rare, c6_effective_lr, c7_tuning)
+        for m in (c1_batch, c2_stream, c3_saddles, c4_outliers, c5_rare, c6_effective_lr, c7_tuning, c8_lean)
     }
 )
 

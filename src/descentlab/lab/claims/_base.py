@@ -48,7 +48,13 @@ class Case:
 
 @dataclass(frozen=True)
 class SubClaim:
-    """One part of a claim, judged on its own (see the module docstring)."""
+    """One part of a claim, judged on its own (see the module docstring).
+
+    ``rule`` reads each case's interval against ``min_effect``: an effect
+    beyond it (:data:`~descentlab.lab.stats.EFFECT`), or, for a claim that two
+    things do alike, an equivalence within it, the tolerance
+    (:data:`~descentlab.lab.stats.EQUIVALENCE`).
+    """
 
     id: str
     statement: str
@@ -58,6 +64,7 @@ class SubClaim:
     min_effect: float
     statistic: stats.Statistic | None
     cases: Callable[[Evidence], list[Case]]
+    rule: stats.Rule = stats.EFFECT
 
 
 Figures = Callable[[Evidence, Path], list[tuple[str, str]]]
@@ -98,6 +105,8 @@ def judge(claim: Claim, evidence: Evidence) -> ClaimFinding:
     for sub in claim.subclaims:
         cases = []
         estimates, controls = [], []
+        # A control several cases share (one known failure for a whole problem) is estimated and pooled once.
+        shared: dict[tuple, stats.Estimate] = {}
         for case in sub.cases(evidence):
             name = f"{claim.id}/{sub.id}/{case.label}"
             statistic = case.statistic or sub.statistic
@@ -106,15 +115,15 @@ def judge(claim: Claim, evidence: Evidence) -> ClaimFinding:
             estimate = (
                 stats.bootstrap(case.rows, statistic, name=name) if len(case.rows) else stats.NOT_MEASURED
             )
-            control = (
-                stats.bootstrap(case.control, statistic, name=name + "/control")
-                if case.control is not None and len(case.control)
-                else None
-            )
-            verdict = stats.case_verdict(estimate, sub.min_effect, control)
+            control = None
+            if case.control is not None and len(case.control):
+                key = (case.control.shape, case.control.tobytes(), statistic)
+                if key not in shared:
+                    shared[key] = stats.bootstrap(case.control, statistic, name=name + "/control")
+                    controls.append(shared[key])
+                control = shared[key]
+            verdict = stats.case_verdict(estimate, sub.min_effect, control, sub.rule)
             estimates.append(estimate)
-            if control is not None:
-                controls.append(control)
             cases.append(
                 CaseFinding(
                     label=case.label,
@@ -126,7 +135,7 @@ def judge(claim: Claim, evidence: Evidence) -> ClaimFinding:
                     control_high=control.high if control is not None else float("nan"),
                     verdict=verdict,
                     units=estimate.units,
-                    control_agrees=stats.control_agrees(estimate, sub.min_effect, control),
+                    control_agrees=stats.control_agrees(estimate, sub.min_effect, control, sub.rule),
                     numbers=dict(case.numbers),
                     note=case.note,
                 )
@@ -141,6 +150,7 @@ def judge(claim: Claim, evidence: Evidence) -> ClaimFinding:
                 effect_text=sub.effect,
                 control_text=sub.control,
                 min_effect=sub.min_effect,
+                rule=sub.rule.name,
                 effect=pooled.effect,
                 low=pooled.low,
                 high=pooled.high,

@@ -32,6 +32,7 @@ def judged(
     observers: tuple[str, ...] = (),
     lr: float | None = None,
     steps: int | None = None,
+    hyperparameters: tuple = (),
 ) -> list[Run]:
     """``method``'s judged runs on ``problem`` at its tuned rate (or ``lr``): every seed, or all starts."""
     rate = lr if lr is not None else rates.get(Tune(method, problem, tuned_budget))
@@ -40,7 +41,7 @@ def judged(
     if is_surface(problem):
         return [SurfaceRun(method, problem, (rate,))]
     return [
-        DataRun(method, problem, rate, seed, budget, tuple(options), observers, steps)
+        DataRun(method, problem, rate, seed, budget, tuple(options), observers, steps, tuple(hyperparameters))
         for seed in suite.judge_seeds
     ]
 

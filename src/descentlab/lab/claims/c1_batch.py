@@ -51,7 +51,7 @@ def tunes(suite: Suite) -> list[Tune]:
 
 
 def _control_runs(suite: Suite, rates: Rates, method: str) -> list[Run]:
-    if CONTROL_PROBLEM not in {p.problem for p in suite.problems}:
+    if CONTROL_PROBLEM not in {p.name for p in suite.problems}:
         return []
     lr = rates.get(Tune("gd", CONTROL_PROBLEM))
     steps = suite.data(CONTROL_PROBLEM).full_batch.steps
