@@ -202,6 +202,17 @@ def _shaped(buffer: torch.Tensor, offset: int, p: torch.Tensor) -> torch.Tensor:
 # With dynamic threads the loop is always an OpenMP parallel loop, sized at run time.
 _COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
 
+# The 8-bit kernel computes each new moment twice over a block (once for the block's
+# absmax, once to encode it) or stores it in a temporary as large as the state;
+# inductor's default thresholds stored it. Recomputing more took 14% off an 8-bit
+# Adam step (CPU time, one thread, 15.8M parameters); much higher thresholds made
+# the compilation run for minutes.
+_LEAN_COMPILE_OPTIONS = {
+    **_COMPILE_OPTIONS,
+    "realize_cpu_opcount_threshold": 400,
+    "realize_reads_threshold": 8,
+}
+
 _KERNELS: dict[tuple[Any, ...], _Kernel] = {}
 
 
@@ -238,7 +249,7 @@ def _kernel(
     return kernel
 
 
-def _compiled(flat_step: Callable[..., None], name: str) -> _Kernel:
+def _compiled(flat_step: Callable[..., None], name: str, options: dict[str, Any] | None = None) -> _Kernel:
     """``flat_step`` compiled under a code object of its own, named ``name``.
 
     Dynamo keeps one cache, with a recompile limit, per code object: a code
@@ -247,7 +258,7 @@ def _compiled(flat_step: Callable[..., None], name: str) -> _Kernel:
     """
     code = flat_step.__code__.replace(co_name=name)
     fresh = types.FunctionType(code, flat_step.__globals__, code.co_name, None, flat_step.__closure__)
-    return _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True, options=_COMPILE_OPTIONS))
+    return _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True, options=options or _COMPILE_OPTIONS))
 
 
 #: The dtype of each lean form's state buffers.
@@ -267,7 +278,7 @@ def _lean_kernel(
 
     Its arguments: the parameters and gradients (viewed as blocks of
     ``BLOCK``), each state buffer (None where absent), for 8-bit each state's
-    block scales and the two maps, then the scalars, the last of them the seed
+    block scales, then the scalars, the last of them the seed
     of the stochastic rounding (the step count).
     """
     key = (cls.update, numeric, flags, present, device, dtype, lean)
@@ -284,8 +295,7 @@ def _lean_kernel(
             states = rest[:n_states]
             if eight:
                 scales = rest[n_states : 2 * n_states]
-                maps = {True: rest[2 * n_states], False: rest[2 * n_states + 1]}
-                scalars = dict(zip(numeric, rest[2 * n_states + 2 :], strict=True))
+                scalars = dict(zip(numeric, rest[2 * n_states :], strict=True))
             else:
                 scalars = dict(zip(numeric, rest[n_states:], strict=True))
             seed = scalars.pop("seed")
@@ -295,7 +305,7 @@ def _lean_kernel(
                     dense.append(None)
                 elif eight:
                     signed = not unsigned[i]
-                    dense.append((_lean.decode(s, signed, maps[signed]) * scales[i][:, None]).to(compute))
+                    dense.append((_lean.decode(s, signed) * scales[i][:, None]).to(compute))
                 else:
                     dense.append(s.to(compute))
             update(param, grad.to(compute), *dense, **scalars, **static)
@@ -304,13 +314,14 @@ def _lean_kernel(
                     continue
                 if eight:
                     signed = not unsigned[i]
-                    codes, absmax = _lean.encode_blocks(value, signed, seed, salts[i], maps[signed])
+                    codes, absmax = _lean.encode_blocks(value, signed, seed, salts[i])
                     s.copy_(codes)
                     scales[i].copy_(absmax)
                 else:
                     s.copy_(_lean.bfloat16_blocks(value, seed, salts[i]))
 
-        kernel = _KERNELS[key] = _compiled(flat_step, f"descentlab_lean_{update.__name__}_{len(_KERNELS)}")
+        name = f"descentlab_lean_{update.__name__}_{len(_KERNELS)}"
+        kernel = _KERNELS[key] = _compiled(flat_step, name, _LEAN_COMPILE_OPTIONS)
     return kernel
 
 
@@ -760,7 +771,6 @@ class FastPath:
             if bucket.lean == "8bit":
                 assert scales is not None
                 extra = [scales.get(n) for n in cls.state_names]
-                extra += [_lean.table(True, param.device), _lean.table(False, param.device)]
         if kernel.broken:
             raise _CompilerUnavailable(kernel.broken)
         values = bucket.set_scalars([float(coefficients[k]) for k in numeric], compute)

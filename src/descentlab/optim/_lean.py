@@ -23,7 +23,10 @@ optimizer) stores the moments and accumulators of large parameters as:
     gets :math:`2^{b-1-i}` evenly spaced levels, for :math:`b` = 8 magnitude
     bits (unsigned map, second moments and accumulators: 8 decades) or 7 and a
     sign bit (signed map, first moments: 7 decades). Precision is finest near
-    the absmax, where the elements that dominate a step are. The state is
+    the absmax, where the elements that dominate a step are. The map is a
+    formula, not a table (code :math:`j`'s highest set bit gives its decade,
+    the bits below it the level; see :func:`level`), so that encoding and
+    decoding compile to plain vector arithmetic: no search, no lookup. The state is
     written back with stochastic rounding between the two neighbouring codes,
     except that a positive second moment never rounds to 0 (it rounds up to
     the smallest code instead: a zero there would divide a nonzero first
@@ -32,20 +35,21 @@ optimizer) stores the moments and accumulators of large parameters as:
 Both are dequantised to the compute dtype, updated by the rule's own
 ``update`` and requantised in one pass (one compiled kernel on the fast path).
 
-The random numbers of stochastic rounding come from a counter-based hash of
-the value being rounded (without its last 8 bits), its place in its block of
-:data:`BLOCK`, the step count and the state's name: no generator, no global
+The random numbers of stochastic rounding come from a counter-based hash (32-bit
+integer arithmetic) of the value being rounded (without its last 8 bits), its
+place in its block of :data:`BLOCK`, the step count and the state's name: no generator, no global
 state, so a checkpointed run resumes bit-exactly; the fast and the per-tensor
 path draw the same numbers (they round differently only where their float32
 arithmetic differs), and so does a parameter sharded at multiples of
 :data:`BLOCK` elements.
 
 Small parameters (fewer than :data:`MIN_ELEMENTS` elements, counted by
-``numel()``, which a DTensor reports for the whole tensor) keep full-precision
-state: they cost little memory, and biases and norms are where precision
-matters. The rule depends on the parameter alone, so a parameter gets the same
-precision under DDP, ZeRO or one process. Complex parameters keep full
-precision too.
+``numel()``) keep full-precision state: they cost little memory, and biases
+and norms are where precision matters. The rule depends on the parameter
+alone, so a parameter gets the same precision under DDP, ZeRO or one process.
+Complex parameters keep full precision too. DTensor parameters (FSDP2, tensor
+parallelism) of that size are refused for now: the block scales would have to
+be sharded with them.
 
 Error bounds (``x`` the value, ``a`` its block's absmax):
 
@@ -79,22 +83,67 @@ KINDS = ("bfloat16", "8bit")
 #: The key of a state's block scales: ``exp_avg`` -> ``exp_avg_absmax``.
 ABSMAX = "{}_absmax"
 
-_M32 = 0xFFFFFFFF
-_HASHED = 0xFFFFFF00
+
+def _int32(c: int) -> int:
+    """A 32-bit pattern as the int32 that holds it (the hash's constants, some above 2**31)."""
+    return c - (1 << 32) if c >= 1 << 31 else c
+
+
+_PLACE = _int32(0x2545F491)
+_MIX1, _MIX2 = _int32(0x7FEB352D), _int32(0x846CA68B)
+
+
+def _select(bits: torch.Tensor, factors: tuple[float, ...]) -> torch.Tensor:
+    """The product of ``factors[b]`` over the set bits ``b`` of the integers ``bits``, in float32.
+
+    With the factors of 10 or 2 raised to 1, 2 and 4 this is a power of 10 or 2
+    with an exponent below 8, exact, from three multiplications by ``1 + (f -
+    1) * bit``: no table lookup, which a compiled CPU kernel does one element at
+    a time, and no scalar tensors, which it would reload and convert at every
+    element.
+    """
+    out = 1.0 + (factors[0] - 1.0) * (bits & 1).to(torch.float32)
+    out = out * (1.0 + (factors[1] - 1.0) * ((bits >> 1) & 1).to(torch.float32))
+    return out * (1.0 + (factors[2] - 1.0) * ((bits >> 2) & 1).to(torch.float32))
+
+
+_TENS = (10.0, 100.0, 1e4)  # 10**d, exact in float32
+_HALVES = (0.5, 0.25, 2.0**-4)  # 2**-e, exact
+
+
+def _decade_tops(bits: int) -> tuple[float, ...]:
+    """The float32 value at the top of each decade ``d`` (its last level, :math:`10^{-d}` rounded)."""
+    return tuple((1.0 / _select(torch.arange(bits, dtype=torch.int32), _TENS)).tolist())
+
+
+_TOPS = {bits: _decade_tops(bits) for bits in (7, 8)}
+
+
+def level(j: torch.Tensor, bits: int) -> torch.Tensor:
+    """The map's magnitude (in [0, 1], float32) of integer codes ``j`` of ``bits`` magnitude bits.
+
+    Code 0 is 0. A code ``j >= 1`` with highest set bit ``e`` (``2**e <= j <
+    2**(e+1)``) is level ``k = j - 2**e + 1`` of the ``n = 2**e`` levels of
+    decade ``d = bits - 1 - e``: :math:`(0.1 + 0.9\\,k/n) / 10^{d}`. Computed in
+    float32 by the same operations in eager and compiled code (which contracts
+    no multiply-add), so both paths decode a code to the same number.
+    """
+    e = torch.zeros_like(j)
+    for i in range(1, bits):
+        e = e + (j >= 1 << i).to(j.dtype)
+    inverse_n = _select(e, _HALVES)
+    k = j.to(torch.float32) * inverse_n - 1.0 + inverse_n  # (j - n + 1) / n, exact
+    value = (0.1 + 0.9 * k) / _select((bits - 1) - e, _TENS)
+    return value * (j != 0).to(torch.float32)
 
 
 def magnitude_map(bits: int) -> torch.Tensor:
     """The ascending magnitudes of the dynamic tree map with ``bits`` magnitude bits, 0 first.
 
     Decade ``i`` below 1 gets ``2**(bits - 1 - i)`` levels ending at ``10**-i``:
-    ``1 + 2**bits - 1`` values in all, the last exactly 1.
+    ``1 + 2**bits - 1`` values in all, the last exactly 1 (see :func:`level`).
     """
-    levels = [0.0]
-    for i in reversed(range(bits)):
-        n = 2 ** (bits - 1 - i)
-        levels += [10.0**-i * (0.1 + 0.9 * k / n) for k in range(1, n + 1)]
-    levels[-1] = 1.0
-    return torch.tensor(levels, dtype=torch.float32)
+    return level(torch.arange(2**bits, dtype=torch.int32), bits)
 
 
 _MAPS: dict[tuple[bool, str], torch.Tensor] = {}
@@ -108,17 +157,13 @@ def table(signed: bool, device: torch.device | str = "cpu") -> torch.Tensor:
     return _MAPS[key]
 
 
-def decode(codes: torch.Tensor, signed: bool, magnitudes: torch.Tensor | None = None) -> torch.Tensor:
-    """The map's value of each code, in [-1, 1] (signed) or [0, 1], as float32.
-
-    ``magnitudes`` is :func:`table` (the compiled kernel passes it in).
-    """
-    if magnitudes is None:
-        magnitudes = table(signed, codes.device)
+def decode(codes: torch.Tensor, signed: bool) -> torch.Tensor:
+    """The map's value of each code, in [-1, 1] (signed) or [0, 1], as float32."""
+    c = codes.to(torch.int32)
     if not signed:
-        return magnitudes[codes.long()]
-    value = magnitudes[(codes & 0x7F).long()]
-    return torch.where(codes >= 0x80, -value, value)
+        return level(c, 8)
+    value = level(c & 0x7F, 7)
+    return torch.where(c >= 0x80, -value, value)
 
 
 def gap(values: torch.Tensor, signed: bool) -> torch.Tensor:
@@ -137,26 +182,28 @@ def gap(values: torch.Tensor, signed: bool) -> torch.Tensor:
 
 
 def _hash(x: torch.Tensor, seed: Any, salt: int) -> torch.Tensor:
-    """32 pseudo-random bits (in int64) for each element of blocks ``x`` (float32 bits as int64).
+    """32 pseudo-random bits (an int32) for each element of blocks ``x`` (float32 bits as int32).
 
     The bits depend on the element's value, its place in its block of
-    :data:`BLOCK`, the seed and the salt. A multiply-xorshift mixer in int64
-    with 32-bit words: every product stays below 2**63, so nothing overflows,
-    and it compiles as elementwise code. The low 8 bits of the value are left
-    out: a value computed with a last-bit difference (a fused multiply-add in
-    the compiled kernel, none in eager code) almost always gets the same
-    number, so the fast and the per-tensor path round alike. The place in the
-    block keeps equal values (a constant initial state) from rounding alike.
+    :data:`BLOCK`, the seed and the salt: the seed, salt and place mixed into
+    the value by Wellons's *lowbias32* (two multiply-xorshift rounds). int32
+    arithmetic that wraps, with logical shifts written as an arithmetic shift
+    and a mask, so that it compiles to plain vector instructions. The low 8
+    bits of the value are left out: a value computed with a last-bit
+    difference almost always gets the same number, so the fast and the
+    per-tensor path round alike. The place in the block keeps equal values (a
+    constant initial state) from rounding alike.
     """
-    place = torch.arange(x.shape[-1], device=x.device, dtype=torch.int64)
-    h = (x & _HASHED) ^ ((seed * 0x9E3779B1 + salt * 0x632BE5AB + place * 0x2545F491) & _M32)
-    h = h ^ (h >> 16)
-    h = (h * 0x7FEB352D) & _M32
-    h = h ^ (h >> 15)
-    h = (h * 0x2C1B3C6D) & _M32
-    h = h ^ (h >> 16)
-    h = (h * 0x297A2D39) & _M32
-    return h ^ (h >> 15)
+    place = torch.arange(x.shape[-1], device=x.device, dtype=torch.int32)
+    # the seed and the salt mixed in int64 (no product reaches 2**63), then wrapped to 32 bits
+    key = (seed * 0x9E3779B1 + salt * 0x632BE5AB) & 0xFFFFFFFF
+    key = key.to(torch.int32) if isinstance(key, torch.Tensor) else _int32(key)
+    h = (x & -256) ^ (place * _PLACE + key)
+    h = h ^ ((h >> 16) & 0xFFFF)
+    h = h * _MIX1
+    h = h ^ ((h >> 15) & 0x1FFFF)
+    h = h * _MIX2
+    return h ^ ((h >> 16) & 0xFFFF)
 
 
 def _seed(seed: Any) -> Any:
@@ -165,12 +212,12 @@ def _seed(seed: Any) -> Any:
 
 
 def _bits(x: torch.Tensor) -> torch.Tensor:
-    return x.float().view(torch.int32).to(torch.int64)
+    return x.float().view(torch.int32)
 
 
 def uniform(x: torch.Tensor, seed: Any, salt: int) -> torch.Tensor:
     """A number in [0, 1) for each element of blocks ``x`` (blocks, BLOCK): see :func:`_hash`."""
-    return (_hash(_bits(x), _seed(seed), salt) >> 8).to(torch.float32) * 2.0**-24
+    return ((_hash(_bits(x), _seed(seed), salt) >> 8) & 0xFFFFFF).to(torch.float32) * 2.0**-24
 
 
 # -- bfloat16 ------------------------------------------------------------------------
@@ -185,9 +232,8 @@ def bfloat16_blocks(x: torch.Tensor, seed: Any, salt: int = 0) -> torch.Tensor:
     above. Infinities and NaN pass unchanged.
     """
     x = x.float()
-    bits = x.view(torch.int32).to(torch.int64)
-    noise = _hash(bits, _seed(seed), salt) & 0xFFFF
-    rounded = ((bits + noise) & ~0xFFFF).to(torch.int32).view(torch.float32)
+    bits = x.view(torch.int32)
+    rounded = ((bits + (_hash(bits, _seed(seed), salt) & 0xFFFF)) & -65536).view(torch.float32)
     return torch.where(torch.isfinite(x), rounded, x).to(torch.bfloat16)
 
 
@@ -208,30 +254,40 @@ def to_bfloat16(x: torch.Tensor, seed: Any = None, salt: int = 0) -> torch.Tenso
 
 
 def encode_blocks(
-    x: torch.Tensor, signed: bool, seed: Any = None, salt: int = 0, magnitudes: torch.Tensor | None = None
+    x: torch.Tensor, signed: bool, seed: Any = None, salt: int = 0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Codes (uint8) and absmax (float32) of ``x``, shaped (blocks, BLOCK).
 
     Stochastic rounding between the neighbouring codes given a ``seed``, else
     nearest. An unsigned (second-moment) value above 0 never becomes 0.
-    ``magnitudes`` is :func:`table` (the compiled kernel passes it in).
+
+    The code below each value is found from the map's formula (see
+    :func:`level`), not by a search: the decade from ``bits - 1`` comparisons,
+    then the position ``t`` in it, on a scale where the decade's levels sit at
+    the integers; the fraction of ``t`` above its integer part is the fraction
+    of the gap above the lower code.
     """
-    if magnitudes is None:
-        magnitudes = table(signed, x.device)
+    bits = 7 if signed else 8
     x = x.float()
     absmax = x.abs().amax(dim=1)
     # a division, not a multiplication by 1 / absmax, which overflows for a subnormal absmax
     a = (x.abs() / torch.where(absmax > 0, absmax, torch.ones_like(absmax))[:, None]).clamp(max=1.0)
-    top = magnitudes.numel() - 2
-    i = (torch.bucketize(a, magnitudes, right=True) - 1).clamp(0, top)
-    low, high = magnitudes[i], magnitudes[i + 1]
-    fraction = (a - low) / (high - low)
+    d = torch.zeros_like(a, dtype=torch.int32)
+    for top in _TOPS[bits][1:]:
+        d = d + (a <= top).to(torch.int32)
+    e = (bits - 1) - d
+    n = 1.0 / _select(e, _HALVES)
+    scaled = a * _select(d, _TENS)  # in (0.1, 1] in decade d (in [0, 1] in the lowest)
+    t = torch.where(e == 0, scaled, (scaled - 0.1) * (n * (1 / 0.9)))
+    k = torch.minimum(t.floor().clamp(min=0.0), n - 1.0)
+    fraction = t - k
     threshold = 0.5 if seed is None else uniform(x, seed, salt)
-    code = i + (fraction > threshold).to(i.dtype)
+    code = (n + k - 1.0).to(torch.int32) + (fraction > threshold).to(torch.int32)
+    code = torch.maximum(code, (a >= 1.0).to(torch.int32) * (2**bits - 1))  # the absmax is kept exactly
     if signed:
-        code = code + torch.signbit(x).to(code.dtype) * 0x80
+        code = code + torch.signbit(x).to(torch.int32) * 0x80
     else:
-        code = torch.where((x != 0) & (code == 0), torch.ones_like(code), code)
+        code = code + ((x != 0) & (code == 0)).to(torch.int32)
     return code.to(torch.uint8), absmax
 
 
