@@ -43,3 +43,20 @@ def test_the_effective_lr_times_the_direction_is_the_step(case):
     torch.testing.assert_close(p.detach() - before, -factor * direction, rtol=1e-12, atol=0)
     if "amsgrad" in case:  # the case tests something: the maximum is not the current v
         assert not torch.equal(state["max_exp_avg_sq"], state["exp_avg_sq"])
+
+
+@pytest.mark.parametrize("name", ["adam", "adagrad", "rmsprop"])
+def test_the_effective_lr_reads_8bit_state_as_values_not_codes(name):
+    from descentlab.optim import to_torch_state_dict
+
+    p = torch.linspace(-1, 1, 4096, requires_grad=True)  # large enough for lean state
+    opt = OPTIMIZERS[name]([p], lr=0.1, lean_state="8bit", foreach=False)
+    for k in range(3):
+        p.grad = torch.cos(torch.arange(4096.0) * (k + 1))
+        opt.step()
+    state, group = opt.state[p], opt.param_groups[0]
+    assert any(t.dtype == torch.uint8 for t in state.values() if isinstance(t, torch.Tensor))
+    dense = to_torch_state_dict(opt.state_dict())["state"][0]
+    torch.testing.assert_close(
+        per_coordinate_lr(group, state, p.shape), per_coordinate_lr(group, dense, p.shape)
+    )

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from .._registry import lookup
+from ..optim import _lean
 from .config import Every
 
 
@@ -119,21 +120,28 @@ def per_coordinate_lr(group: Mapping[str, Any], state: Mapping[str, Any], shape:
     def root(v: torch.Tensor) -> torch.Tensor:
         return (v + eps).sqrt() if group.get("eps_inside_sqrt") else v.sqrt() + eps
 
+    def read(name: str, signed: bool = False) -> torch.Tensor:
+        """``state[name]`` as values: 8-bit lean state is codes, dequantised with its block scales."""
+        value = state[name].detach()
+        if value.dtype != torch.uint8:
+            return value
+        return _lean.dequantise(value, state[_lean.ABSMAX.format(name)], signed, torch.float32)
+
     if "sum" in state:  # Adagrad
         clr = lr / (1 + (step - 1).clamp(min=0) * float(group.get("lr_decay", 0.0)))
-        return clr / root(state["sum"].detach())
+        return clr / root(read("sum"))
     if "exp_avg_sq" in state and bool((step > 0).all()):  # Adam, AdamW
         amsgrad = bool(group.get("amsgrad")) and "max_exp_avg_sq" in state
-        v = state["max_exp_avg_sq" if amsgrad else "exp_avg_sq"].detach()
+        v = read("max_exp_avg_sq" if amsgrad else "exp_avg_sq")
         bias_correction2 = 1 - group["betas"][1] ** step
         if group.get("eps_hat"):
             return lr * bias_correction2.sqrt() / (v.sqrt() + eps)
         v_hat = v if amsgrad and group.get("amsgrad_max_of_corrected") else v / bias_correction2
         return lr / ((v_hat + float(group.get("eps_root", 0.0))).sqrt() + eps)
     if "square_avg" in state:  # RMSprop
-        v = state["square_avg"].detach()
+        v = read("square_avg")
         if group.get("centered") and "grad_avg" in state:
-            v = v - state["grad_avg"].detach() ** 2
+            v = v - read("grad_avg", signed=True) ** 2
         return lr / root(v.clamp(min=0))
     return torch.full(shape, lr, dtype=torch.float64)
 
