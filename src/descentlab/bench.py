@@ -47,7 +47,7 @@ import torch
 
 from . import __version__
 from .optim import OPTIMIZERS, Optimizer
-from .optim._flat import _COMPILE_OPTIONS
+from .optim._flat import _compiled
 
 if TYPE_CHECKING:
     from ._progress import Phases
@@ -519,6 +519,9 @@ def _stream(passes: list[list[torch.Tensor]], side: list[torch.Tensor]) -> None:
         state.add_(1)
 
 
+_PROBE_KERNELS: dict[tuple[Any, ...], Callable[..., None]] = {}
+
+
 class StreamingProbe:
     """The probe beside a step: the step's bytes in compiled passes, one addition per element.
 
@@ -560,7 +563,15 @@ class StreamingProbe:
         )
         self.param_groups = [{"params": [b[0] for b in self.passes]}]
         self.state: dict[Any, Any] = {}
-        self.kernel = torch.compile(_stream, fullgraph=True, dynamic=True, options=_COMPILE_OPTIONS)
+        signature = (
+            tuple(tuple(b.dtype for b in buffers) for buffers in self.passes),
+            tuple(t.dtype for t in self.side),
+        )
+        if signature not in _PROBE_KERNELS:
+            # a code object per signature: dynamo's cache (and its recompile limit, 8) is per code
+            # object, and a bench makes more kinds of probe than that (workloads, state forms)
+            _PROBE_KERNELS[signature] = _compiled(_stream, f"descentlab_probe_{len(_PROBE_KERNELS)}").fn
+        self.kernel = _PROBE_KERNELS[signature]
 
     @classmethod
     def beside(cls, optimizer: torch.optim.Optimizer) -> StreamingProbe:
