@@ -366,16 +366,6 @@ def kind(group: dict[str, Any], p: torch.Tensor) -> str | None:
     return wanted
 
 
-def form(state: dict[str, Any], name: str) -> str | None:
-    """The form ``state[name]`` is stored in: ``"8bit"``, ``"bfloat16"`` or None (a float tensor)."""
-    value = state.get(name)
-    if isinstance(value, torch.Tensor) and value.dtype == torch.uint8:
-        return "8bit"
-    if ABSMAX.format(name) in state:
-        return "8bit"
-    return None
-
-
 def read(state: dict[str, Any], name: str, signed: bool, dtype: torch.dtype) -> torch.Tensor:
     """``state[name]`` as a full-precision tensor of ``dtype`` (a new tensor)."""
     value = state[name]
