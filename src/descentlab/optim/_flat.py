@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
-from . import _lean
+from . import _lean, _vector_casts
 
 if TYPE_CHECKING:
     from ._base import Optimizer
@@ -321,7 +321,15 @@ def _lean_kernel(
                     s.copy_(_lean.bfloat16_blocks(value, seed, salts[i]))
 
         name = f"descentlab_lean_{update.__name__}_{len(_KERNELS)}"
-        kernel = _KERNELS[key] = _compiled(flat_step, name, _LEAN_COMPILE_OPTIONS)
+        kernel = _compiled(flat_step, name, {**_LEAN_COMPILE_OPTIONS, **_vector_casts.CACHE_MARK})
+        compiled = kernel.fn
+
+        def with_vector_casts(*args: Any) -> None:
+            with _vector_casts.vector_bit_casts():  # inductor writes the code inside the call
+                compiled(*args)
+
+        kernel.fn = with_vector_casts
+        _KERNELS[key] = kernel
     return kernel
 
 
