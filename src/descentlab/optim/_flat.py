@@ -202,17 +202,6 @@ def _shaped(buffer: torch.Tensor, offset: int, p: torch.Tensor) -> torch.Tensor:
 # With dynamic threads the loop is always an OpenMP parallel loop, sized at run time.
 _COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
 
-# The 8-bit kernel computes each new moment twice over a block (once for the block's
-# absmax, once to encode it) or stores it in a temporary as large as the state;
-# inductor's default thresholds stored it. Recomputing more took 14% off an 8-bit
-# Adam step (CPU time, one thread, 15.8M parameters); much higher thresholds made
-# the compilation run for minutes.
-_LEAN_COMPILE_OPTIONS = {
-    **_COMPILE_OPTIONS,
-    "realize_cpu_opcount_threshold": 400,
-    "realize_reads_threshold": 8,
-}
-
 _KERNELS: dict[tuple[Any, ...], _Kernel] = {}
 
 
@@ -321,7 +310,11 @@ def _lean_kernel(
                     s.copy_(_lean.bfloat16_blocks(value, seed, salts[i]))
 
         name = f"descentlab_lean_{update.__name__}_{len(_KERNELS)}"
-        kernel = _compiled(flat_step, name, {**_LEAN_COMPILE_OPTIONS, **_vector_casts.CACHE_MARK})
+        # The 8-bit kernel needs each new moment twice per block (for the block's absmax,
+        # then to encode it): inductor's default thresholds keep it in a temporary.
+        # Recomputing it instead (higher realize thresholds) made the step 20-40% slower
+        # and the compilation 30-60% longer once the bit casts were vector casts.
+        kernel = _compiled(flat_step, name, {**_COMPILE_OPTIONS, **_vector_casts.CACHE_MARK})
         compiled = kernel.fn
 
         def with_vector_casts(*args: Any) -> None:
