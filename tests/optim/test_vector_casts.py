@@ -18,8 +18,6 @@ from torch._inductor.utils import run_and_get_code
 from descentlab.optim import Adam, _lean
 from descentlab.optim._vector_casts import CACHE_MARK, vector_bit_casts
 
-pytestmark = pytest.mark.slow  # each compiles a kernel (a few seconds on 2 cores)
-
 
 def _rounded(x: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
     """Stochastic rounding to bfloat16, returned as its float32 bits: hash, add, clear, reinterpret."""
@@ -39,6 +37,7 @@ def _compiled_code(fn, *args):
     return out, "\n".join(codes)
 
 
+@pytest.mark.slow  # each compiles a kernel (a few seconds on 2 cores)
 @pytest.mark.parametrize("mixed", [False, True], ids=["float32", "with-bfloat16"])
 def test_bit_casts_are_vector_casts_with_the_bits_eager_code_gives(mixed):
     generator = torch.Generator().manual_seed(0)
@@ -67,13 +66,20 @@ def test_inductor_code_generator_is_restored_after_the_lean_kernels_compile():
     with vector_bit_casts():
         assert CppVecOverrides.__dict__["to_dtype_bitcast"] is not before
     assert CppVecOverrides.__dict__["to_dtype_bitcast"] is before
-    # the user's own compiled code keeps inductor's spelling
+    with pytest.raises(ZeroDivisionError), vector_bit_casts():
+        raise ZeroDivisionError  # an error while compiling restores it too
+    assert CppVecOverrides.__dict__["to_dtype_bitcast"] is before
+
+
+@pytest.mark.slow
+def test_the_users_own_compiled_code_keeps_inductors_spelling():
     with inductor_config.patch(force_disable_caches=True):
         _, codes = run_and_get_code(torch.compile(_rounded, dynamic=True), torch.ones(2, _lean.BLOCK),
                                     torch.tensor(1.0))  # fmt: skip
     assert "c10::bit_cast" in "\n".join(codes)
 
 
+@pytest.mark.slow
 def test_the_bfloat16_lean_kernel_of_the_fast_path_uses_vector_casts():
     p = torch.zeros(_lean.BLOCK * 16, requires_grad=True)
     p.grad = torch.linspace(-1, 1, p.numel())
