@@ -23,18 +23,22 @@ torch), nothing is changed: the kernels compile as inductor writes them.
 from __future__ import annotations
 
 import contextlib
+import inspect
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 try:  # torch's private code generator: absent or different in another torch, then unused
-    from torch._inductor.codegen.cpp import CppVecOverrides
+    from torch._inductor.codegen.cpp import CppOverrides, CppVecOverrides
     from torch._inductor.codegen.cpp_utils import DTYPE_TO_CPP
     from torch._inductor.custom_graph_pass import CustomGraphPass
     from torch._inductor.virtualized import V
 
     _ORIGINAL: Any = CppVecOverrides.__dict__["to_dtype_bitcast"]
+    # the arguments inductor passes (its vector version takes them through *args)
+    if list(inspect.signature(CppOverrides.to_dtype_bitcast).parameters) != ["x", "dtype", "src_dtype"]:
+        raise AttributeError("another to_dtype_bitcast")  # pragma: no cover
 except (ImportError, KeyError, AttributeError):  # pragma: no cover - torch 2.13 has them all
     _ORIGINAL = None
     CustomGraphPass = object  # type: ignore[misc,assignment]
