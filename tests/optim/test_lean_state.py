@@ -531,14 +531,24 @@ def test_changing_lean_state_mid_run_converts_the_state(path):
 # -- stochastic rounding of bfloat16 parameters ---------------------------------------------------
 
 
-@pytest.mark.parametrize("lean_state", [None, pytest.param("8bit", marks=pytest.mark.slow)])
-def test_stochastic_rounding_lets_bfloat16_parameters_take_steps_below_half_their_precision(lean_state):
+@pytest.mark.parametrize(
+    ("lean_state", "path"),
+    [
+        (None, "per-tensor"),
+        pytest.param(None, "fast", marks=pytest.mark.slow),
+        pytest.param("8bit", "per-tensor", marks=pytest.mark.slow),
+        pytest.param("8bit", "fast", marks=pytest.mark.slow),
+    ],
+)
+def test_stochastic_rounding_lets_bfloat16_parameters_take_steps_below_half_their_precision(lean_state, path):
     """Adam's first steps move each coordinate by about lr = 1e-3; a bfloat16 1.0 has steps of 2**-8
     below it, so plain rounding returns 0.999 to 1.0 at every step and the parameter never moves."""
 
     def after(**kwargs):
         w = torch.ones(8192, dtype=torch.bfloat16, requires_grad=True)
-        opt = Adam([w], lr=1e-3, lean_state=lean_state, state_dtype=torch.float32, **kwargs)
+        opt = Adam(
+            [w], lr=1e-3, lean_state=lean_state, state_dtype=torch.float32, fused=path == "fast", **kwargs
+        )
         for _ in range(100):
             w.grad = torch.ones_like(w)
             opt.step()
@@ -548,9 +558,44 @@ def test_stochastic_rounding_lets_bfloat16_parameters_take_steps_below_half_thei
     assert torch.equal(frozen, torch.ones(8192))
     moved, opt = after(stochastic_rounding=True)
     assert moved.mean().item() == pytest.approx(0.9, abs=0.003)  # 100 steps of 1e-3
-    assert opt.implementation() == ["per-tensor"]
+    assert opt.implementation()[0].startswith("fast" if path == "fast" else "per-tensor")
     again, _ = after(stochastic_rounding=True)
     assert torch.equal(moved, again), "deterministic: the same numbers in every run"
+
+
+def _first_with_state(name: str):
+    return next(
+        c.values[1] for c in all_configs() if c.values[0] == name and _kernel_shape(name, c.values[1])[2]
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [(name, kind) for name in sorted(OPTIMIZERS) for kind in (None, "bfloat16")] + [("adam", "8bit")],
+)
+def test_stochastic_rounding_of_parameters_is_the_same_on_both_paths(name, kind, every_size):
+    """The fast path rounds bfloat16 parameters back with the same random numbers as the per-tensor
+    path: bit for bit, where both do the rule's arithmetic in float32 (float32 or lean state)."""
+    config = _first_with_state(name)
+    extra = {
+        "stochastic_rounding": True,
+        "lean_state": kind,
+        "state_dtype": torch.float32 if kind is None else None,
+    }
+    out = []
+    for fast in (True, False):
+        params, opt = run(OPTIMIZERS[name], {**config.kwargs, flag(name): fast, **extra}, torch.bfloat16,
+                          closed_loop=False)  # fmt: skip
+        assert all(i.endswith("(compiled kernel)") == fast for i in opt.implementation()), (
+            opt.implementation()
+        )
+        out.append((params, opt))
+    (fast_params, fast_opt), (slow_params, slow_opt) = out
+    for a, b in zip(fast_params, slow_params):
+        assert torch.equal(a, b)
+        for key, value in slow_opt.state[b].items():
+            assert torch.equal(fast_opt.state[a][key], value), key
 
 
 def test_stochastic_rounding_needs_a_step_count():

@@ -396,15 +396,9 @@ class Optimizer(torch.optim.Optimizer):
     def _use_fast_path(self, group: dict[str, Any]) -> bool:
         """Whether to try the fast path for ``group`` (see :mod:`._flat`)."""
         choice = _flat.wanted(group)
-        if (
-            choice is False
-            or group.get("capturable")
-            or group.get("stochastic_rounding")
-            or torch.compiler.is_compiling()
-        ):
+        if choice is False or group.get("capturable") or torch.compiler.is_compiling():
             # capturable: CUDA-graph capture needs the per-tensor path's on-device
-            # step counts; under torch.compile, the caller's compiler does the fusing;
-            # stochastic rounding of parameters is not in the fast path's kernels yet.
+            # step counts; under torch.compile, the caller's compiler does the fusing.
             return False
         if choice:
             return True
@@ -469,7 +463,9 @@ class Optimizer(torch.optim.Optimizer):
                 self._lean_update(p, grad, state, names, step, coefficients(step, **scalars))
             else:
                 tensors = [state[n] if n in names else None for n in self.state_names]
-                if names and _flat.state_dtype(group, p) != p.dtype:
+                if target is not None:  # the float32 copy's arithmetic: float32 at least, as the fast path's
+                    grad = grad.to(torch.promote_types(_flat.state_dtype(group, target), p.dtype))
+                elif names and _flat.state_dtype(group, p) != p.dtype:
                     grad = grad.to(_flat.state_dtype(group, p))  # the arithmetic in the state's precision
                 if p.is_complex():
                     p, grad = torch.view_as_real(p), torch.view_as_real(grad)

@@ -220,21 +220,53 @@ def _kernel(
     device: str,
     dtype: torch.dtype,
     state: torch.dtype,
+    rounding: bool = False,
 ) -> _Kernel:
-    """The compiled fast-path kernel of ``update`` for one signature (cached for the process)."""
-    key = (update, numeric, flags, present, device, dtype, state)
+    """The compiled fast-path kernel of ``update`` for one signature (cached for the process).
+
+    ``rounding``: bfloat16 parameters updated in float32 and rounded back
+    stochastically (``stochastic_rounding=True``); the buffers come as blocks
+    of ``BLOCK`` and the last scalar is the seed of the rounding (the step count).
+    """
+    key = (update, numeric, flags, present, device, dtype, state, rounding)
     kernel = _KERNELS.get(key)
     if kernel is None:
         n_states, static = len(present), dict(flags)
         upcast = state if state != dtype else None
+        salt = _lean.salt("param")
 
         def flat_step(param: torch.Tensor, grad: torch.Tensor, *rest: Any) -> None:
             if upcast is not None:  # fused into the kernel: the gradient is read once, never stored
                 grad = grad.to(upcast)
             scalars = dict(zip(numeric, rest[n_states:], strict=True))
-            update(param, grad, *rest[:n_states], **scalars, **static)
+            if not rounding:
+                update(param, grad, *rest[:n_states], **scalars, **static)
+                return
+            seed = scalars.pop("seed")
+            exact = param.to(torch.float32)
+            update(exact, grad, *rest[:n_states], **scalars, **static)
+            param.copy_(_lean.bfloat16_blocks(exact, seed, salt))
 
-        kernel = _KERNELS[key] = _compiled(flat_step, f"descentlab_{update.__name__}_{len(_KERNELS)}")
+        name = f"descentlab_{update.__name__}_{len(_KERNELS)}"
+        if rounding:  # bit casts: see _vector_casts
+            kernel = _with_vector_casts(
+                _compiled(flat_step, name, {**_COMPILE_OPTIONS, **_vector_casts.CACHE_MARK})
+            )
+        else:
+            kernel = _compiled(flat_step, name)
+        _KERNELS[key] = kernel
+    return kernel
+
+
+def _with_vector_casts(kernel: _Kernel) -> _Kernel:
+    """``kernel`` with each call (inside which inductor writes its code) under vector bit casts."""
+    compiled = kernel.fn
+
+    def with_vector_casts(*args: Any) -> None:
+        with _vector_casts.vector_bit_casts():
+            compiled(*args)
+
+    kernel.fn = with_vector_casts
     return kernel
 
 
@@ -262,15 +294,16 @@ def _lean_kernel(
     present: tuple[bool, ...],
     device: str,
     dtype: torch.dtype,
+    rounding: bool = False,
 ) -> _Kernel:
     """The compiled kernel of ``cls.update`` on lean state: dequantise, update, requantise in one pass.
 
     Its arguments: the parameters and gradients (viewed as blocks of
     ``BLOCK``), each state buffer (None where absent), for 8-bit each state's
     block scales, then the scalars, the last of them the seed
-    of the stochastic rounding (the step count).
+    of the stochastic rounding (the step count). ``rounding``: as for :func:`_kernel`.
     """
-    key = (cls.update, numeric, flags, present, device, dtype, lean)
+    key = (cls.update, numeric, flags, present, device, dtype, lean, rounding)
     kernel = _KERNELS.get(key)
     if kernel is None:
         n_states, static, names = len(present), dict(flags), cls.state_names
@@ -279,6 +312,7 @@ def _lean_kernel(
         compute = compute_dtype(dtype, torch.float32)
         update = cls.update
         eight = lean == "8bit"
+        param_salt = _lean.salt("param")
 
         def flat_step(param: torch.Tensor, grad: torch.Tensor, *rest: Any) -> None:
             states = rest[:n_states]
@@ -297,7 +331,10 @@ def _lean_kernel(
                     dense.append((_lean.decode(s, signed) * scales[i][:, None]).to(compute))
                 else:
                     dense.append(s.to(compute))
-            update(param, grad.to(compute), *dense, **scalars, **static)
+            exact = param.to(torch.float32) if rounding else param
+            update(exact, grad.to(compute), *dense, **scalars, **static)
+            if rounding:
+                param.copy_(_lean.bfloat16_blocks(exact, seed, param_salt))
             for i, (s, value) in enumerate(zip(states, dense, strict=True)):
                 if s is None or value is None:
                     continue
@@ -314,15 +351,8 @@ def _lean_kernel(
         # then to encode it): inductor's default thresholds keep it in a temporary.
         # Recomputing it instead (higher realize thresholds) made the step 20-40% slower
         # and the compilation 30-60% longer once the bit casts were vector casts.
-        kernel = _compiled(flat_step, name, {**_COMPILE_OPTIONS, **_vector_casts.CACHE_MARK})
-        compiled = kernel.fn
-
-        def with_vector_casts(*args: Any) -> None:
-            with _vector_casts.vector_bit_casts():  # inductor writes the code inside the call
-                compiled(*args)
-
-        kernel.fn = with_vector_casts
-        _KERNELS[key] = kernel
+        options = {**_COMPILE_OPTIONS, **_vector_casts.CACHE_MARK}
+        kernel = _KERNELS[key] = _with_vector_casts(_compiled(flat_step, name, options))
     return kernel
 
 
@@ -344,6 +374,11 @@ def _takes_torch_kernel(
         and all(b.dtype == dtype for b in state_buffers.values())
         and (cls, dtype) not in _TORCH_KERNELS_MISSING
     )
+
+
+def _rounds(group: dict[str, Any], dtype: torch.dtype, names: tuple[str, ...]) -> bool:
+    """Whether ``group``'s parameters of ``dtype`` are rounded back stochastically (bfloat16 only)."""
+    return bool(group.get("stochastic_rounding")) and dtype == torch.bfloat16 and bool(names)
 
 
 _data_ptr = torch.Tensor.data_ptr
@@ -383,6 +418,7 @@ class Bucket:
     all_present: list[bool] = field(default_factory=list)  # gather()'s answer when every gradient is in place
     lean: str | None = None  # the parameters' lean_state form, or None (full precision)
     scales: dict[str, torch.Tensor] = field(default_factory=dict)  # 8-bit: each state's block absmax
+    rounding: bool = False  # bfloat16 parameters rounded back stochastically (stochastic_rounding=True)
 
     @classmethod
     def build(cls, optimizer: Optimizer, group: dict[str, Any], params: list[torch.Tensor]) -> Bucket:
@@ -392,11 +428,12 @@ class Bucket:
         dtype, _ = _real(params[0])
         device = params[0].device
         lean = _lean.kind(group, params[0]) if names else None
+        rounding = _rounds(group, dtype, names)
         # 8-bit blocks never straddle two parameters: each starts on a block boundary
         # (the padding between them is zero, so the rule leaves it zero).
-        # Lean state's rounding draws on each element's place in its block of 256: blocks
+        # Stochastic rounding draws on each element's place in its block of 256: blocks
         # start where parameters do, as in the per-tensor path.
-        align = _lean.BLOCK if lean is not None else 1
+        align = _lean.BLOCK if lean is not None or rounding else 1
         offsets, total = [], 0
         for p in params:
             offsets.append(total)
@@ -451,7 +488,7 @@ class Bucket:
         )
         bucket.pointers = [p.data_ptr() for p in params]
         bucket.all_present = [True] * len(params)
-        bucket.lean, bucket.scales = lean, scales
+        bucket.lean, bucket.scales, bucket.rounding = lean, scales, rounding
         bucket.torch_kernel = lean is None and _takes_torch_kernel(
             type(optimizer), param_buffer, state_buffers
         )
@@ -467,6 +504,7 @@ class Bucket:
         return (
             tuple(n for n in optimizer.state_names if n in active) == self.names
             and lean == self.lean
+            and _rounds(group, self.param_buffer.dtype, self.names) == self.rounding
             and all(b.dtype == stored for b in self.state_buffers.values())
             and list(map(_data_ptr, self.params)) == self.pointers
         )
@@ -759,16 +797,18 @@ class FastPath:
         present = tuple(s is not None for s in state_args)
         state = bucket.state_buffers[bucket.names[0]].dtype if bucket.names else param.dtype
         extra: list[Any] = []
-        if bucket.lean is None:
-            kernel = _kernel(cls.update, numeric, flags, present, param.device.type, param.dtype, state)
-            compute = compute_dtype(param.dtype, state)
-        else:
+        device, rounding = param.device.type, bucket.rounding
+        if bucket.lean is not None or rounding:  # the seed of the stochastic rounding; blocks
             numeric += ("seed",)
             coefficients = {**coefficients, "seed": step}
-            kernel = _lean_kernel(cls, bucket.lean, numeric, flags, present, param.device.type, param.dtype)
-            compute = compute_dtype(param.dtype, torch.float32)
             param, grad = param.view(-1, _lean.BLOCK), grad.view(-1, _lean.BLOCK)
             state_args = [None if s is None else s.view(-1, _lean.BLOCK) for s in state_args]
+        if bucket.lean is None:
+            kernel = _kernel(cls.update, numeric, flags, present, device, param.dtype, state, rounding)
+            compute = compute_dtype(param.dtype, state)
+        else:
+            kernel = _lean_kernel(cls, bucket.lean, numeric, flags, present, device, param.dtype, rounding)
+            compute = compute_dtype(param.dtype, torch.float32)
             if bucket.lean == "8bit":
                 assert scales is not None
                 extra = [scales.get(n) for n in cls.state_names]

@@ -95,7 +95,7 @@ _ARGS = r"""
             each step, with the rule computed on a float32 copy: updates smaller
             than half a bfloat16 step then move the parameter on average
             instead of being lost (default False; other dtypes are unaffected;
-            uses the per-tensor path; needs a step count, so not for SGD
+            both paths, the same numbers; needs a step count, so not for SGD
             without momentum).
 
     State (per parameter):
