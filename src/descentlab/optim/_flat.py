@@ -202,6 +202,18 @@ def _shaped(buffer: torch.Tensor, offset: int, p: torch.Tensor) -> torch.Tensor:
 # With dynamic threads the loop is always an OpenMP parallel loop, sized at run time.
 _COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
 
+# The 8-bit kernel needs each new moment twice per block (once for the block's
+# absmax, once to encode it): inductor's default thresholds keep it in a
+# temporary as large as the state, higher ones recompute it. Measured on 16.8M
+# parameters: recomputing took 35-45% less time per step with two threads
+# (the temporary's traffic), though more on one thread, and its kernels take
+# longer to compile.
+_LEAN_COMPILE_OPTIONS = {
+    **_COMPILE_OPTIONS,
+    "realize_cpu_opcount_threshold": 400,
+    "realize_reads_threshold": 8,
+}
+
 _KERNELS: dict[tuple[Any, ...], _Kernel] = {}
 
 
@@ -347,11 +359,7 @@ def _lean_kernel(
                     s.copy_(_lean.bfloat16_blocks(value, seed, salts[i]))
 
         name = f"descentlab_lean_{update.__name__}_{len(_KERNELS)}"
-        # The 8-bit kernel needs each new moment twice per block (for the block's absmax,
-        # then to encode it): inductor's default thresholds keep it in a temporary.
-        # Recomputing it instead (higher realize thresholds) made the step 20-40% slower
-        # and the compilation 30-60% longer once the bit casts were vector casts.
-        options = {**_COMPILE_OPTIONS, **_vector_casts.CACHE_MARK}
+        options = {**_LEAN_COMPILE_OPTIONS, **_vector_casts.CACHE_MARK}
         kernel = _KERNELS[key] = _with_vector_casts(_compiled(flat_step, name, options))
     return kernel
 

@@ -96,7 +96,7 @@ _MIX1, _MIX2 = _int32(0x7FEB352D), _int32(0x846CA68B)
 def _select(bits: torch.Tensor, factors: tuple[float, ...]) -> torch.Tensor:
     """The product of ``factors[b]`` over the set bits ``b`` of the integers ``bits``, in float32.
 
-    With the factors of 10 raised to 1, 2 and 4 this is a power of 10
+    With the factors of 10 or 2 raised to 1, 2 and 4 this is a power of 10 or 2
     with an exponent below 8, exact, from three multiplications by ``1 + (f -
     1) * bit``: no table lookup, which a compiled CPU kernel does one element at
     a time, and no scalar tensors, which it would reload and convert at every
@@ -108,16 +108,7 @@ def _select(bits: torch.Tensor, factors: tuple[float, ...]) -> torch.Tensor:
 
 
 _TENS = (10.0, 100.0, 1e4)  # 10**d, exact in float32
-
-
-def _power_of_two(e: torch.Tensor) -> torch.Tensor:
-    """:math:`2^e` in float32 for int32 ``e`` in [-126, 127], exactly: the exponent field set, by bit cast."""
-    return ((e + 127) << 23).view(torch.float32)
-
-
-def _highest_bit(j: torch.Tensor) -> torch.Tensor:
-    """The highest set bit of int32 ``j`` in [1, 2**24): the exponent of ``j`` as a float32, exact."""
-    return (j.to(torch.float32).view(torch.int32) >> 23) - 127
+_HALVES = (0.5, 0.25, 2.0**-4)  # 2**-e, exact
 
 
 def _decade_tops(bits: int) -> tuple[float, ...]:
@@ -137,8 +128,10 @@ def level(j: torch.Tensor, bits: int) -> torch.Tensor:
     float32 by the same operations in eager and compiled code (which contracts
     no multiply-add), so both paths decode a code to the same number.
     """
-    e = _highest_bit(j).clamp(min=0)  # code 0's e is irrelevant: its value is masked to 0 below
-    inverse_n = _power_of_two(-e)
+    e = torch.zeros_like(j)
+    for i in range(1, bits):
+        e = e + (j >= 1 << i).to(j.dtype)
+    inverse_n = _select(e, _HALVES)
     k = j.to(torch.float32) * inverse_n - 1.0 + inverse_n  # (j - n + 1) / n, exact
     value = (0.1 + 0.9 * k) / _select((bits - 1) - e, _TENS)
     return value * (j != 0).to(torch.float32)
@@ -283,7 +276,7 @@ def encode_blocks(
     for top in _TOPS[bits][1:]:
         d = d + (a <= top).to(torch.int32)
     e = (bits - 1) - d
-    n = _power_of_two(e)
+    n = 1.0 / _select(e, _HALVES)
     scaled = a * _select(d, _TENS)  # in (0.1, 1] in decade d (in [0, 1] in the lowest)
     t = torch.where(e == 0, scaled, (scaled - 0.1) * (n * (1 / 0.9)))
     k = torch.minimum(t.floor().clamp(min=0.0), n - 1.0)
@@ -292,8 +285,7 @@ def encode_blocks(
     code = (n + k - 1.0).to(torch.int32) + (fraction > threshold).to(torch.int32)
     code = torch.maximum(code, (a >= 1.0).to(torch.int32) * (2**bits - 1))  # the absmax is kept exactly
     if signed:
-        # the sign bit, read as the int32's sign (torch.signbit compiles to a scalar loop)
-        code = code + (_bits(x) < 0).to(torch.int32) * 0x80
+        code = code + torch.signbit(x).to(torch.int32) * 0x80
     else:
         code = code + ((x != 0) & (code == 0)).to(torch.int32)
     return code.to(torch.uint8), absmax
