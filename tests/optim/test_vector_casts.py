@@ -18,6 +18,9 @@ from torch._inductor.utils import run_and_get_code
 from descentlab.optim import Adam, _lean
 from descentlab.optim._vector_casts import CACHE_MARK, vector_bit_casts
 
+# compiled with inductor's caches off, so that the code is generated here: torch says so once
+pytestmark = pytest.mark.filterwarnings("ignore:dynamo_pgo force disabled:UserWarning")
+
 
 def _rounded(x: torch.Tensor, seed: torch.Tensor) -> torch.Tensor:
     """Stochastic rounding to bfloat16, returned as its float32 bits: hash, add, clear, reinterpret."""
