@@ -205,9 +205,9 @@ _COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
 # The 8-bit kernel needs each new moment twice per block (once for the block's
 # absmax, once to encode it): inductor's default thresholds keep it in a
 # temporary as large as the state, higher ones recompute it. Measured on 16.8M
-# parameters: recomputing took 35-45% less time per step with two threads
-# (the temporary's traffic), though more on one thread, and its kernels take
-# longer to compile.
+# parameters with two threads, as the bench runs: recomputing took 35-45% less
+# time per step (the temporary's traffic), though the temporary measured faster
+# on one thread and 4M parameters, and compiles faster.
 _LEAN_COMPILE_OPTIONS = {
     **_COMPILE_OPTIONS,
     "realize_cpu_opcount_threshold": 400,
