@@ -19,6 +19,13 @@ from descentlab.optim import OPTIMIZERS, SGD, Adagrad, Adam, _flat
 from helpers import Problem, groups, relative_error, run, same
 
 TOLERANCE = {torch.float64: 1e-12, torch.float32: 1e-6}
+# On CUDA the compiled kernel is Triton's, whose float32 division is not correctly
+# rounded by default (inductor's eager_numerics.division_rounding is off) and which
+# may contract a * b + c into one fused multiply-add, so after 50 steps it can
+# differ from eager CUDA ops by a few ulp. Measured on an H200 with torch 2.11, the
+# worst of the 42 configurations: 3.2e-6 (Adagrad, optax's convention with
+# lr_decay, a 0-dim parameter at -0.012); a wrong term in a rule is orders larger.
+CUDA_TOLERANCE = 1e-5
 CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device; none here")
 
 
@@ -483,6 +490,16 @@ def test_capturable_keeps_the_per_tensor_path():
 
 
 @pytest.mark.slow
+def test_compile_options_this_torch_lacks_are_left_out():
+    # torch.compile refuses an option it does not know (torch 2.11 has no
+    # realize_cpu_opcount_threshold): the kernel compiles with the options it has
+    options = {"cpp.dynamic_threads": True, "realize_reads_threshold": 8, "no_such_option_in_any_torch": 1}
+    assert _flat.known_options(options) == {"cpp.dynamic_threads": True, "realize_reads_threshold": 8}
+    assert set(_flat.known_options(_flat._LEAN_COMPILE_OPTIONS)) == set(_flat._LEAN_COMPILE_OPTIONS), (
+        "every lean option exists in the torch the tests run with"
+    )
+
+
 def test_without_a_compiler_it_warns_once_and_gives_the_per_tensor_numbers(tmp_path):
     """Keras's Adam needs descentlab's compiled kernel: without a compiler, the per-tensor path.
     torch's rule runs torch's own kernel, which needs no compiler."""
@@ -568,7 +585,8 @@ def test_fast_path_on_cuda_matches_the_per_tensor_path(name, config):
                 p.grad = None if g is None else torch.as_tensor(g, dtype=torch.float32, device="cuda")
             opt.step()
         out.append([p.cpu() for p in params])
-    assert_close(out[0], out[1], torch.float32)
+    for i, (x, y) in enumerate(zip(*out)):
+        assert relative_error(x, y) <= CUDA_TOLERANCE, f"parameter {i}: {relative_error(x, y):.3g}"
 
 
 @CUDA

@@ -511,6 +511,18 @@ def test_lean_state_on_cuda_matches_the_per_tensor_path_on_the_cpu(name, config,
         assert relative_error(a, b) <= PARITY[kind]
 
 
+@CUDA
+@pytest.mark.parametrize("fn", [_lean.bfloat16_blocks, _lean.uniform], ids=["bfloat16_blocks", "uniform"])
+def test_the_random_bits_on_cuda_are_the_cpus(fn):
+    # the hash wants int32 arithmetic that wraps; inductor's Triton code computes an
+    # arange's in int64, so CUDA mixes the place in explicitly: the same bits everywhere
+    x = torch.randn(64, _lean.BLOCK, generator=torch.Generator().manual_seed(0))
+    want = fn(x, 7, 3)
+    assert torch.equal(fn(x.cuda(), 7, 3).cpu(), want), "eager CUDA"
+    compiled = torch.compile(fn, fullgraph=True, dynamic=True)
+    assert torch.equal(compiled(x.cuda(), torch.tensor(7.0, device="cuda"), 3).cpu(), want), "compiled"
+
+
 @pytest.mark.parametrize("path", ["per-tensor", "fast"])
 def test_changing_lean_state_mid_run_converts_the_state(path):
     w = torch.randn(64, 64, requires_grad=True)

@@ -291,7 +291,23 @@ def _compiled(flat_step: Callable[..., None], name: str, options: dict[str, Any]
     """
     code = flat_step.__code__.replace(co_name=name)
     fresh = types.FunctionType(code, flat_step.__globals__, code.co_name, None, flat_step.__closure__)
-    return _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True, options=options or _COMPILE_OPTIONS))
+    options = known_options(options or _COMPILE_OPTIONS)
+    return _Kernel(torch.compile(fresh, fullgraph=True, dynamic=True, options=options))
+
+
+def known_options(options: dict[str, Any]) -> dict[str, Any]:
+    """The inductor options in ``options`` that the running torch has.
+
+    Each of descentlab's options is a speed setting, not part of the rule, and
+    some are younger than the oldest torch descentlab supports
+    (``realize_cpu_opcount_threshold`` is not in torch 2.11, which refuses a
+    ``torch.compile`` given an option it does not know): an older torch
+    compiles the same rule with its defaults.
+    """
+    from torch._inductor import config
+
+    known = config.get_config_copy()
+    return {k: v for k, v in options.items() if k in known}
 
 
 #: The dtype of each lean form's state buffers.

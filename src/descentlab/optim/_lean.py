@@ -194,11 +194,19 @@ def _hash(x: torch.Tensor, seed: Any, salt: int) -> torch.Tensor:
     per-tensor path round alike. The place in the block keeps equal values (a
     constant initial state) from rounding alike.
     """
-    place = torch.arange(x.shape[-1], device=x.device, dtype=torch.int32)
     # the seed and the salt mixed in int64 (no product reaches 2**63), then wrapped to 32 bits
     key = (seed * 0x9E3779B1 + salt * 0x632BE5AB) & 0xFFFFFFFF
-    key = key.to(torch.int32) if isinstance(key, torch.Tensor) else _int32(key)
-    h = (x & -256) ^ (place * _PLACE + key)
+    if x.device.type == "cuda":
+        # Inductor's Triton code computes an arange's arithmetic in its int64 index type,
+        # where this hash wants int32's wrapping (and a bit cast of the result then fails
+        # to compile): the place is mixed in int64 and wrapped explicitly, the same bits.
+        place = torch.arange(x.shape[-1], device=x.device, dtype=torch.int64)
+        mixed = ((place * _PLACE + key) & 0xFFFFFFFF).to(torch.int32)
+    else:
+        place = torch.arange(x.shape[-1], device=x.device, dtype=torch.int32)
+        key = key.to(torch.int32) if isinstance(key, torch.Tensor) else _int32(key)
+        mixed = place * _PLACE + key
+    h = (x & -256) ^ mixed
     h = h ^ ((h >> 16) & 0xFFFF)
     h = h * _MIX1
     h = h ^ ((h >> 15) & 0x1FFFF)
