@@ -115,6 +115,34 @@ def test_bfloat16_parameters_with_float32_state_are_measured_with_the_bytes_each
     assert {b.dtype for b in bench.StreamingProbe.beside(opt).buffers} == {torch.bfloat16, torch.float32}
 
 
+def test_the_report_so_far_is_handed_on_after_each_workload():
+    # the command line writes it out each time: a run cut short keeps the workloads it finished
+    from descentlab import bench
+
+    workloads = [bench.WORKLOADS[name].scaled(0.01) for name in ("many-small", "transformer")]
+    seen = []
+    report = bench.run(
+        workloads, [bench.ALGORITHMS["sgd"]], device=torch.device("cpu"), steps=1, rounds=1,
+        lean_workloads=(), measured=lambda so_far: seen.append({m.workload for m in so_far.measurements}),
+    )  # fmt: skip
+    assert seen == [{"many-small"}, {"many-small", "transformer"}]
+    assert {m.workload for m in report.measurements} == seen[-1]
+
+
+def test_a_torch_flag_refused_at_the_first_step_leaves_its_row_out():
+    # torch's fused Adagrad is built on CUDA and refuses to step there; on the CPU it
+    # refuses a complex parameter the same way, with the same error
+    from descentlab import bench
+
+    p = torch.zeros(4, dtype=torch.complex64, requires_grad=True)
+    p.grad = torch.ones_like(p)
+    with pytest.raises(RuntimeError) as refused:
+        torch.optim.Adagrad([p], fused=True).step()
+    assert bench._refused_by_torch("torch fused", refused.value)
+    assert not bench._refused_by_torch("descentlab fast", refused.value), "descentlab's own rows never are"
+    assert not bench._refused_by_torch("torch fused", RuntimeError("CUDA out of memory")), "only the flag"
+
+
 def test_a_peer_that_is_not_installed_is_named_in_the_error(monkeypatch):
     from descentlab import bench
 

@@ -594,6 +594,13 @@ class StreamingProbe:
         self.kernel(self.passes, self.side)
 
 
+def _refused_by_torch(implementation: str, err: Exception) -> bool:
+    """Whether ``err`` is torch.optim refusing one of its own flags here, at the first step (its
+    fused Adagrad is for the CPU only: on CUDA it is built, and refuses to step)."""
+    library = IMPLEMENTATIONS.get(implementation, ("",))[0]
+    return library == "torch" and isinstance(err, RuntimeError) and "fused" in str(err)
+
+
 def _make(
     algorithm: Algorithm,
     implementation: str,
@@ -641,6 +648,7 @@ def run(
     progress: Phases | None = None,
     peers: Sequence[str] = (),
     lean_workloads: Collection[str] = LEAN_WORKLOADS,
+    measured: Callable[[Report], None] | None = None,
 ) -> Report:
     """Measure every (workload, algorithm, implementation); implementations take turns.
 
@@ -649,7 +657,9 @@ def run(
     measured on the workloads named in ``lean_workloads``, for the algorithms
     that keep state. Each precision of state gets its streaming probe, built
     beside the first row of that precision. ``progress`` shows the probe and
-    each workload as a phase.
+    each workload as a phase; ``measured`` is given the report so far after
+    each workload (the command line writes it out, so that a run cut short
+    keeps the workloads it finished).
     """
 
     def say(phase: str, done: int, total: int, detail: str) -> None:
@@ -686,6 +696,10 @@ def run(
                         raise ValueError(
                             f"--compare {found[0]}: {implementation} failed on {device.type} here ({reason})"
                         ) from err
+                    if _refused_by_torch(implementation, err):
+                        say(workload.name, done, total, f"torch has no {implementation} {algorithm.name} on "
+                            f"{device.type} ({reason}); that row is left out")  # fmt: skip
+                        continue
                     if not implementation.startswith(PROBE):  # only a probe may fail: shares then use a += b
                         raise
                     say(workload.name, done, total, f"{implementation} could not be compiled here "
@@ -742,6 +756,8 @@ def run(
                 n = len(algorithms)
                 detail = f"{n} optimizer{'s' * (n > 1)}, {rounds} rounds of {steps} steps"
             say(workload.name, done, total, detail)
+        if measured is not None:
+            measured(report)
     return report
 
 

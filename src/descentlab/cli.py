@@ -144,9 +144,9 @@ def _bench(args: argparse.Namespace) -> int:
         report = bench.run(
             workloads, algorithms, device=device, steps=args.steps, rounds=args.rounds,
             progress=phases, peers=peers, lean_workloads=lean_workloads,
+            measured=lambda so_far: write_text_atomic(out, so_far.to_json()),
         )  # fmt: skip
     print(bench.table(report))
-    write_text_atomic(out, report.to_json())
     print(f"results written to {out}")
     return 0
 
