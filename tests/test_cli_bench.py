@@ -25,6 +25,8 @@ def bench(*args: str, cwd) -> subprocess.CompletedProcess:
 
 @pytest.mark.slow
 def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
+    from descentlab import bench as lib
+
     out = tmp_path / "results" / "bench.json"
     done = bench(
         "--workloads", "many-small", "--optimizers", "sgd,rmsprop", "--scale", "0.01",
@@ -85,10 +87,11 @@ def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
     assert len(table) == 2, text
     for line, algorithm in zip(table, ("sgd", "rmsprop")):
         for implementation in ("descentlab per-tensor", "torch for-loop"):
-            assert f"| {rows[(algorithm, implementation)]['ms_per_step']:.1f} |" in line
+            assert f"| {lib._ms(rows[(algorithm, implementation)]['ms_per_step'])} |" in line
         m = rows[(algorithm, "descentlab fast")]
         assert (
-            f"{m['ms_per_step']:.1f} ({m['ratio_to_torch_best']:.2f}x, {m['percent_of_probe']:.0f}%)" in line
+            f"{lib._ms(m['ms_per_step'])} ({m['ratio_to_torch_best']:.2f}x, {m['percent_of_probe']:.0f}%)"
+            in line
         )
         assert line.endswith(f"| {m['state_bytes_per_param']:.1f} |")
     assert table[1].count("| none |") == 1, "torch has no fused RMSprop: said, not left blank"
@@ -417,6 +420,23 @@ def test_the_targets_table_says_met_only_where_ratio_and_probe_share_reach_the_t
         ("transformer-bf16", "Adam"): "yes",
     }
     assert "| transformer | RMSprop | 2.40 | >= 2.5 | 99 | >= 95 | no |" in lines
+
+
+def test_a_gpu_run_names_the_gpu_shows_its_short_steps_and_no_cpu_targets():
+    from pathlib import Path
+
+    from descentlab import bench
+
+    data = json.loads((Path(__file__).parents[1] / "benchmarks" / "results" / "bench-cuda.json").read_text())
+    text = bench.markdown(data)
+    assert text.startswith(f"One run of `descentlab bench` on {data['machine']['gpu']} (host: ")
+    fast = next(m for m in data["measurements"] if m["implementation"] == "descentlab fast bf16-state")
+    assert fast["ms_per_step"] < 1 and f"| {fast['ms_per_step']:.2f} |" in text, (
+        "steps under 1 ms keep 2 places"
+    )
+    assert "Against the targets" not in text and "targets are stated for the CPU" in text
+    cpu = bench.markdown({**data, "machine": {**data["machine"], "device": "cpu", "gpu": None}})
+    assert "Against the targets (descentlab's fast path):" in cpu
 
 
 def test_the_benchmarks_page_renders_every_committed_bench_result():

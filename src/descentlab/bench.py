@@ -848,8 +848,9 @@ LEAN_TARGETS: dict[tuple[str, str, str], tuple[float, float]] = {
 _FORMS = {"bfloat16": "bfloat16", "8bit": "8-bit"}
 
 
-def _lean_section(data: dict[str, Any], lean: list[dict[str, Any]]) -> list[str]:
-    """The rows with lean state (descentlab's and the peers'); descentlab's against :data:`LEAN_TARGETS`."""
+def _lean_section(data: dict[str, Any], lean: list[dict[str, Any]], targets: bool = True) -> list[str]:
+    """The rows with lean state (descentlab's and the peers'); descentlab's against :data:`LEAN_TARGETS`
+    where ``targets`` (the targets are the CPU's)."""
     speeds = {
         (m["workload"], m["algorithm"], m.get("lean_state")): m["gb_per_s"]
         for m in data["measurements"]
@@ -873,12 +874,12 @@ def _lean_section(data: dict[str, Any], lean: list[dict[str, Any]]) -> list[str]
         probe = speeds.get((m["workload"], m["algorithm"], m.get("lean_state")))
         lines.append(
             f"| {m['workload']} | {_NAMES.get(m['algorithm'], m['algorithm'])} | {m['implementation']} | "
-            f"{m['ms_per_step']:.1f} | {'n/a' if ratio is None else f'{ratio:.2f}'} | "
+            f"{_ms(m['ms_per_step'])} | {'n/a' if ratio is None else f'{ratio:.2f}'} | "
             f"{m['bytes_per_step'] / m['parameters']:.2f} | {m['percent_of_probe']:.0f} | "
             f"{'n/a' if probe is None else f'{probe:.1f}'} | {m['state_bytes_per_param']:.2f} |"
         )
     ours = {(m["workload"], m["algorithm"], m["lean_state"]): m for m in lean if m["implementation"] in LEAN}
-    targets = [
+    rows = [
         "| workload | optimizer | state | x torch's fastest | target | state B/param | target | met |",
         "|---|---|---|---|---|---|---|---|",
     ]
@@ -888,13 +889,13 @@ def _lean_section(data: dict[str, Any], lean: list[dict[str, Any]]) -> list[str]
             continue
         ratio, state = m.get("ratio_to_torch_best"), m["state_bytes_per_param"]
         met = ratio is not None and ratio >= want and state <= most
-        targets.append(
+        rows.append(
             f"| {workload} | {_NAMES.get(algorithm, algorithm)} | {_FORMS[kind]} | "
             f"{'n/a' if ratio is None else f'{ratio:.2f}'} | >= {want:g} | {state:.2f} | <= {most:g} | "
             f"{'yes' if met else 'no'} |"
         )
-    if len(targets) > 2:
-        lines += ["", "Against the targets (descentlab's fast path with lean state):", "", *targets]
+    if targets and len(rows) > 2:
+        lines += ["", "Against the targets (descentlab's fast path with lean state):", "", *rows]
     return lines
 
 
@@ -928,9 +929,10 @@ def markdown(data: dict[str, Any]) -> str:
         if data.get("rounds") and data.get("steps")
         else "medians of the timed steps"
     )
+    host = f"{machine['processor']}, {machine['cpu_count']} cores ({machine['torch_threads']} threads)"
+    where = f"{machine['gpu']} (host: {host})" if machine.get("gpu") else host
     lines = [
-        f"One run of `descentlab bench` on {machine['processor']}, {machine['cpu_count']} cores "
-        f"({machine['torch_threads']} threads), torch {machine['torch']}, device {machine['device']}, "
+        f"One run of `descentlab bench` on {where}, torch {machine['torch']}, device {machine['device']}, "
         f"{machine.get('date', 'date not recorded')}"
         + (f"; load average when it started {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}" if load else "")
         + f". Milliseconds per step, {settings}; descentlab's fast path also as a ratio to torch's "
@@ -949,7 +951,7 @@ def markdown(data: dict[str, Any]) -> str:
             if m is None:
                 cells.append("none")
                 continue
-            cell = f"{m['ms_per_step']:.1f}"
+            cell = _ms(m["ms_per_step"])
             if implementation == "descentlab fast":
                 ratio = m.get("ratio_to_torch_best")
                 cell += (
@@ -967,7 +969,53 @@ def markdown(data: dict[str, Any]) -> str:
             + " | ".join(cells)
             + f" | {'n/a' if state is None else f'{state:.1f}'} |"
         )
-    lines += ["", "Against the targets (descentlab's fast path):", "", *_targets(rows)]
+    on_cpu = str(machine.get("device", "cpu")).startswith("cpu")
+    if on_cpu:
+        lines += ["", "Against the targets (descentlab's fast path):", "", *_targets(rows)]
     if lean:
-        lines += _lean_section(data, lean)
+        lines += _lean_section(data, lean, on_cpu)
+    if not on_cpu:
+        lines += ["", "The project's targets are stated for the CPU; this run records where the GPU stands."]
     return "\n".join(lines)
+
+
+def summary(data: dict[str, Any]) -> str:
+    """A bench JSON file's short form for the README: descentlab's fast path against torch's
+    fastest path on the large tensors (the transformer workload), one row per optimizer.
+
+    Every figure comes from ``data``; the README holds this text for each stored result, and a
+    test checks that it still does.
+    """
+    machine = data["machine"]
+    where = machine.get("gpu") or f"{machine['processor']} ({machine['torch_threads']} threads)"
+    torch_rows = {name for name, (library, _) in IMPLEMENTATIONS.items() if library == "torch"}
+    found: dict[str, dict[str, dict[str, Any]]] = {}
+    for m in data["measurements"]:
+        if m["workload"] == "transformer" and not m.get("lean_state"):
+            found.setdefault(m["algorithm"], {})[m["implementation"]] = m
+    params = next((m["parameters"] for rows in found.values() for m in rows.values()), 0)
+    lines = [
+        f"{where}, torch {machine['torch']}, {machine.get('date', 'date not recorded')}: the transformer "
+        f"workload ({params / 1e6:.1f}M parameters in float32); the memory's copy bandwidth "
+        f"(`a += b` over 2 x 256 MB) {data['probe_gb_per_s']:.0f} GB/s.",
+        "",
+        "| optimizer | descentlab fast, ms | torch's fastest, ms | x torch | % of probe |",
+        "|---|---|---|---|---|",
+    ]
+    for algorithm, rows in found.items():
+        fast = rows.get("descentlab fast")
+        theirs = [rows[name] for name in rows if name in torch_rows]
+        if fast is None or not theirs:
+            continue
+        best = min(theirs, key=lambda m: m["ms_per_step"])
+        lines.append(
+            f"| {_NAMES.get(algorithm, algorithm)} | {_ms(fast['ms_per_step'])} | "
+            f"{_ms(best['ms_per_step'])} ({best['implementation']}) | "
+            f"{best['ms_per_step'] / fast['ms_per_step']:.2f} | {fast['percent_of_probe']:.0f} |"
+        )
+    return "\n".join(lines)
+
+
+def _ms(ms: float) -> str:
+    """Milliseconds with two significant places under 1 ms (a GPU's steps), else one decimal."""
+    return f"{ms:.2f}" if ms < 1 else f"{ms:.1f}"
