@@ -43,6 +43,19 @@ def test_the_readme_is_short_and_its_links_into_the_docs_exist():
         assert (ROOT / link).is_file(), link
 
 
+def test_the_speed_tables_are_the_stored_bench_results():
+    from descentlab.bench import summary
+
+    results = sorted((ROOT / "benchmarks" / "results").glob("*.json"))
+    assert results
+    for file in results:
+        table = summary(json.loads(file.read_text()))
+        block = f"<!-- bench summary: benchmarks/results/{file.name} -->\n{table}\n<!-- end bench summary -->"
+        assert block in README, (
+            f"the README's table for {file.name} is not its summary; it should read:\n{block}"
+        )
+
+
 def test_every_python_example_that_prints_shows_its_output():
     # Sybil checks the output of ">>>" examples only: an example that prints must be one.
     for page in [ROOT / "README.md", *DOCS.glob("*.md"), *DOCS.glob("zh/*.md")]:
