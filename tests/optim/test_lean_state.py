@@ -30,7 +30,7 @@ import pytest
 import torch
 
 from cases import CASES, all_configs, torch_kwargs
-from descentlab.optim import OPTIMIZERS, Adam, _lean, to_torch_state_dict
+from descentlab.optim import OPTIMIZERS, Adam, _flat, _lean, to_torch_state_dict
 from helpers import Problem, groups, relative_error, run
 
 KINDS = ("bfloat16", "8bit")
@@ -509,6 +509,33 @@ def test_lean_state_on_cuda_matches_the_per_tensor_path_on_the_cpu(name, config,
         out.append([p.cpu() for p in params])
     for a, b in zip(*out):
         assert relative_error(a, b) <= PARITY[kind]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", [None, "bfloat16"])
+def test_kernels_compiled_for_the_size_hint_give_the_same_numbers(kind, every_size, monkeypatch):
+    # CUDA kernels are compiled for _flat.SIZE_HINT elements (or that many in blocks), not for
+    # the first buffer's length: here the same on the CPU, where the tests can run it
+    if not _flat._HINTS:
+        pytest.skip("this torch's mark_dynamic takes no hint_override")
+    monkeypatch.setattr(_flat, "_HINTED_DEVICES", ("cpu", "cuda"))
+    monkeypatch.setattr(_flat, "_KERNELS", {})  # compiled afresh, with the hint
+    hints = []
+    mark = torch._dynamo.mark_dynamic
+    monkeypatch.setattr(
+        torch._dynamo,
+        "mark_dynamic",
+        lambda t, i, **kw: hints.append((t.dim(), kw["hint_override"])) or mark(t, i, **kw),
+    )
+    kwargs = {"lr": 0.01, "momentum": 0.5, "lean_state": kind}
+    out = []
+    for fast in (True, False):
+        params, _ = run(OPTIMIZERS["rmsprop"], {**kwargs, "foreach": fast}, torch.float32, steps=20)
+        out.append(params)
+    expected = (2, _flat.SIZE_HINT // _lean.BLOCK) if kind else (1, _flat.SIZE_HINT)
+    assert hints and set(hints) == {expected}, hints
+    for a, b in zip(*out):
+        assert relative_error(a, b) <= (PARITY[kind] if kind else 1e-6)
 
 
 @CUDA

@@ -46,6 +46,7 @@ compiler is missing or fails (said once, in a :class:`FastPathWarning`).
 
 from __future__ import annotations
 
+import inspect
 import operator
 import types
 import warnings
@@ -215,6 +216,17 @@ _LEAN_COMPILE_OPTIONS = {
 }
 
 _KERNELS: dict[tuple[Any, ...], _Kernel] = {}
+
+# On CUDA a kernel's block size is chosen for the buffer length it is first compiled
+# for (inductor's size hint: a Triton block of at most that many elements), and
+# inductor's on-disk cache does not key kernels on it: a kernel first compiled on a
+# few dozen elements, by a test or a small model, in any earlier process, would run a
+# large model's buffers in blocks of 64. The fast path's CUDA kernels are compiled
+# for this length instead (torch's mark_dynamic hint_override, which the cache keys
+# on); lean kernels, whose buffers come as blocks, for this length in blocks.
+SIZE_HINT = 1 << 24
+_HINTED_DEVICES = ("cuda",)
+_HINTS = "hint_override" in inspect.signature(torch._dynamo.mark_dynamic).parameters
 
 
 @dataclass
@@ -840,6 +852,11 @@ class FastPath:
             raise _CompilerUnavailable(kernel.broken)
         values = bucket.set_scalars([float(coefficients[k]) for k in numeric], compute)
         state_args = [*state_args, *extra]
+        if not kernel.ok and device in _HINTED_DEVICES and _HINTS:  # before the first call, which compiles
+            hint = SIZE_HINT // _lean.BLOCK if param.dim() == 2 else SIZE_HINT
+            for t in (param, grad, *state_args):
+                if t is not None and t.dim() >= 1 and t.shape[0] >= 2:
+                    torch._dynamo.mark_dynamic(t, 0, hint_override=hint)
         try:
             kernel.fn(param, grad, *state_args, *values)
         except Exception as err:
