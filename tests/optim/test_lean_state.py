@@ -8,9 +8,10 @@ What is derived and tested here:
   result: less than one bfloat16 step (``2**-7 |x|``), or less than one gap of
   the 8-bit map at ``|x|/absmax``, times the block's absmax (see
   :func:`descentlab.optim._lean.gap`). Checked for every optimizer and
-  configuration of the test table on the per-tensor path and, in bfloat16, on
-  the fast path; 8-bit on the fast path for one configuration per optimizer,
-  convention and set of state tensors (see :func:`fast_lean_configs`).
+  configuration of the test table on the per-tensor path; on the fast path for
+  one configuration per optimizer, convention and set of state tensors in
+  bfloat16, and per optimizer and set of state tensors in 8 bits (see
+  :func:`fast_lean_configs`).
 - No recompiles under a scheduler: ``tests/optim/test_fast_path.py``'s test runs with lean state too.
 - **Many steps**: errors of stochastic rounding are unbiased and do not add up
   systematically; on the test table's problem, with every gradient given (open
@@ -63,24 +64,26 @@ def _kernel_shape(name: str, config) -> tuple:
 
 
 def fast_lean_configs():
-    """lean_configs() for the fast path, each compiling a kernel of its own (seconds on 2 cores).
+    """lean_configs() for the fast path, each compiling a kernel of its own (seconds on 2 cores,
+    tens of seconds for 8-bit state on a cold compiler cache).
 
-    Every configuration with bfloat16 state; with 8-bit state, the first
-    configuration of each optimizer, convention and set of state tensors: the
-    8-bit kernel wraps the rule's update (the same for both forms, and checked
-    on every configuration by the bfloat16 and float32 kernels) in decoding and
-    encoding that depend on those alone.
+    The lean kernel wraps the rule's update, the same code as the float32
+    kernel's (which test_fast_path checks on every configuration), in
+    decoding and rounding that depend on the optimizer's state tensors alone.
+    With bfloat16 state: the first configuration of each optimizer,
+    convention and set of state tensors, so that every convention's update
+    runs inside a lean kernel; with 8-bit state, of each optimizer and set
+    of state tensors. The per-tensor path runs every configuration.
     """
     seen = set()
     out = []
     for case in lean_configs():
         name, config, kind = case.values
-        if kind == "8bit":
-            shape = _kernel_shape(name, config)
-            if shape in seen:
-                continue
+        optimizer, convention, states = _kernel_shape(name, config)
+        shape = (kind, optimizer, states) + ((convention,) if kind == "bfloat16" else ())
+        if shape not in seen:
             seen.add(shape)
-        out.append(case)
+            out.append(case)
     return out
 
 
