@@ -157,6 +157,9 @@ IMPLEMENTATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "torch fused": ("torch", {"fused": True}),
 }
 
+#: torch.optim's rows: the fastest of them is the reference of every ratio
+TORCH_ROWS = frozenset(name for name, (library, _) in IMPLEMENTATIONS.items() if library == "torch")
+
 #: how a row's name says the precision of the state it keeps (``lean_state`` -> suffix)
 STATE_FORMS: dict[str, str] = {"bfloat16": "bf16-state", "8bit": "8-bit-state"}
 
@@ -597,8 +600,7 @@ class StreamingProbe:
 def _refused_by_torch(implementation: str, err: Exception) -> bool:
     """Whether ``err`` is torch.optim refusing one of its own flags here, at the first step (its
     fused Adagrad is for the CPU only: on CUDA it is built, and refuses to step)."""
-    library = IMPLEMENTATIONS.get(implementation, ("",))[0]
-    return library == "torch" and isinstance(err, RuntimeError) and "fused" in str(err)
+    return implementation in TORCH_ROWS and isinstance(err, RuntimeError) and "fused" in str(err)
 
 
 def _make(
@@ -670,7 +672,6 @@ def run(
     report = Report(machine_info(device), bandwidth_probe(device), steps=steps, rounds=rounds)
     say("probe", 1, 1, f"streaming bandwidth {report.probe_gb_per_s:.1f} GB/s")
     total = len(algorithms) * (rounds + 1)
-    torch_rows = {name for name, (library, _) in IMPLEMENTATIONS.items() if library == "torch"}
     for workload in workloads:
         done = 0
         for algorithm in algorithms:
@@ -744,7 +745,7 @@ def run(
                 )
             optimizers.clear()
             speeds = {r.lean_state: r.gb_per_s for r in rows if r.implementation.startswith(PROBE)}
-            best = min((r.ms_per_step for r in rows if r.implementation in torch_rows), default=None)
+            best = min((r.ms_per_step for r in rows if r.implementation in TORCH_ROWS), default=None)
             for r in rows:
                 r.probe_gb_per_s = speeds.get(r.lean_state, report.probe_gb_per_s)
                 r.percent_of_probe = 100 * r.gb_per_s / r.probe_gb_per_s
@@ -988,7 +989,6 @@ def summary(data: dict[str, Any]) -> str:
     """
     machine = data["machine"]
     where = machine.get("gpu") or f"{machine['processor']} ({machine['torch_threads']} threads)"
-    torch_rows = {name for name, (library, _) in IMPLEMENTATIONS.items() if library == "torch"}
     found: dict[str, dict[str, dict[str, Any]]] = {}
     for m in data["measurements"]:
         if m["workload"] == "transformer" and not m.get("lean_state"):
@@ -1004,7 +1004,7 @@ def summary(data: dict[str, Any]) -> str:
     ]
     for algorithm, rows in found.items():
         fast = rows.get("descentlab fast")
-        theirs = [rows[name] for name in rows if name in torch_rows]
+        theirs = [rows[name] for name in rows if name in TORCH_ROWS]
         if fast is None or not theirs:
             continue
         best = min(theirs, key=lambda m: m["ms_per_step"])
