@@ -541,6 +541,20 @@ def test_kernels_compiled_for_the_size_hint_give_the_same_numbers(kind, every_si
         assert relative_error(a, b) <= (PARITY[kind] if kind else 1e-6)
 
 
+@pytest.mark.parametrize("fn", [_lean.bfloat16_blocks, _lean.uniform], ids=["bfloat16_blocks", "uniform"])
+def test_the_hashs_int64_form_for_cuda_gives_the_int32_forms_bits(fn, monkeypatch):
+    # CUDA mixes the place into the hash in int64 and wraps it (see _lean._hash): run that form
+    # on the CPU, eagerly and compiled, against the int32 form's bits, over seeds and salts
+    x = torch.randn(16, _lean.BLOCK, generator=torch.Generator().manual_seed(1))
+    cases = [(0, 0), (7, 3), (123456, 65535), (2**24 - 1, 1)]
+    want = [fn(x, seed, salt) for seed, salt in cases]
+    monkeypatch.setattr(_lean, "_WIDE_PLACE_DEVICES", ("cpu", "cuda"))
+    compiled = torch.compile(fn, fullgraph=True, dynamic=True)
+    for (seed, salt), expected in zip(cases, want):
+        assert torch.equal(fn(x, seed, salt), expected), (seed, salt)
+        assert torch.equal(compiled(x, torch.tensor(float(seed)), salt), expected), (seed, salt)
+
+
 @CUDA
 @pytest.mark.parametrize("fn", [_lean.bfloat16_blocks, _lean.uniform], ids=["bfloat16_blocks", "uniform"])
 def test_the_random_bits_on_cuda_are_the_cpus(fn):

@@ -181,6 +181,11 @@ def gap(values: torch.Tensor, signed: bool) -> torch.Tensor:
 # -- counter-based random numbers ---------------------------------------------------
 
 
+#: Devices where :func:`_hash` mixes the place in int64 and wraps it (see there); the bits are
+#: the same as int32 arithmetic's (the tests run both forms on the CPU).
+_WIDE_PLACE_DEVICES = ("cuda",)
+
+
 def _hash(x: torch.Tensor, seed: Any, salt: int) -> torch.Tensor:
     """32 pseudo-random bits (an int32) for each element of blocks ``x`` (float32 bits as int32).
 
@@ -196,7 +201,7 @@ def _hash(x: torch.Tensor, seed: Any, salt: int) -> torch.Tensor:
     """
     # the seed and the salt mixed in int64 (no product reaches 2**63), then wrapped to 32 bits
     key = (seed * 0x9E3779B1 + salt * 0x632BE5AB) & 0xFFFFFFFF
-    if x.device.type == "cuda":
+    if x.device.type in _WIDE_PLACE_DEVICES:
         # Inductor's Triton code computes an arange's arithmetic in its int64 index type,
         # where this hash wants int32's wrapping (and a bit cast of the result then fails
         # to compile): the place is mixed in int64 and wrapped explicitly, the same bits.
