@@ -541,6 +541,7 @@ def test_kernels_compiled_for_the_size_hint_give_the_same_numbers(kind, every_si
         assert relative_error(a, b) <= (PARITY[kind] if kind else 1e-6)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("fn", [_lean.bfloat16_blocks, _lean.uniform], ids=["bfloat16_blocks", "uniform"])
 def test_the_hashs_int64_form_for_cuda_gives_the_int32_forms_bits(fn, monkeypatch):
     # CUDA mixes the place into the hash in int64 and wraps it (see _lean._hash): run that form
