@@ -1017,5 +1017,5 @@ def summary(data: dict[str, Any]) -> str:
 
 
 def _ms(ms: float) -> str:
-    """Milliseconds with two significant places under 1 ms (a GPU's steps), else one decimal."""
+    """Milliseconds with two decimals under 1 ms (a GPU's steps), else one."""
     return f"{ms:.2f}" if ms < 1 else f"{ms:.1f}"
