@@ -296,7 +296,7 @@ def test_without_chromium_the_browser_tests_fail_when_required_and_skip_otherwis
     if required:
         env["DESCENTLAB_REQUIRE_BROWSER"] = "1"
     done = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-rs", f"{__file__}::{CHECKER}"],
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", "-rs", f"{__file__}::{CHECKER}"],
         cwd=Path(__file__).parents[2], env=env, capture_output=True, text=True, check=False,
     )  # fmt: skip
     assert "headless Chromium is not installed" in done.stdout, done.stdout
