@@ -56,6 +56,7 @@ ROLES: Mapping[str, str] = MappingProxyType(
         "adagrad": "AdaGrad: per-coordinate steps from the sum of squared gradients",
         "rmsprop": "RMSProp: per-coordinate steps from a moving average of squared gradients",
         "adam": "Adam: momentum and RMSProp-style scaling, bias-corrected",
+        "adamw": "AdamW: Adam with weight decay decoupled from the gradient's scaling",
         "unnormalised": "Adam's averaging without its per-coordinate scaling (EMA momentum)",
     }
 )
@@ -222,6 +223,7 @@ METHODS: Mapping[str, Method] = MappingProxyType(
             _m("adagrad", "adagrad", "mini-batch", "AdaGrad (torch defaults)", ("adagrad",)),
             _m("rmsprop", "rmsprop", "mini-batch", "RMSProp (torch defaults)", ("rmsprop",)),
             _m("adam", "adam", "mini-batch", "Adam (torch defaults)", ("adam",)),
+            _m("adamw", "adamw", "mini-batch", "AdamW (torch defaults: weight decay 0.01)", ("adamw",)),
             _m(
                 "ema-momentum",
                 "sgd",

@@ -1,6 +1,6 @@
 r"""C8: lean optimizer state (bfloat16, 8-bit) trains as well as full precision.
 
-Every method with state (SGD with momentum, AdaGrad, RMSProp, Adam) runs on
+Every method with state (SGD with momentum, AdaGrad, RMSProp, Adam, AdamW) runs on
 each problem three times per seed: with full-precision (float32) state, with
 ``lean_state="bfloat16"`` and with ``lean_state="8bit"``. The runs of a seed
 are paired: the same seed, so the same start and the same order of the data,
@@ -54,7 +54,7 @@ from ._base import Case, Claim, SubClaim
 from ._runs import fmt, judged, records, tunes_for
 
 ID = "C8"
-ROLES = ("momentum", "adagrad", "rmsprop", "adam")
+ROLES = ("momentum", "adagrad", "rmsprop", "adam", "adamw")
 #: The lean forms, each a sub-claim: the optimizer arguments that choose it.
 FORMS = {"bfloat16": (("lean_state", "bfloat16"),), "8bit": (("lean_state", "8bit"),)}
 #: The control: bfloat16 state with plain (nearest) rounding, on Adam.
