@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -56,3 +57,6 @@ def test_the_generated_pages_show_the_stored_results(site):
     assert "One run of <code" in bench and "streaming probe" in bench
     findings = (site / "findings.html").read_text()
     assert findings.count("Calibration:") == 3 and "C7.width" in findings and "C8.8bit" in findings
+    playground = (site / "playground.html").read_text()
+    stored = json.loads((ROOT / "benchmarks" / "playground.json").read_text())
+    assert "POST /api/paths over HTTP" in playground and stored["machine"]["date"] in playground

@@ -4,12 +4,14 @@ A page marks where a rendering goes with an HTML comment on a line of its own::
 
     <!-- generated: bench benchmarks/results/*.json -->
     <!-- generated: findings docs/findings/default.json -->
+    <!-- generated: playground benchmarks/playground.json -->
 
 and the comment is replaced, as the page is read, by the Markdown that
-:func:`descentlab.bench.markdown` or :func:`descentlab.lab.findings.markdown`
-makes of each file (paths from the repository root; a pattern takes every file
-it matches, in name order). Each rendering names its machine and date, as the
-files record them, so no figure on the site is typed by hand.
+:func:`descentlab.bench.markdown`, :func:`descentlab.lab.findings.markdown` or
+:func:`descentlab.playground.bench.markdown` makes of each file (paths from
+the repository root; a pattern takes every file it matches, in name order).
+Each rendering names its machine and date, as the files record them, so no
+figure on the site is typed by hand.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ MARKER = re.compile(r"^<!-- generated: (\w+) (\S+) -->$", flags=re.MULTILINE)
 def _renderers() -> dict[str, Any]:
     from descentlab import bench
     from descentlab.lab import findings
+    from descentlab.playground import bench as playground_bench
 
-    return {"bench": bench.markdown, "findings": findings.markdown}
+    return {"bench": bench.markdown, "findings": findings.markdown, "playground": playground_bench.markdown}
 
 
 def render(kind: str, pattern: str) -> str:

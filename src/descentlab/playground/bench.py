@@ -1,8 +1,9 @@
 """How long the playground takes to answer: 6 optimizers x 500 updates, as the playground page reports it.
 
-Run ``python -m descentlab.playground.bench``. It times each of these
-several times (the median and the fastest are printed, with the machine and
-its load, since other processes on a shared machine change the figures):
+Run ``python -m descentlab.playground.bench [--out FILE]``. It times each of
+these several times (the median and the fastest are printed, with the machine
+and its load, since other processes on a shared machine change the figures;
+``--out`` keeps them as JSON, which the playground's page renders):
 
 - ``POST /api/paths`` over HTTP to a real server on 127.0.0.1 (what the page waits for);
 - :func:`~descentlab.playground.paths.compute_paths` in this process, and the
@@ -16,18 +17,19 @@ A benchmark, not a test: nothing here passes or fails.
 
 from __future__ import annotations
 
+import argparse
 import json
-import os
-import platform
 import statistics
 import threading
 import time
 import urllib.request
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 
-from ..bench import _cpu_name  # the optimizer benchmark's machine line, the same way
+from ..bench import machine_info  # the optimizer benchmark's machine record, the same way
 from ..optim import OPTIMIZERS
 from .paths import compute_paths, parse_request
 
@@ -92,30 +94,78 @@ def _over_http(repeats: int) -> list[float] | None:
         sock.close()
 
 
-def main(repeats: int = 7) -> None:
-    """Print the timings with the machine they ran on."""
+ROWS = (
+    ("http", "POST /api/paths over HTTP"),
+    ("compute", "compute_paths"),
+    ("json", "its JSON encoding"),
+    ("steps", "the same updates by step()"),
+)
+
+
+def measure(repeats: int = 7) -> dict[str, Any]:
+    """The timings, in milliseconds, with the machine they ran on (as ``descentlab bench`` records it)."""
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1; received {repeats!r}")
     request = parse_request(REQUEST)
-    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(
-        f"machine: {_cpu_name()}, {os.cpu_count()} cores, load average {load:.1f}; "
-        f"torch {torch.__version__} ({torch.get_num_threads()} threads), Python {platform.python_version()}"
-    )
-    print(
-        f"request: {len(RUNS)} optimizers x {UPDATES} updates on rosenbrock (median and fastest of {repeats})"
-    )
     answer = compute_paths(request)
-    rows = [
-        ("POST /api/paths over HTTP", _over_http(repeats)),
-        ("compute_paths", _times(lambda: compute_paths(request), repeats)),
-        ("its JSON encoding", _times(lambda: json.dumps(answer), repeats)),
-        ("the same updates by step()", _times(_steps_only, repeats)),
+    measured = {
+        "http": _over_http(repeats),
+        "compute": _times(lambda: compute_paths(request), repeats),
+        "json": _times(lambda: json.dumps(answer), repeats),
+        "steps": _times(_steps_only, repeats),
+    }
+    rows = []
+    for key, name in ROWS:
+        times = measured[key]
+        rows.append(
+            {"key": key, "name": name, "times_ms": None if times is None else [1000 * t for t in times]}
+        )
+    return {
+        "machine": machine_info(torch.device("cpu")),
+        "request": {"surface": REQUEST["surface"], "optimizers": len(RUNS), "updates": UPDATES},
+        "answer_bytes": len(json.dumps(answer).encode()),
+        "repeats": repeats,
+        "rows": rows,
+    }
+
+
+def markdown(data: dict[str, Any]) -> str:
+    """The timings of :func:`measure` as a Markdown table, with the machine, its load and the date."""
+    m, r = data["machine"], data["request"]
+    load = m.get("load_average")
+    lines = [
+        f"{m['processor']} ({m['cpu_count']} cores, load average {load[0]:.1f} at the start), "
+        f"torch {m['torch']} ({m['torch_threads']} threads), {m['date']}: {r['optimizers']} optimizers "
+        f"x {r['updates']} updates on {r['surface']}, an answer of {data['answer_bytes'] / 1e6:.1f} MB; "
+        f"median and fastest of {data['repeats']}.",
+        "",
+        "| what | median, ms | fastest, ms |",
+        "|---|---|---|",
     ]
-    for name, times in rows:
+    for row in data["rows"]:
+        times = row["times_ms"]
         if times is None:
-            print(f"  {name:<30} skipped: the playground extra is not installed")
+            lines.append(f"| {row['name']} | not measured: the playground extra is not installed | |")
         else:
-            median, fastest = 1000 * statistics.median(times), 1000 * min(times)
-            print(f"  {name:<30} {median:7.0f} ms   fastest {fastest:5.0f} ms")
+            lines.append(f"| {row['name']} | {statistics.median(times):.0f} | {min(times):.0f} |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the timings with the machine they ran on; ``--out FILE`` keeps them as JSON."""
+    parser = argparse.ArgumentParser(
+        prog="python -m descentlab.playground.bench", description=__doc__.splitlines()[0]
+    )
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats of each (default 7)")
+    parser.add_argument("--out", type=Path, help="where to write the timings as JSON")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1; received {args.repeats}")
+    data = measure(args.repeats)
+    print(markdown(data))
+    if args.out is not None:
+        args.out.write_text(json.dumps(data, indent=1) + "\n")
+        print(f"written to {args.out}")
 
 
 if __name__ == "__main__":
