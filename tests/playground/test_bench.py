@@ -38,9 +38,11 @@ def test_the_stored_run_renders_with_its_machine_and_every_row():
         assert f"| {row['name']} | {statistics.median(row['times_ms']):.0f} |" in text
 
 
-def test_a_row_not_measured_says_why():
+def test_a_row_not_measured_says_why_and_a_machine_without_a_load_average_renders():
     data = json.loads(STORED.read_text())
     data["rows"][0]["times_ms"] = None
+    data["machine"]["load_average"] = None
+    assert "cores), torch" in bench.markdown(data)
     assert "| POST /api/paths over HTTP | not measured: the playground extra is not installed |" in (
         bench.markdown(data)
     )

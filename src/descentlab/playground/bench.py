@@ -132,10 +132,11 @@ def measure(repeats: int = 7) -> dict[str, Any]:
 def markdown(data: dict[str, Any]) -> str:
     """The timings of :func:`measure` as a Markdown table, with the machine, its load and the date."""
     m, r = data["machine"], data["request"]
-    load = m.get("load_average")
+    load = m.get("load_average")  # None where the system has no load average
     lines = [
-        f"{m['processor']} ({m['cpu_count']} cores, load average {load[0]:.1f} at the start), "
-        f"torch {m['torch']} ({m['torch_threads']} threads), {m['date']}: {r['optimizers']} optimizers "
+        f"{m['processor']} ({m['cpu_count']} cores"
+        + (f", load average {load[0]:.1f} at the start), " if load else "), ")
+        + f"torch {m['torch']} ({m['torch_threads']} threads), {m['date']}: {r['optimizers']} optimizers "
         f"x {r['updates']} updates on {r['surface']}, an answer of {data['answer_bytes'] / 1e6:.1f} MB; "
         f"median and fastest of {data['repeats']}.",
         "",
