@@ -298,7 +298,8 @@ def encode_blocks(
     code = (n + k - 1.0).to(torch.int32) + (fraction > threshold).to(torch.int32)
     code = torch.maximum(code, (a >= 1.0).to(torch.int32) * (2**bits - 1))  # the absmax is kept exactly
     if signed:
-        code = code + torch.signbit(x).to(torch.int32) * 0x80
+        # the sign bit as an integer test: torch.signbit compiles to a scalar loop on the CPU
+        code = code + (_bits(x) < 0).to(torch.int32) * 0x80
     else:
         code = code + ((x != 0) & (code == 0)).to(torch.int32)
     return code.to(torch.uint8), absmax
