@@ -125,6 +125,17 @@ def test_the_maps_are_ascending_from_zero_to_one_and_fill_a_byte(signed):
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
+def test_decoding_by_lookup_gives_the_formulas_floats(signed):
+    # the per-tensor path looks codes up; the fast path's kernel computes the formula
+    g = torch.Generator().manual_seed(3)
+    codes = torch.randint(0, 256, (12, 256), generator=g, dtype=torch.uint8)
+    absmax = torch.rand(12, generator=g) * torch.logspace(-40, 30, 12)
+    by_formula = _lean.decode(codes, signed) * absmax[:, None]
+    by_lookup = _lean.decode_blocks(codes, absmax, signed, torch.float32)
+    assert torch.equal(by_lookup.view(torch.int32), by_formula.view(torch.int32))
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
 def test_nearest_round_trip_is_within_half_a_gap(signed):
     g = torch.Generator().manual_seed(0)
     x = torch.randn(40, 256, generator=g) * torch.logspace(-6, 2, 40)[:, None]

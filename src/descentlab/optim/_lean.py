@@ -305,11 +305,28 @@ def encode_blocks(
     return code.to(torch.uint8), absmax
 
 
+_DECODED: dict[tuple[bool, str], torch.Tensor] = {}
+
+
+def decoded(signed: bool, device: torch.device | str = "cpu") -> torch.Tensor:
+    """The value of each of the 256 codes, float32 on ``device``: :func:`decode` of 0 to 255."""
+    key = (signed, str(device))
+    if key not in _DECODED:
+        _DECODED[key] = decode(torch.arange(256, dtype=torch.int32), signed).to(device)
+    return _DECODED[key]
+
+
 def decode_blocks(
     codes: torch.Tensor, absmax: torch.Tensor, signed: bool, dtype: torch.dtype
 ) -> torch.Tensor:
-    """The values of ``codes`` (blocks, BLOCK) scaled by each block's ``absmax``, in ``dtype``."""
-    return (decode(codes, signed) * absmax[:, None]).to(dtype)
+    """The values of ``codes`` (blocks, BLOCK) scaled by each block's ``absmax``, in ``dtype``.
+
+    Looked up in :func:`decoded` (the per-tensor path, in eager mode: two
+    operations instead of the formula's thirty), which holds the formula's own
+    float32 values, so both give the same numbers; the fast path's compiled
+    kernel computes the formula, which vectorises where a lookup would not.
+    """
+    return (decoded(signed, codes.device)[codes.long()] * absmax[:, None]).to(dtype)
 
 
 def blocks(numel: int) -> int:
