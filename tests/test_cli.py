@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import descentlab
 from descentlab import __version__
 from descentlab.cli import main
 from descentlab.optim import OPTIMIZERS
@@ -42,6 +44,25 @@ def test_version(capsys):
     except SystemExit as exit_:
         assert exit_.code == 0
     assert __version__ in capsys.readouterr().out
+
+
+def test_version_is_the_installed_one_and_a_source_tree_reports_it_too(tmp_path):
+    """The bench and the store record the version: it must not depend on how descentlab was found."""
+    from importlib.metadata import version
+
+    assert version("descentlab") == __version__  # pyproject.toml reads it from the package
+    # A source tree on PYTHONPATH, not installed (as on a lent GPU machine): the
+    # package alone, without the metadata an install leaves beside it, in an
+    # interpreter that cannot see the installed copy (-S: no site-packages).
+    source = tmp_path / "src"
+    shutil.copytree(Path(descentlab.__file__).parent, source / "descentlab")
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", "import descentlab; print(descentlab.__version__, descentlab.__file__)"],
+        capture_output=True, text=True, check=False, cwd=tmp_path, env={"PYTHONPATH": str(source)},
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    reported, where = done.stdout.split()
+    assert reported == __version__ and Path(where).is_relative_to(source)
 
 
 def test_unknown_command_exits_2_without_traceback():

@@ -7,11 +7,8 @@
 
 from __future__ import annotations
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("descentlab")
-except PackageNotFoundError:  # running from a source tree that is not installed
-    __version__ = "0+unknown"
+# The one place the version is written: pyproject.toml reads it from here, so an
+# installed descentlab and a source tree run without installing report the same.
+__version__ = "0.1.0"
 
 __all__ = ["__version__"]
