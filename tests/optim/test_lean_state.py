@@ -329,6 +329,24 @@ def test_the_fast_path_matches_the_per_tensor_path_on_lean_state(name, config, k
         assert relative_error(a, b) <= PARITY[kind]
 
 
+@pytest.mark.slow
+def test_the_8bit_kernel_run_in_chunks_gives_the_same_bits(every_size, monkeypatch):
+    # on the CPU the 8-bit kernel runs on a bucket LEAN_CHUNK_ELEMENTS at a time (it bounds the
+    # kernel's float32 temporaries); here one block per call against the whole bucket in one
+    out = []
+    for chunk in (_lean.BLOCK, 1 << 30):
+        monkeypatch.setattr(_flat, "LEAN_CHUNK_ELEMENTS", chunk)
+        params, opt = run(Adam, {"lr": 0.01, "fused": True, "lean_state": "8bit"}, torch.float32,
+                          closed_loop=False)  # fmt: skip
+        (bucket,) = opt._fast_path.buckets[id(opt.param_groups[0])]
+        assert bucket.lean == "8bit" and bucket.param_buffer.numel() >= 2 * _lean.BLOCK  # two chunks or more
+        states = [v for p in opt.param_groups[0]["params"] for _, v in sorted(opt.state[p].items())]
+        out.append((params, states))
+    (params_a, states_a), (params_b, states_b) = out
+    assert all(torch.equal(a, b) for a, b in zip(params_a, params_b))
+    assert len(states_a) == len(states_b) and all(torch.equal(a, b) for a, b in zip(states_a, states_b))
+
+
 # -- checkpoints --------------------------------------------------------------------------------
 
 
