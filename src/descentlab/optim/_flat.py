@@ -216,7 +216,9 @@ _COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
 # temporary as large as the state, higher ones recompute it. Measured on 16.8M
 # parameters with two threads, as the bench runs: recomputing took 35-45% less
 # time per step (the temporary's traffic), though the temporary measured faster
-# on one thread and 4M parameters, and compiles faster.
+# on one thread and 4M parameters, and compiles faster. A float32 temporary per
+# moment is still made (the bench's peak showed it, 2026-12-05): on the CPU the
+# kernel therefore runs in chunks (LEAN_CHUNK_ELEMENTS), which bound it.
 _LEAN_COMPILE_OPTIONS = {
     **_COMPILE_OPTIONS,
     "realize_cpu_opcount_threshold": 400,
@@ -872,11 +874,10 @@ class FastPath:
                 if t is not None and t.dim() >= 1 and t.shape[0] >= 2:
                     torch._dynamo.mark_dynamic(t, 0, hint_override=hint)
         ranges = [(param, grad, *state_args)]
-        if bucket.lean == "8bit" and device == "cpu":
+        if bucket.lean == "8bit" and device == "cpu":  # in chunks of blocks (see LEAN_CHUNK_ELEMENTS)
             chunk = LEAN_CHUNK_ELEMENTS // _lean.BLOCK
-            whole = ranges[0]
             ranges = [
-                tuple(None if t is None else t[a : a + chunk] for t in whole)
+                tuple(None if t is None else t[a : a + chunk] for t in ranges[0])
                 for a in range(0, param.shape[0], chunk)
             ]
         try:
@@ -893,7 +894,6 @@ class FastPath:
                 "path, which gives the same numbers, more slowly"
             )
             raise _CompilerUnavailable(kernel.broken) from err
-        kernel.ok = True
         bucket.kernel = "compiled kernel"
 
     def zero_grad(self) -> set[int]:
