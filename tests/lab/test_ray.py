@@ -22,8 +22,12 @@ ray = pytest.importorskip(
 )
 
 
-def descendants(pid: int) -> set[int]:
-    """Live processes started, directly or not, by ``pid`` (from /proc; empty elsewhere)."""
+def descendants(pid: int, through: set[int] = frozenset()) -> set[int]:
+    """Live processes started, directly or not, by ``pid`` (from /proc; empty elsewhere).
+
+    The children of the processes in ``through`` are left out: a process that
+    ran before (the session's Chromium) may start helpers of its own at any time.
+    """
     parents: dict[int, int] = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
@@ -36,6 +40,7 @@ def descendants(pid: int) -> set[int]:
     while frontier:
         frontier = {child for child, parent in parents.items() if parent in frontier} - found
         found |= frontier
+        frontier -= through
     return found
 
 
@@ -76,9 +81,9 @@ def local_ray():
             os.environ["RAY_ADDRESS"] = address
         # Ray's own processes and the workers it started for the tests: none may outlive them.
         deadline = time.monotonic() + 30
-        while _ours(descendants(os.getpid()) - before) and time.monotonic() < deadline:
+        while _ours(descendants(os.getpid(), before) - before) and time.monotonic() < deadline:
             time.sleep(0.1)
-        left = _ours(descendants(os.getpid()) - before)
+        left = _ours(descendants(os.getpid(), before) - before)
         assert not left, f"processes outlived the tests: {_commands(left)}"
 
 
