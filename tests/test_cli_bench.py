@@ -9,11 +9,15 @@ import os
 import re
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import torch
 
 from descentlab.bench import PEERS
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def bench(*args: str, cwd) -> subprocess.CompletedProcess:
@@ -30,7 +34,7 @@ def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
     out = tmp_path / "results" / "bench.json"
     done = bench(
         "--workloads", "many-small", "--optimizers", "sgd,rmsprop", "--scale", "0.01",
-        "--steps", "2", "--rounds", "2", "--device", "cpu", "--out", str(out), cwd=tmp_path,
+        "--steps", "2", "--rounds", "2", "--warmup", "0.01", "--device", "cpu", "--out", str(out), cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     # torch's CPU profiler (used for the peak memory) writes these to fd 2 by itself
@@ -42,6 +46,7 @@ def test_bench_times_every_implementation_and_writes_its_results(tmp_path):
     assert re.fullmatch(r"many-small: 2 optimizers, 2 rounds of 2 steps \(\d+\.\d s\)", lines[1])
     report = json.loads(out.read_text())
     assert report["probe_gb_per_s"] > 0
+    assert (report["steps"], report["rounds"], report["warmup_s"]) == (2, 2, 0.01)
     assert report["machine"]["torch"]
     rows = {(m["algorithm"], m["implementation"]): m for m in report["measurements"]}
     expected = {
@@ -101,7 +106,9 @@ def test_bfloat16_parameters_with_float32_state_are_measured_with_the_bytes_each
     from descentlab import bench
 
     workload = bench.WORKLOADS["transformer-bf16"].scaled(0.01)
-    report = bench.run([workload], [bench.ALGORITHMS["adam"]], device=torch.device("cpu"), steps=1, rounds=1)
+    report = bench.run(
+        [workload], [bench.ALGORITHMS["adam"]], device=torch.device("cpu"), steps=1, rounds=1, warmup_s=0
+    )
     rows = {m.implementation: m for m in report.measurements}
     n = workload.parameters
     # descentlab keeps float32 moments for bfloat16 parameters: 3 x 2 bytes (p, g, p) + 2 x 2 x 4 (m, v)
@@ -125,7 +132,7 @@ def test_the_report_so_far_is_handed_on_after_each_workload():
     workloads = [bench.WORKLOADS[name].scaled(0.01) for name in ("many-small", "transformer")]
     seen = []
     report = bench.run(
-        workloads, [bench.ALGORITHMS["sgd"]], device=torch.device("cpu"), steps=1, rounds=1,
+        workloads, [bench.ALGORITHMS["sgd"]], device=torch.device("cpu"), steps=1, rounds=1, warmup_s=0,
         lean_workloads=(), measured=lambda so_far: seen.append({m.workload for m in so_far.measurements}),
     )  # fmt: skip
     assert seen == [{"many-small"}, {"many-small", "transformer"}]
@@ -266,7 +273,7 @@ def test_lean_rows_are_measured_on_the_transformer_with_their_own_probes(tmp_pat
     out = tmp_path / "bench.json"
     done = bench(
         "--workloads", "transformer", "--optimizers", "adam", "--scale", "0.05",
-        "--steps", "1", "--rounds", "1", "--device", "cpu", "--out", str(out), cwd=tmp_path,
+        "--steps", "1", "--rounds", "1", "--warmup", "0", "--device", "cpu", "--out", str(out), cwd=tmp_path,
     )  # fmt: skip
     assert done.returncode == 0, done.stderr
     report = json.loads(out.read_text())
@@ -309,6 +316,46 @@ def test_lean_rows_are_measured_on_the_transformer_with_their_own_probes(tmp_pat
         f"{m['probe_gb_per_s']:.1f} | {m['state_bytes_per_param']:.2f} |"
     ) in text
     assert "Against the targets (descentlab's fast path with lean state):" in text
+    assert "medians of 1 rounds of 1 steps, each after one untimed step;" in text
+
+
+class _Ticking:
+    """An optimizer whose step takes ``seconds``: it notes when each step began."""
+
+    def __init__(self, seconds: float) -> None:
+        self.seconds, self.began = seconds, []
+
+    def step(self) -> None:
+        self.began.append(time.perf_counter())
+        time.sleep(self.seconds)
+
+
+@pytest.mark.parametrize("warmup", [0, 0.001, 0.1])
+def test_each_round_warms_an_implementation_for_the_time_asked_and_at_least_one_step(warmup):
+    from descentlab import bench
+
+    ticking = _Ticking(0.01)
+    start = time.perf_counter()
+    bench._warm(ticking, torch.device("cpu"), warmup)
+    end = time.perf_counter()
+    assert ticking.began, "one step at least"
+    assert end - start >= warmup
+    # a step after the first begins only while the time asked has not yet passed
+    assert all(t - start < warmup for t in ticking.began[1:])
+    if warmup == 0.1:
+        assert len(ticking.began) > 1
+
+
+def test_the_table_says_how_long_each_round_warmed_up():
+    from descentlab import bench
+
+    data = json.loads((ROOT / "benchmarks" / "results" / "bench-cpu.json").read_text())
+    for warmup, said in [
+        (0.25, "each after at least 0.25 s of untimed steps"),
+        (None, "each after one untimed step"),
+    ]:
+        text = bench.markdown({**data, "warmup_s": warmup})
+        assert f"medians of {data['rounds']} rounds of {data['steps']} steps, {said};" in text
 
 
 def test_the_lean_table_and_its_targets_come_from_the_rows_with_lean_state():
@@ -373,6 +420,7 @@ def test_markdown_of_a_file_that_is_not_a_bench_result_is_one_line_and_exit_2(tm
                 (["--optimizers", "adamm"], "adam"),
                 (["--steps", "0"], "--steps"),
                 (["--scale", "9"], "--scale"),
+                (["--warmup", "-1"], "--warmup"),
                 (["--device", "tpu"], "tpu"),
                 (["--device", "meta"], "meta"),
                 (["--lean-workloads", "transformr"], "transformr"),
@@ -489,7 +537,7 @@ def test_a_peer_with_8bit_state_is_measured_with_its_own_bytes_and_probe(peer, i
 
     workload = bench.WORKLOADS["transformer"].scaled(0.02)
     report = bench.run(
-        [workload], [bench.ALGORITHMS["adam"]], device=torch.device("cpu"), steps=1, rounds=1,
+        [workload], [bench.ALGORITHMS["adam"]], device=torch.device("cpu"), steps=1, rounds=1, warmup_s=0,
         peers=[implementation], lean_workloads=(),
     )  # fmt: skip
     rows = {m.implementation: m for m in report.measurements}

@@ -10,7 +10,12 @@ hierarchy (a 15.8M-parameter Adam step, 250 MB, may sit in a large L3 cache,
 where a fixed-size ``a += b`` over 512 MB would measure DRAM instead, and a
 step could seem to beat the memory). Implementations are timed in turns, round
 after round, so that the machine's noise falls on all of them alike; compare
-ratios within one run.
+ratios within one run. Before its timed steps in each round, an implementation
+steps untimed for at least ``warmup_s`` (0.25 s by default): on a virtual
+machine a core that sat idle (torch's single-threaded paths leave one idle)
+runs the next parallel steps up to twice as slowly for about 0.2 s, which one
+warm step does not cover, and which would fall on the parallel implementations
+only.
 
 Rows with lean state (descentlab's fast path with ``lean_state`` bfloat16 or
 8-bit, and peers with 8-bit state) count the bytes at the precision the state
@@ -174,6 +179,9 @@ LEAN_WORKLOADS = ("transformer",)
 #: the streaming probe's row: the step's bytes, one addition per element (see the module's docstring);
 #: a row with lean state has a probe of its own, named with the same suffix
 PROBE = "streaming probe"
+
+#: Seconds each implementation steps untimed before its timed steps in a round (see the module's text).
+WARMUP_S = 0.25
 
 
 def probe_name(lean_state: str | None) -> str:
@@ -343,6 +351,7 @@ class Report:
     measurements: list[Measurement] = field(default_factory=list)
     steps: int | None = None  # timed steps per round
     rounds: int | None = None
+    warmup_s: float | None = None  # untimed stepping before each implementation's steps in a round
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -651,6 +660,7 @@ def run(
     peers: Sequence[str] = (),
     lean_workloads: Collection[str] = LEAN_WORKLOADS,
     measured: Callable[[Report], None] | None = None,
+    warmup_s: float = WARMUP_S,
 ) -> Report:
     """Measure every (workload, algorithm, implementation); implementations take turns.
 
@@ -661,7 +671,8 @@ def run(
     beside the first row of that precision. ``progress`` shows the probe and
     each workload as a phase; ``measured`` is given the report so far after
     each workload (the command line writes it out, so that a run cut short
-    keeps the workloads it finished).
+    keeps the workloads it finished). In each round an implementation first
+    steps untimed for at least ``warmup_s`` seconds (at least one step).
     """
 
     def say(phase: str, done: int, total: int, detail: str) -> None:
@@ -669,7 +680,9 @@ def run(
             progress.update(phase, done, total, detail)
 
     say("probe", 0, 1, "the memory's streaming bandwidth, a += b over 2 x 256 MB")
-    report = Report(machine_info(device), bandwidth_probe(device), steps=steps, rounds=rounds)
+    report = Report(
+        machine_info(device), bandwidth_probe(device), steps=steps, rounds=rounds, warmup_s=warmup_s
+    )
     say("probe", 1, 1, f"streaming bandwidth {report.probe_gb_per_s:.1f} GB/s")
     total = len(algorithms) * (rounds + 1)
     for workload in workloads:
@@ -714,7 +727,7 @@ def run(
                 done += 1
                 say(workload.name, done, total, f"{algorithm.name}: round {round_ + 1}/{rounds}")
                 for implementation, opt in optimizers.items():
-                    opt.step()  # warm
+                    _warm(opt, device, warmup_s)
                     for _ in range(steps):
                         _sync(device)
                         start = time.perf_counter()
@@ -760,6 +773,16 @@ def run(
         if measured is not None:
             measured(report)
     return report
+
+
+def _warm(optimizer: torch.optim.Optimizer | StreamingProbe, device: torch.device, seconds: float) -> None:
+    """Step ``optimizer`` untimed: once, then until ``seconds`` have passed."""
+    start = time.perf_counter()
+    optimizer.step()
+    _sync(device)
+    while time.perf_counter() - start < seconds:
+        optimizer.step()
+        _sync(device)
 
 
 def _bytes(n: int | None) -> str:
@@ -930,6 +953,11 @@ def markdown(data: dict[str, Any]) -> str:
         if data.get("rounds") and data.get("steps")
         else "medians of the timed steps"
     )
+    if data.get("warmup_s"):
+        settings += f", each after at least {data['warmup_s']:g} s of untimed steps"
+    elif data.get("rounds"):  # a file from before the warm-up was timed, or a run without one
+        settings += ", each after one untimed step"
+
     host = f"{machine['processor']}, {machine['cpu_count']} cores ({machine['torch_threads']} threads)"
     where = f"{machine['gpu']} (host: {host})" if machine.get("gpu") else host
     lines = [

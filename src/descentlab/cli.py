@@ -129,6 +129,9 @@ def _bench(args: argparse.Namespace) -> int:
     lean_workloads = [] if lean == "none" else [w.name for w in _names("workload", lean, bench.WORKLOADS)]
     if args.steps < 1 or args.rounds < 1:
         raise ValueError(f"--steps and --rounds must be at least 1; received {args.steps} and {args.rounds}")
+    warmup = bench.WARMUP_S if args.warmup is None else args.warmup
+    if not 0 <= warmup <= 60:
+        raise ValueError(f"--warmup must be in [0, 60] seconds; received {warmup}")
     if not 0 < args.scale <= 4:
         raise ValueError(f"--scale must be in (0, 4]; received {args.scale}")
     try:
@@ -143,7 +146,7 @@ def _bench(args: argparse.Namespace) -> int:
     with _phases(args) as phases:
         report = bench.run(
             workloads, algorithms, device=device, steps=args.steps, rounds=args.rounds,
-            progress=phases, peers=peers, lean_workloads=lean_workloads,
+            warmup_s=warmup, progress=phases, peers=peers, lean_workloads=lean_workloads,
             measured=lambda so_far: write_text_atomic(out, so_far.to_json()),
         )  # fmt: skip
     print(bench.table(report))
@@ -376,6 +379,13 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--steps", type=int, default=10, help="timed steps per round (default 10)")
     timing.add_argument(
         "--rounds", type=int, default=3, help="rounds; implementations take turns (default 3)"
+    )
+    timing.add_argument(
+        "--warmup",
+        type=float,
+        metavar="SECONDS",
+        help="untimed stepping before each implementation's timed steps in a round, at least one step "
+        "(default 0.25: a core that sat idle runs the next parallel steps slowly for a while)",
     )
     timing.add_argument("--scale", type=float, default=1.0, help="scale the workloads' sizes (default 1)")
     timing.add_argument("--out", default="bench.json", help="where to write the results (default bench.json)")
