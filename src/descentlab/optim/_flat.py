@@ -56,7 +56,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import torch
 
-from . import _lean, _vector_casts
+from . import _codegen, _lean
 
 if TYPE_CHECKING:
     from ._base import Optimizer
@@ -288,25 +288,23 @@ def _kernel(
             param.copy_(_lean.bfloat16_blocks(exact, seed, salt))
 
         name = f"descentlab_{update.__name__}_{len(_KERNELS)}"
-        if rounding:  # bit casts: see _vector_casts
-            kernel = _with_vector_casts(
-                _compiled(flat_step, name, {**_COMPILE_OPTIONS, **_vector_casts.CACHE_MARK})
-            )
+        if rounding or upcast is not None:  # bfloat16 beside float32: see _codegen
+            kernel = _with_codegen(_compiled(flat_step, name, {**_COMPILE_OPTIONS, **_codegen.CACHE_MARK}))
         else:
             kernel = _compiled(flat_step, name)
         _KERNELS[key] = kernel
     return kernel
 
 
-def _with_vector_casts(kernel: _Kernel) -> _Kernel:
-    """``kernel`` with each call (inside which inductor writes its code) under vector bit casts."""
+def _with_codegen(kernel: _Kernel) -> _Kernel:
+    """``kernel`` with each call (inside which inductor writes its code) under ``fast_path_codegen``."""
     compiled = kernel.fn
 
-    def with_vector_casts(*args: Any) -> None:
-        with _vector_casts.vector_bit_casts():
+    def with_codegen(*args: Any) -> None:
+        with _codegen.fast_path_codegen():
             compiled(*args)
 
-    kernel.fn = with_vector_casts
+    kernel.fn = with_codegen
     return kernel
 
 
@@ -403,8 +401,8 @@ def _lean_kernel(
                     s.copy_(_lean.bfloat16_blocks(value, seed, salts[i]))
 
         name = f"descentlab_lean_{update.__name__}_{len(_KERNELS)}"
-        options = {**_LEAN_COMPILE_OPTIONS, **_vector_casts.CACHE_MARK}
-        kernel = _KERNELS[key] = _with_vector_casts(_compiled(flat_step, name, options))
+        options = {**_LEAN_COMPILE_OPTIONS, **_codegen.CACHE_MARK}
+        kernel = _KERNELS[key] = _with_codegen(_compiled(flat_step, name, options))
     return kernel
 
 
