@@ -112,15 +112,16 @@ def test_a_loop_mixing_bfloat16_with_float32_steps_by_full_bfloat16_vectors_with
 @pytest.mark.slow
 @needs_vectors
 def test_a_loop_with_8bit_buffers_keeps_inductors_width():
-    def decode_update(p, codes, m):
-        p.sub_(codes.float() * m.float() * 1e-3)
-        m.copy_((m.float() * 0.9).to(torch.bfloat16))
+    def decode_update(p, g, codes, m):  # _adam_on_bfloat16_moments' shape, with an 8-bit input
+        m_new = m.float() * 0.9 + codes.float() * g
+        p.sub_(m_new * 1e-3)
+        m.copy_(m_new.to(torch.bfloat16))
 
-    p = torch.randn(8, _lean.BLOCK)
+    p, g = torch.randn(2, 8, _lean.BLOCK)
     codes = torch.randint(0, 255, (8, _lean.BLOCK), dtype=torch.uint8)
     m = torch.randn(8, _lean.BLOCK).to(torch.bfloat16)
-    _, corrected = _compiled_code(decode_update, p.clone(), codes, m.clone())
-    _, plain = _compiled_code(decode_update, p.clone(), codes, m.clone(), corrected=False)
+    _, corrected = _compiled_code(decode_update, p.clone(), g, codes, m.clone())
+    _, plain = _compiled_code(decode_update, p.clone(), g, codes, m.clone(), corrected=False)
     assert _bfloat16_load_widths(corrected) == _bfloat16_load_widths(plain)
 
 
