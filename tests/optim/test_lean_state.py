@@ -227,6 +227,33 @@ def test_bfloat16_stochastic_rounding_is_exact_on_bfloat16_values_and_unbiased()
     assert out[0] == math.inf and out[1] == -math.inf and out[2].isnan() and torch.signbit(out[3])
 
 
+def test_a_nan_whose_bits_would_carry_into_the_sign_stays_nan():
+    # adding the random bits to 0x7FFFFFFF or 0xFFFFFFFF wraps past the sign: a NaN would become 0
+    nans = torch.tensor([0x7FFFFFFF, -1, 0x7FFF0001, 0x7FC00000], dtype=torch.int32).view(torch.float32)
+    for seed in range(20):
+        assert bool(_lean.to_bfloat16(nans, seed, 1).isnan().all()), seed
+
+
+def test_bfloat16_states_round_a_pair_from_one_draw_each_unbiased():
+    # the second of a pair takes the high half of the first's draw; the first rounds as alone
+    x = torch.linspace(0.3, 3.0, 5120).view(-1, _lean.BLOCK)
+    y = torch.linspace(-7.0, -0.1, 5120).view(-1, _lean.BLOCK)
+    ulp = 2.0 ** (torch.floor(torch.log2(y.abs())) - 7)
+    draws = [_lean.bfloat16_states([x, y, x * 2], seed, [1, 2, 3]) for seed in range(200)]
+    for seed, (a, _, c) in enumerate(draws):
+        assert torch.equal(a, _lean.bfloat16_blocks(x, seed, 1))
+        assert torch.equal(c, _lean.bfloat16_blocks(x * 2, seed, 3))
+    second = torch.stack([b.float() for _, b, _ in draws])
+    assert bool(((second - y).abs() < ulp).all())
+    error = (second.mean(0) - y) / ulp
+    assert error.abs().mean() < 0.05 and abs(error.mean()) < 0.005
+    # the two halves of a draw round independently: no correlation between rounding away from 0
+    away_x = torch.stack([a.float() > x for a, _, _ in draws]).float()
+    away_y = torch.stack([b.float() < y for _, b, _ in draws]).float()  # y < 0
+    residuals = torch.stack([(t - t.mean(0)).flatten() for t in (away_x, away_y)])
+    assert abs(torch.corrcoef(residuals)[0, 1]) < 0.01  # 1M draws: standard error 0.001
+
+
 def test_the_random_numbers_are_uniform_and_change_with_seed_and_salt():
     x = torch.randn(100_000)
     u = _lean.uniform(x, 5, 1)

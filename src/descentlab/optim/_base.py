@@ -490,9 +490,8 @@ class Optimizer(torch.optim.Optimizer):
             for n in self.state_names
         ]
         type(self).update(p, grad.to(compute), *dense, **coefficients)
-        for n, value in zip(self.state_names, dense, strict=True):
-            if value is not None:
-                _lean.write_(state, n, value, n not in self.unsigned_state, step, _lean.salt(n))
+        values = {n: value for n, value in zip(self.state_names, dense, strict=True) if value is not None}
+        _lean.write_(state, values, self.unsigned_state, step)
 
     def _lr(self, group: dict[str, Any]) -> float | torch.Tensor:
         """The group's learning rate; a tensor lr is read now, unless capturable or compiling."""

@@ -389,16 +389,20 @@ def _lean_kernel(
             update(exact, grad.to(compute), *dense, **scalars, **static)
             if rounding:
                 param.copy_(_lean.bfloat16_blocks(exact, seed, param_salt))
-            for i, (s, value) in enumerate(zip(states, dense, strict=True)):
-                if s is None or value is None:
-                    continue
-                if eight:
-                    signed = not unsigned[i]
-                    codes, absmax = _lean.encode_blocks(value, signed, seed, salts[i])
-                    s.copy_(codes)
-                    scales[i].copy_(absmax)
-                else:
-                    s.copy_(_lean.bfloat16_blocks(value, seed, salts[i]))
+            live = [
+                i
+                for i, (s, value) in enumerate(zip(states, dense, strict=True))
+                if s is not None and value is not None
+            ]
+            if not eight:  # rounded together, as the per-tensor path's _lean.write_ rounds them
+                rounded = _lean.bfloat16_states([dense[i] for i in live], seed, [salts[i] for i in live])
+                for i, value in zip(live, rounded, strict=True):
+                    states[i].copy_(value)
+                return
+            for i in live:
+                codes, absmax = _lean.encode_blocks(dense[i], not unsigned[i], seed, salts[i])
+                states[i].copy_(codes)
+                scales[i].copy_(absmax)
 
         name = f"descentlab_lean_{update.__name__}_{len(_KERNELS)}"
         options = {**_LEAN_COMPILE_OPTIONS, **_codegen.CACHE_MARK}

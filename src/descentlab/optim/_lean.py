@@ -38,7 +38,9 @@ Both are dequantised to the compute dtype, updated by the rule's own
 The random numbers of stochastic rounding come from a counter-based hash (32-bit
 integer arithmetic) of the value being rounded (without its last 8 bits), its
 place in its block of :data:`BLOCK`, the step count and the state's name: no generator, no global
-state, so a checkpointed run resumes bit-exactly; the fast and the per-tensor
+state, so a checkpointed run resumes bit-exactly; a parameter's bfloat16
+states are rounded in pairs, the second of a pair by the other half of the
+first's draw (see :func:`bfloat16_states`); the fast and the per-tensor
 path draw the same numbers (they round differently only where their float32
 arithmetic differs), and so does a parameter sharded at multiples of
 :data:`BLOCK` elements.
@@ -66,6 +68,7 @@ Error bounds (``x`` the value, ``a`` its block's absmax):
 from __future__ import annotations
 
 import math
+from collections.abc import Collection
 from typing import Any
 
 import torch
@@ -236,18 +239,47 @@ def uniform(x: torch.Tensor, seed: Any, salt: int) -> torch.Tensor:
 # -- bfloat16 ------------------------------------------------------------------------
 
 
-def bfloat16_blocks(x: torch.Tensor, seed: Any, salt: int = 0) -> torch.Tensor:
-    """Blocks ``x`` (blocks, BLOCK) rounded stochastically to bfloat16.
+def _add_and_clear(x: torch.Tensor, random: torch.Tensor) -> torch.Tensor:
+    """float32 ``x`` rounded to bfloat16: 16 ``random`` bits added below its last bfloat16 bit, then cleared.
 
-    Adds 16 random bits to the low half of each float32 pattern and clears it,
-    so the conversion that follows is exact: the magnitude goes up one
-    bfloat16 step with probability equal to the fraction of the step it lay
-    above. Infinities and NaN pass unchanged.
+    The conversion that follows is exact: the magnitude goes up one bfloat16
+    step with probability equal to the fraction of the step it lay above.
+    Infinities and NaN pass unchanged: an infinity's cleared bits are its
+    own, and a NaN is kept aside, as the add could carry into its sign
+    (0x7FFFxxxx to -0.0). Testing ``x == x`` rather than ``isfinite`` costs
+    half the instructions (Adam's step, one thread: 29.5 -> 27.6 ms).
     """
+    rounded = ((x.view(torch.int32) + random) & -65536).view(torch.float32)
+    return torch.where(x == x, rounded, x).to(torch.bfloat16)
+
+
+def bfloat16_blocks(x: torch.Tensor, seed: Any, salt: int = 0) -> torch.Tensor:
+    """Blocks ``x`` (blocks, BLOCK) rounded stochastically to bfloat16: the low 16 bits of :func:`_hash`."""
     x = x.float()
-    bits = x.view(torch.int32)
-    rounded = ((bits + (_hash(bits, _seed(seed), salt) & 0xFFFF)) & -65536).view(torch.float32)
-    return torch.where(torch.isfinite(x), rounded, x).to(torch.bfloat16)
+    return _add_and_clear(x, _hash(x.view(torch.int32), _seed(seed), salt) & 0xFFFF)
+
+
+def bfloat16_states(values: list[torch.Tensor], seed: Any, salts: list[int]) -> list[torch.Tensor]:
+    """Blocks ``values`` (each (blocks, BLOCK)) rounded stochastically to bfloat16, two per draw of the hash.
+
+    The values go in pairs, in order: the first of a pair is rounded as
+    :func:`bfloat16_blocks` rounds it (with its own salt), by the low 16 of
+    the hash's 32 bits, and the second by the high 16 bits of the same draw
+    (a last, unpaired value as the first of a pair). The hash is most of the
+    cost of a bfloat16 step, and one draw has the bits for two roundings
+    (Adam on 16.8M elements, one thread: 33.5 -> 29 ms per step, 2026-12-06).
+    Each rounding still gets 16 bits that vary with the step and the place
+    as the hash's, so it stays unbiased; the pair's two roundings are
+    independent as far as the hash's two halves are.
+    """
+    out = []
+    for i in range(0, len(values), 2):
+        first = values[i].float()
+        h = _hash(first.view(torch.int32), _seed(seed), salts[i])
+        out.append(_add_and_clear(first, h & 0xFFFF))
+        if i + 1 < len(values):
+            out.append(_add_and_clear(values[i + 1].float(), (h >> 16) & 0xFFFF))
+    return out
 
 
 def to_bfloat16(x: torch.Tensor, seed: Any = None, salt: int = 0) -> torch.Tensor:
@@ -257,9 +289,17 @@ def to_bfloat16(x: torch.Tensor, seed: Any = None, salt: int = 0) -> torch.Tenso
     """
     if seed is None:
         return x.to(torch.bfloat16)
-    values = bfloat16_blocks(_padded(x), seed, salt).view(-1)[: x.numel()]
-    out = torch.empty_like(x, dtype=torch.bfloat16)
-    _flat(out).copy_(values)
+    return states_to_bfloat16([x], seed, [salt])[0]
+
+
+def states_to_bfloat16(values: list[torch.Tensor], seed: Any, salts: list[int]) -> list[torch.Tensor]:
+    """Dense ``values`` rounded stochastically to bfloat16 as :func:`bfloat16_states` rounds their blocks."""
+    rounded = bfloat16_states([_padded(x) for x in values], seed, salts)
+    out = []
+    for x, blocks_ in zip(values, rounded, strict=True):
+        dense = torch.empty_like(x, dtype=torch.bfloat16)
+        _flat(dense).copy_(blocks_.view(-1)[: x.numel()])
+        out.append(dense)
     return out
 
 
@@ -405,15 +445,28 @@ def read(state: dict[str, Any], name: str, signed: bool, dtype: torch.dtype) -> 
     return value.to(dtype, copy=True)
 
 
-def write_(state: dict[str, Any], name: str, value: torch.Tensor, signed: bool, seed: Any, salt: int) -> None:
-    """Store ``value`` into ``state[name]`` in the form it already has, rounding stochastically."""
-    stored = state[name]
-    if stored.dtype == torch.uint8:
-        write_8bit_(stored, state[ABSMAX.format(name)], value, signed, seed, salt)
-    elif stored.dtype == torch.bfloat16 and value.dtype != torch.bfloat16:
-        stored.copy_(to_bfloat16(value, seed, salt))
-    else:
-        stored.copy_(value)
+def write_(
+    state: dict[str, Any], values: dict[str, torch.Tensor], unsigned: Collection[str], seed: Any
+) -> None:
+    """Store each of ``values`` into ``state[name]`` in the form it already has, rounding stochastically.
+
+    The bfloat16 ones are rounded together, in ``values``' order, as the fast
+    path rounds them (see :func:`bfloat16_states`); ``unsigned`` holds the
+    names of second moments and accumulators.
+    """
+    pairs = []
+    for name, value in values.items():
+        stored = state[name]
+        if stored.dtype == torch.uint8:
+            write_8bit_(stored, state[ABSMAX.format(name)], value, name not in unsigned, seed, salt(name))
+        elif stored.dtype == torch.bfloat16 and value.dtype != torch.bfloat16:
+            pairs.append((name, value))
+        else:
+            stored.copy_(value)
+    if pairs:
+        rounded = states_to_bfloat16([v for _, v in pairs], seed, [salt(n) for n, _ in pairs])
+        for (name, _), value in zip(pairs, rounded, strict=True):
+            state[name].copy_(value)
 
 
 def convert(state: dict[str, Any], name: str, wanted: str | None, signed: bool, full: torch.dtype) -> None:
