@@ -454,18 +454,18 @@ def write_(
     path rounds them (see :func:`bfloat16_states`); ``unsigned`` holds the
     names of second moments and accumulators.
     """
-    pairs = []
+    to_round = []
     for name, value in values.items():
         stored = state[name]
         if stored.dtype == torch.uint8:
             write_8bit_(stored, state[ABSMAX.format(name)], value, name not in unsigned, seed, salt(name))
         elif stored.dtype == torch.bfloat16 and value.dtype != torch.bfloat16:
-            pairs.append((name, value))
+            to_round.append((name, value))
         else:
             stored.copy_(value)
-    if pairs:
-        rounded = states_to_bfloat16([v for _, v in pairs], seed, [salt(n) for n, _ in pairs])
-        for (name, _), value in zip(pairs, rounded, strict=True):
+    if to_round:
+        rounded = states_to_bfloat16([v for _, v in to_round], seed, [salt(n) for n, _ in to_round])
+        for (name, _), value in zip(to_round, rounded, strict=True):
             state[name].copy_(value)
 
 
