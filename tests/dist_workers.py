@@ -31,8 +31,9 @@ import torch.distributed.checkpoint as dcp
 import torch.multiprocessing as mp
 from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
 from torch.distributed.device_mesh import init_device_mesh
+from torch.distributed.fsdp import fully_shard
 from torch.distributed.optim import ZeroRedundancyOptimizer
-from torch.distributed.tensor import Shard, distribute_tensor
+from torch.distributed.tensor import DTensor, Shard, distribute_tensor
 from torch.nn.parallel import DistributedDataParallel
 
 from descentlab.optim import OPTIMIZERS
@@ -265,19 +266,22 @@ def _zero_run(
 # only the compiled kernels are shared).
 
 
-def _dcp_run(name: str, kwargs: dict[str, Any], rank: int, world: int, checkpoint: str) -> dict[str, Any]:
-    """DDP with a distributed checkpoint of model and optimizer: save, load into fresh ones, resume."""
+def _round_trip(
+    fresh: Callable[[], tuple[Any, Any]],
+    params_of: Callable[[Any], list[torch.Tensor]],
+    forms_of: Callable[[Any, list[torch.Tensor]], Any],
+    rank: int,
+    world: int,
+    checkpoint: str,
+) -> dict[str, Any]:
+    """Train a fresh (model, optimizer) half the steps, save a distributed checkpoint and train on; load
+    it into fresh ones and train those on too. Both pairs, whether each loaded state is as saved, and its form."""
     half = STEPS // 2
-
-    def fresh() -> tuple[Any, Any]:
-        net = DistributedDataParallel(lean_model())
-        return net, OPTIMIZERS[name](net.parameters(), **HYPER[name], **kwargs)
-
     net, opt = fresh()
     train(net, opt, range(half), rank, world, lean_batch)
     model_state, optim_state = get_state_dict(net, opt)
     dcp.save({"model": model_state, "optim": optim_state}, checkpoint_id=checkpoint)
-    saved = [copy.deepcopy(opt.state[p]) for p in net.module.parameters()]
+    saved = [copy.deepcopy(opt.state[p]) for p in params_of(net)]
     train(net, opt, range(half, STEPS), rank, world, lean_batch)
 
     net2, opt2 = fresh()
@@ -285,15 +289,26 @@ def _dcp_run(name: str, kwargs: dict[str, Any], rank: int, world: int, checkpoin
     loaded = {"model": model_state, "optim": optim_state}
     dcp.load(loaded, checkpoint_id=checkpoint)
     set_state_dict(net2, opt2, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
-    params2 = list(net2.module.parameters())
+    params2 = params_of(net2)
     restored = [
         sorted(s) == sorted(opt2.state[p]) and all(torch.equal(v, opt2.state[p][k]) for k, v in s.items())
         for s, p in zip(saved, params2, strict=True)
     ]
-    loaded_forms = forms(opt2.state, params2)
+    loaded_forms = forms_of(opt2.state, params2)
     train(net2, opt2, range(half, STEPS), rank, world, lean_batch)
-    return {"trained": _params(net.module), "resumed": _params(net2.module), "restored": restored,
-            "loaded": loaded_forms}  # fmt: skip
+    return {"trained": (net, opt), "resumed": (net2, opt2), "restored": restored, "loaded": loaded_forms}
+
+
+def _dcp_run(name: str, kwargs: dict[str, Any], rank: int, world: int, checkpoint: str) -> dict[str, Any]:
+    """DDP with a distributed checkpoint of model and optimizer: save, load into fresh ones, resume."""
+
+    def fresh() -> tuple[Any, Any]:
+        net = DistributedDataParallel(lean_model())
+        return net, OPTIMIZERS[name](net.parameters(), **HYPER[name], **kwargs)
+
+    run = _round_trip(fresh, lambda net: list(net.module.parameters()), forms, rank, world, checkpoint)
+    return {"trained": _params(run["trained"][0].module), "resumed": _params(run["resumed"][0].module),
+            "restored": run["restored"], "loaded": run["loaded"]}  # fmt: skip
 
 
 def _lean_reference(name: str, kwargs: dict[str, Any], world: int) -> dict[str, Any]:
@@ -312,7 +327,7 @@ def _lean_reference(name: str, kwargs: dict[str, Any], world: int) -> dict[str, 
 
 
 def _dtensor_run(world: int) -> dict[str, Any]:
-    """Lean state and DTensor parameters (FSDP2's): large ones refused, small ones full precision."""
+    """8-bit state and DTensor parameters: large ones refused, small ones full precision."""
     mesh = init_device_mesh("cpu", (world,))
     large = torch.nn.Parameter(distribute_tensor(torch.ones(64, 64), mesh, [Shard(0)]))
     small = torch.nn.Parameter(distribute_tensor(torch.ones(64), mesh, [Shard(0)]))
@@ -328,8 +343,63 @@ def _dtensor_run(world: int) -> dict[str, Any]:
     return out
 
 
+def _local_forms(state: Any, params: list[torch.Tensor]) -> list[dict[str, tuple[str, torch.dtype, Any]]]:
+    """Each parameter's state on this rank as {name: (type, dtype, shape of this rank's part)}."""
+
+    def form(v: torch.Tensor) -> tuple[str, torch.dtype, Any]:
+        local = v.to_local() if isinstance(v, DTensor) else v
+        return type(v).__name__, v.dtype, tuple(local.shape)
+
+    return [{k: form(v) for k, v in state[p].items()} for p in params]
+
+
+def _fsdp_run(name: str, rank: int, world: int, checkpoint: str) -> dict[str, Any]:
+    """FSDP2 (``fully_shard``) with bfloat16 state: train, distributed checkpoint, load into fresh ones, resume."""
+
+    def fresh() -> tuple[Any, Any]:
+        net = fully_shard(lean_model())
+        return net, OPTIMIZERS[name](net.parameters(), **HYPER[name], lean_state="bfloat16")
+
+    def gathered(net: torch.nn.Module) -> list[torch.Tensor]:
+        return [p.full_tensor().detach().clone() for p in net.parameters()]
+
+    run = _round_trip(fresh, lambda net: list(net.parameters()), _local_forms, rank, world, checkpoint)
+    (net, opt), (net2, _) = run["trained"], run["resumed"]
+    return {"trained": gathered(net), "resumed": gathered(net2), "restored": run["restored"],
+            "forms": _local_forms(opt.state, list(net.parameters())), "loaded": run["loaded"],
+            "implementation": opt.implementation()}  # fmt: skip
+
+
+def _fsdp_rounding_run(rank: int, world: int) -> dict[str, Any]:
+    """FSDP2 with bfloat16 parameters and ``stochastic_rounding=True``; rank 0 replays it in one process.
+
+    The replay takes FSDP2's gradients (gathered) at each step, so the two runs
+    differ only in how the step rounds: each rank rounds its own shard.
+    """
+    net = fully_shard(lean_model().to(torch.bfloat16))
+    opt = OPTIMIZERS["adam"](net.parameters(), lr=0.01, stochastic_rounding=True)
+    replay = lean_model().to(torch.bfloat16)
+    replay_opt = OPTIMIZERS["adam"](replay.parameters(), lr=0.01, stochastic_rounding=True, foreach=False)
+    n = GLOBAL_BATCH // world
+    same = []
+    for t in range(3):
+        x, y = lean_batch(t)
+        opt.zero_grad()
+        out = net(x[rank * n : (rank + 1) * n].to(torch.bfloat16))
+        torch.nn.functional.mse_loss(out, y[rank * n : (rank + 1) * n].to(torch.bfloat16)).backward()
+        grads = [p.grad.full_tensor() for p in net.parameters()]
+        opt.step()
+        for q, g in zip(replay.parameters(), grads, strict=True):
+            q.grad = g
+        replay_opt.step()
+        weight = next(net.parameters()).full_tensor()
+        same.append(torch.equal(weight, replay[0].weight.detach()))
+    before = lean_model().to(torch.bfloat16)[0].weight
+    return {"same": same, "dtype": weight.dtype, "moved": not torch.equal(weight, before)}
+
+
 def lean_worker(rank: int, world: int, init: str, out: str) -> None:
-    """Every optimizer, path and lean form under DDP (with and without bucket views), ZeRO and DCP."""
+    """Every optimizer, path and lean form under DDP (with and without bucket views), ZeRO and DCP; FSDP2."""
     _setup(rank, world, init)
     try:
         results: dict[str, dict[Any, Any]] = {"ddp": {}, "zero": {}, "dcp": {}, "reference": {}}
@@ -343,6 +413,11 @@ def lean_worker(rank: int, world: int, init: str, out: str) -> None:
             if rank == 0:
                 results["reference"][key] = _lean_reference(name, kwargs, world)
         results["dtensor"] = _dtensor_run(world)
+        results["fsdp"] = {}
+        for name in OPTIMIZERS:
+            checkpoint = os.path.join(os.path.dirname(out), f"fsdp-{name}")
+            results["fsdp"][name] = _fsdp_run(name, rank, world, checkpoint)
+        results["fsdp rounding"] = _fsdp_rounding_run(rank, world)
         _save_gathered(results, rank, world, out)
     finally:
         gc.collect()

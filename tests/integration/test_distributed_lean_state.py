@@ -25,10 +25,18 @@ state) and three smaller parameters (float32 state). What holds:
   ranks, ``load`` and ``set_state_dict`` into a fresh DDP model and optimizer
   give back every state tensor exactly (codes, ``<name>_absmax`` scales and step),
   and training on resumes bit for bit.
-- **DTensor** parameters (FSDP2's ``fully_shard``) of 4096 elements or more are
-  refused with an error naming the way out (a group with ``lean_state=None``),
-  also when each rank's shard has fewer: lean state does not support them yet.
-  Smaller ones keep full-precision state, as elsewhere.
+- **FSDP2** (``fully_shard``, DTensor parameters) with ``lean_state="bfloat16"``:
+  the large weight's state is bfloat16 DTensors sharded as the weight is, the
+  rest float32; training equals one process with DDP's gradient bit for bit
+  (each rank rounds its shard, whose elements' places in their blocks are
+  those of one process: the shards split at multiples of 256 elements); a
+  distributed checkpoint restores every state tensor exactly and resumes bit
+  for bit. bfloat16 *parameters* with ``stochastic_rounding=True`` round as
+  one process given FSDP2's gradient does, bit for bit.
+- **DTensor** parameters of 4096 elements or more are refused with
+  ``lean_state="8bit"``, also when each rank's shard has fewer, with an error
+  naming the ways out (bfloat16, or a group with ``lean_state=None``). Smaller
+  ones keep full-precision state, as elsewhere.
 """
 
 from __future__ import annotations
@@ -143,10 +151,38 @@ def test_a_distributed_checkpoint_restores_lean_state_exactly_and_resumes_bit_fo
         assert equal(run["resumed"], run["trained"])
 
 
-def test_a_large_dtensor_parameter_is_refused_even_when_its_shards_are_small(results):
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_fsdp2_with_bfloat16_state_equals_one_process_and_resumes_from_a_distributed_checkpoint(
+    results, name
+):
+    reference = results[0]["reference"][(name, False, "bfloat16")]
+    shard = (W.lean_model()[0].weight.shape[0] // W.WORLD, W.lean_model()[0].weight.shape[1])
+    for rank in results:
+        run = rank["fsdp"][name]
+        assert run["implementation"] == ["per-tensor"], run["implementation"]
+        large, *small = run["forms"]
+        names = [k for k in large if k != "step"]
+        assert names and all(large[n] == ("DTensor", torch.bfloat16, shard) for n in names), large
+        assert all(dtype == torch.float32 for form in small for _, dtype, _ in form.values()), small
+        assert equal(run["trained"], reference["ddp gradient"]), "sharded equals one process, bit for bit"
+        assert all(run["restored"]), "every state tensor as saved"
+        assert run["loaded"] == run["forms"], "loading kept each parameter's form"
+        assert equal(run["resumed"], run["trained"])
+
+
+def test_fsdp2_rounds_bfloat16_parameters_stochastically_as_one_process_does_given_its_gradient(results):
+    # the weight's shards split at a multiple of 256 elements: the same places in their blocks
+    for rank in results:
+        run = rank["fsdp rounding"]
+        assert run["dtype"] == torch.bfloat16 and run["moved"]
+        assert run["same"] == [True, True, True], run
+
+
+def test_a_large_dtensor_parameter_is_refused_8bit_state_even_when_its_shards_are_small(results):
     for rank in results:
         run = rank["dtensor"]
         assert run["local elements"] < _lean.MIN_ELEMENTS
-        assert "params[1] is a DTensor" in run["refused"] and "lean_state=None" in run["refused"], run
+        assert "params[1] is a DTensor" in run["refused"], run
+        assert "lean_state='bfloat16'" in run["refused"] and "lean_state=None" in run["refused"], run
         assert run["small"] == {"step": ("Tensor", torch.float32), "exp_avg": ("DTensor", torch.float32),
                                 "exp_avg_sq": ("DTensor", torch.float32)}  # fmt: skip

@@ -24,7 +24,7 @@ EXAMPLES = re.findall(
 
 
 def test_the_page_has_an_example_with_its_output_for_each_point():
-    assert len(EXAMPLES) == 7
+    assert len(EXAMPLES) == 8
     assert PAGE.read_text().count("```python") == len(EXAMPLES), "every example shows what it prints"
 
 

@@ -61,23 +61,24 @@ def _all_finite(grads: list[torch.Tensor]) -> bool:
 
 
 def _lean_kind(owner: str, at: str, group: dict[str, Any], p: torch.Tensor) -> str | None:
-    """``p``'s lean form in ``group`` (:func:`._lean.kind`); ValueError for a DTensor that would get one.
+    """``p``'s lean form in ``group`` (:func:`._lean.kind`); ValueError for a DTensor given 8-bit state.
 
-    Lean state works on a tensor's elements in memory order (``as_strided``,
-    which DTensor refuses), and a DTensor's state must be sharded as the
-    parameter is for DCP to reshard it, which the 8-bit scales (one per block
-    of 256 elements) are not yet: refused before anything is stored, rather
+    bfloat16 state of a DTensor is a DTensor sharded as the parameter is, each
+    rank rounding its own shard. 8-bit state also needs its block scales (one
+    per 256 elements of a shard) sharded with the parameter for DCP to
+    reshard it, which they are not: refused before anything is stored, rather
     than failing in the middle of a step.
     """
     kind = _lean.kind(group, p)
-    if kind is not None and torch.distributed.is_available():
+    if kind == "8bit" and torch.distributed.is_available():
         from torch.distributed.tensor import DTensor  # only where torch has torch.distributed
 
         if isinstance(p, DTensor):
             raise ValueError(
                 f"{owner}: {at} is a DTensor (FSDP2's fully_shard, tensor parallelism) of "
-                f"{p.numel()} elements, so lean_state={kind!r} would keep its state, and lean state "
-                "does not support DTensor parameters yet; put the DTensor parameters of "
+                f"{p.numel()} elements, so lean_state='8bit' would keep its state, and 8-bit state "
+                "does not support DTensor parameters (its block scales are not sharded with them); "
+                "use lean_state='bfloat16', or put the DTensor parameters of "
                 f"{_lean.MIN_ELEMENTS} elements or more in a param group with lean_state=None; "
                 f"received a DTensor with placements {tuple(p.placements)}"
             )

@@ -50,8 +50,9 @@ Small parameters (fewer than :data:`MIN_ELEMENTS` elements, counted by
 and norms are where precision matters. The rule depends on the parameter
 alone, so a parameter gets the same precision under DDP, ZeRO or one process.
 Complex parameters keep full precision too. DTensor parameters (FSDP2, tensor
-parallelism) of that size are refused for now: the block scales would have to
-be sharded with them.
+parallelism) of that size get bfloat16 state sharded as they are, each rank
+rounding its own shard; ``"8bit"`` refuses them: the block scales would have
+to be sharded with them.
 
 Error bounds (``x`` the value, ``a`` its block's absmax):
 
@@ -298,7 +299,8 @@ def states_to_bfloat16(values: list[torch.Tensor], seed: Any, salts: list[int]) 
     out = []
     for x, blocks_ in zip(values, rounded, strict=True):
         dense = torch.empty_like(x, dtype=torch.bfloat16)
-        _flat(dense).copy_(blocks_.view(-1)[: x.numel()])
+        flat = _flat(dense)
+        flat.copy_(blocks_.view(-1)[: flat.numel()])
         out.append(dense)
     return out
 
@@ -375,8 +377,23 @@ def blocks(numel: int) -> int:
 
 
 def _flat(t: torch.Tensor) -> torch.Tensor:
-    """A dense tensor's elements in memory order, as a 1-D view (the order blocks follow)."""
+    """A dense tensor's elements in memory order, as a 1-D view (the order blocks follow).
+
+    For a DTensor, this rank's shard's: each rank rounds its own elements,
+    their places counted from the shard's start.
+    """
+    t = _local(t)
     return t.as_strided((t.numel(),), (1,))
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    """``t``'s elements on this rank: a DTensor's local shard (a view of it), any other tensor itself."""
+    if torch.distributed.is_available():
+        from torch.distributed.tensor import DTensor  # only where torch has torch.distributed
+
+        if isinstance(t, DTensor):
+            return t.to_local()
+    return t
 
 
 def _padded(t: torch.Tensor) -> torch.Tensor:
