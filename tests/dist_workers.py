@@ -244,11 +244,22 @@ def _zero_run(
         for p, q in zip(resumed.module.parameters(), snapshot, strict=True):
             p.copy_(q)
     zero2 = ZeroRedundancyOptimizer(resumed.parameters(), optimizer_class=OPTIMIZERS[name], **kwargs)
-    zero2.load_state_dict(saved[0])
+    # a copy: ZeRO's load_state_dict keeps the given CPU tensors as the state, which the steps change
+    zero2.load_state_dict(copy.deepcopy(saved[0]))
     loaded = forms(zero2.optim.state, list(resumed.module.parameters()))
     train(resumed, zero2, range(half, STEPS), rank, world, setup.batch)
+
+    # Back to the checkpoint in the optimizer that has gone on since (its buckets built):
+    # ZeRO's load_state_dict writes the local optimizer's state entries directly.
+    trained = _params(net.module)
+    with torch.no_grad():
+        for p, q in zip(net.module.parameters(), snapshot, strict=True):
+            p.copy_(q)
+    zero.load_state_dict(copy.deepcopy(saved[0]))
+    train(net, zero, range(half, STEPS), rank, world, setup.batch)
     return {
-        "trained": _params(net.module),
+        "trained": trained,
+        "rolled back": _params(net.module),
         "resumed": _params(resumed.module),
         "shard": sum(len(g["params"]) for g in zero.optim.param_groups),
         "forms": forms(zero.optim.state, list(net.module.parameters())),

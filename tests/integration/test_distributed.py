@@ -47,4 +47,6 @@ def test_zero_redundancy_optimizer_shards_consolidates_and_resumes(zero_results,
             assert relative_error(a, b) <= 1e-12, "sharded training equals unsharded"
         for a, b in zip(run["resumed"], run["trained"], strict=True):
             assert torch.equal(a, b), "resumed from the consolidated state_dict"
+        for a, b in zip(run["rolled back"], run["trained"], strict=True):
+            assert torch.equal(a, b), "the same optimizer loaded it after more steps"
     assert sum(shard_sizes) == 4 and all(shard_sizes), "each rank updates a share of the 4 parameters"

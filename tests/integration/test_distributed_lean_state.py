@@ -20,7 +20,8 @@ state) and three smaller parameters (float32 state). What holds:
   lean state silently off fails here.
 - **ZeRO**: sharded training equals unsharded (one process with DDP's gradient)
   bit for bit; ``consolidate_state_dict``, ``load_state_dict`` into a new
-  ZeroRedundancyOptimizer and training on resume bit for bit.
+  ZeroRedundancyOptimizer, or into the same one after more steps, and training
+  on resume bit for bit.
 - **DCP**: ``get_state_dict``, ``torch.distributed.checkpoint.save`` by both
   ranks, ``load`` and ``set_state_dict`` into a fresh DDP model and optimizer
   give back every state tensor exactly (codes, ``<name>_absmax`` scales and step),
@@ -130,6 +131,7 @@ def test_zero_shards_consolidates_and_resumes_lean_state_bit_for_bit(results, na
     for run in runs:
         assert equal(run["trained"], reference["ddp gradient"]), "sharded training equals unsharded"
         assert equal(run["resumed"], run["trained"]), "resumed from the consolidated state_dict"
+        assert equal(run["rolled back"], run["trained"]), "the same optimizer loaded it after more steps"
         assert run["loaded"] == run["forms"] == run["resumed forms"], "loading kept each parameter's form"
     assert all(run["shard"] for run in runs), "each rank updates a share of the parameters"
     assert_lean_where_large(runs[0]["consolidated"], kind)  # the scales travel with the codes

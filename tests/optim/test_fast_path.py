@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import copy
 import inspect
 import os
@@ -364,6 +365,46 @@ def test_moved_parameters_and_changed_options_rebuild_the_buckets(name):
     (a, fa), (b, _) = _pair(name, lambda: Problem().params(), {"lr": 0.01}, 25, step)
     assert_close(a, b)
     assert fa.implementation()[0].startswith("fast")
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_state_set_from_outside_is_what_the_next_step_uses(name):
+    """As ZeroRedundancyOptimizer.load_state_dict, and users resetting a moment, do: between steps,
+    a state tensor assigned, a parameter's whole entry replaced or removed, the whole table replaced."""
+    kwargs = {"lr": 0.01, **({"momentum": 0.9} if name == "sgd" else {})}
+    saved = {}
+
+    def step(t, params, opt, meddle=True):
+        p, q = params[0], params[1]
+        if t == 3:
+            saved.update(copy.deepcopy(dict(opt.state[p])))
+        if meddle and t == 6:
+            moment = next(k for k in opt.state[p] if k != "step")
+            opt.state[p][moment] = torch.full_like(opt.state[p][moment], 0.25)
+        if meddle and t == 10:
+            opt.state[p] = copy.deepcopy(saved)  # the state (and step count) of step 3
+        if meddle and t == 14:
+            del opt.state[q]  # q starts afresh
+        if meddle and t == 18:
+            opt.state = collections.defaultdict(dict)  # everything starts afresh
+        for x in params:
+            x.grad = wiggle(x, t)
+
+    (a, fa), (b, _) = _pair(name, lambda: Problem().params(), kwargs, 24, step)
+    assert_close(a, b)
+    assert fa.implementation()[0].startswith("fast")
+    (c, _), _ = _pair(name, lambda: Problem().params(), kwargs, 24, lambda *args: step(*args, meddle=False))
+    assert all(relative_error(x, y) > 1e-6 for x, y in zip(a[:2], c[:2])), "each change made a difference"
+
+
+def test_the_state_dict_of_a_fast_optimizer_holds_plain_dicts(tmp_path):
+    params = Problem().params()
+    opt = Adam(params, lr=0.01, fused=True)
+    _steps(params, opt, range(1, 3))
+    state = opt.state_dict()["state"]
+    assert state and all(type(entry) is dict for entry in state.values())
+    torch.save(opt.state_dict(), tmp_path / "o.pt")
+    assert torch.load(tmp_path / "o.pt", weights_only=True)["state"].keys() == state.keys()
 
 
 def test_sparse_gradients_leave_the_fast_path_for_the_per_tensor_one():

@@ -517,6 +517,17 @@ class Optimizer(torch.optim.Optimizer):
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
 
+    def state_dict(self) -> dict[str, Any]:
+        """torch.optim's state_dict, each parameter's state a plain dict as torch.optim's are.
+
+        (While the fast path holds the state, ``self.state`` and its entries
+        count their changes: see :class:`._flat.StateTable`. A checkpoint
+        holds no descentlab type, so ``torch.load(weights_only=True)`` reads it.)
+        """
+        state_dict = super().state_dict()
+        state_dict["state"] = {k: dict(v) for k, v in state_dict["state"].items()}
+        return state_dict
+
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         """Load a checkpoint, after checking all of it against this optimizer.
 

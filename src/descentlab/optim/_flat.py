@@ -50,6 +50,7 @@ import inspect
 import operator
 import types
 import warnings
+from collections import defaultdict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -444,6 +445,92 @@ def _is_zero(value: Any) -> bool:
     return not isinstance(value, torch.Tensor) and value == 0
 
 
+# -- the state table ---------------------------------------------------------------
+#
+# The buckets hold the state, and ``optimizer.state[p]`` holds views into them.
+# Whatever puts other tensors there must be seen before the next step, or the step
+# would run on the buckets' old values: ZeroRedundancyOptimizer.load_state_dict
+# writes ``optimizer.state[p]`` directly, and torch.optim lets a user reset a
+# moment by assigning a new tensor. Comparing every entry at every step would cost
+# a dictionary lookup per parameter and state tensor (a tenth of a millisecond or
+# more on thousands of small tensors); instead, while the fast path holds the
+# state, the table counts every entry set or removed (its parameters' entries
+# included), and the buckets compare their entries only when the count has moved.
+
+
+def _counted(method: Callable[..., Any]) -> Callable[..., Any]:
+    """``method`` of dict, counting one change in the table before it runs."""
+
+    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
+        self._table.changes += 1
+        return method(self, *args, **kwargs)
+
+    counted.__name__ = method.__name__
+    return counted
+
+
+_MUTATORS = ("__setitem__", "__delitem__", "pop", "popitem", "clear", "update", "setdefault", "__ior__")
+
+
+class StateEntries(dict):
+    """One parameter's state (``optimizer.state[p]``) that counts each entry set or removed in its table.
+
+    Copies and pickles of it are plain dicts, as torch.optim's are.
+    """
+
+    __slots__ = ("_table",)
+
+    def __init__(self, table: StateTable, entries: Any = ()) -> None:
+        super().__init__(entries)
+        self._table = table
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return dict, (dict(self),)
+
+
+class StateTable(defaultdict):
+    """``optimizer.state`` while the fast path holds the state: counts every entry set or removed.
+
+    A parameter's entry is created as :class:`StateEntries`, which counts in
+    this table too; an entry set from outside is kept as given (counted),
+    and made a :class:`StateEntries` when its parameter's bucket is next built.
+    Copies and pickles of it are torch.optim's ``defaultdict(dict)``.
+    """
+
+    def __init__(self, entries: Any = ()) -> None:
+        super().__init__(None, entries)
+        self._table = self
+        self.changes = 0
+
+    def __missing__(self, key: Any) -> StateEntries:
+        entries = self[key] = StateEntries(self)
+        return entries
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return defaultdict, (dict, {k: dict(v) for k, v in self.items()})
+
+
+for _cls in (StateEntries, StateTable):
+    for _name in _MUTATORS:
+        setattr(_cls, _name, _counted(getattr(dict, _name)))
+
+
+def watched(optimizer: Optimizer) -> StateTable:
+    """``optimizer.state`` as a :class:`StateTable` (made one, with the same entries, if it is not)."""
+    table = optimizer.state
+    if type(table) is not StateTable:
+        table = optimizer.state = StateTable(table)
+    return table
+
+
+def entries_of(table: StateTable, p: torch.Tensor) -> StateEntries:
+    """``table[p]`` as :class:`StateEntries` (made one, with the same entries, if it is not)."""
+    entries = table[p]
+    if type(entries) is not StateEntries or entries._table is not table:
+        entries = table[p] = StateEntries(table, entries)
+    return entries
+
+
 # -- buckets -----------------------------------------------------------------------
 
 
@@ -468,6 +555,8 @@ class Bucket:
     turn: int = 0
     torch_kernel: bool = False  # whether to try torch's fused kernel first
     step_now: torch.Tensor = field(default_factory=lambda: torch.zeros(()))  # the step a torch kernel reads
+    # each parameter's state entries and what they held when the bucket was built
+    held: list[tuple[StateEntries, tuple[tuple[Any, Any], ...]]] = field(default_factory=list)
     kernel: str = ""  # which kernel ran last, for describe()
     all_present: list[bool] = field(default_factory=list)  # gather()'s answer when every gradient is in place
     lean: str | None = None  # the parameters' lean_state form, or None (full precision)
@@ -503,8 +592,9 @@ class Bucket:
             scales = {n: torch.zeros(total // align, dtype=torch.float32, device=device) for n in names}
         steps = torch.zeros(len(params), dtype=step_dtype())
         counts, grad_views = [], []
+        held = []
         for i, (p, offset) in enumerate(zip(params, offsets, strict=True)):
-            state = optimizer.state[p]
+            state = entries_of(optimizer.state, p)
             if lean is not None or any(_lean.ABSMAX.format(n) in state for n in names):
                 # the state in the form asked for, converted if need be
                 optimizer._ensure_state(p, group, state)
@@ -536,11 +626,13 @@ class Bucket:
                 grad_view.copy_(p.grad)
                 p.grad = grad_view
             grad_views.append(grad_view)
+            held.append(state)
         uniform = counts[0] if counts.count(counts[0]) == len(counts) else None
         bucket = cls(
             params, offsets, names, param_buffer, grad_buffer, state_buffers, steps, uniform, grad_views
         )
         bucket.pointers = [p.data_ptr() for p in params]
+        bucket.held = [(state, tuple(state.items())) for state in held]
         bucket.all_present = [True] * len(params)
         bucket.lean, bucket.scales, bucket.rounding = lean, scales, rounding
         bucket.torch_kernel = lean is None and _takes_torch_kernel(
@@ -561,6 +653,15 @@ class Bucket:
             and _rounds(group, self.param_buffer.dtype, self.names) == self.rounding
             and all(b.dtype == stored for b in self.state_buffers.values())
             and list(map(_data_ptr, self.params)) == self.pointers
+        )
+
+    def holds(self, table: StateTable) -> bool:
+        """Whether ``table`` still holds this bucket's state: each parameter's entries, the same tensors."""
+        return all(
+            table.get(p) is entries
+            and len(entries) == len(items)
+            and all(entries.get(k) is v for k, v in items)
+            for p, (entries, items) in zip(self.params, self.held, strict=True)
         )
 
     def gather(self) -> list[bool] | None:
@@ -674,6 +775,8 @@ class FastPath:
         self.excluded: set[int] = set()  # ids of parameters the fast path must leave alone
         self.off: dict[int, str] = {}  # groups the fast path gave up on, with the reason
         self.warned: set[str] = set()
+        self.table: StateTable | None = None  # the optimizer's state table, watched
+        self.seen: dict[int, int] = {}  # the table's count of changes when each group's buckets last held
 
     def prepare(
         self, optimizer: Optimizer, group: dict[str, Any]
@@ -687,6 +790,10 @@ class FastPath:
         key = id(group)
         if key in self.off:
             return [], None
+        table = watched(optimizer)
+        if table is not self.table:  # a new table (the user's, or the first step's): compare it all
+            self.table = table
+            self.seen.clear()
         params = group["params"]
         for _ in range(3):
             order = self.order.get(key)
@@ -735,7 +842,15 @@ class FastPath:
         key = id(group)
         if key not in self.buckets or self.layout[key] != (id(group["params"]), len(group["params"])):
             return True
-        return any(not b.current(group, optimizer) for b in self.buckets[key])
+        if any(not b.current(group, optimizer) for b in self.buckets[key]):
+            return True
+        table = optimizer.state
+        if self.seen.get(key) != table.changes:
+            # an entry was set or removed somewhere since the last look: is it one of ours?
+            if not all(b.holds(table) for b in self.buckets[key]):
+                return True
+            self.seen[key] = table.changes
+        return False
 
     def _build(self, optimizer: Optimizer, group: dict[str, Any], fresh: set[int]) -> None:
         key = id(group)
@@ -791,6 +906,7 @@ class FastPath:
         self.members[key] = {id(p) for b in buckets for p in b.params}
         self.order[key] = [p for p in group["params"] if id(p) in self.members[key]]
         self.layout[key] = (id(group["params"]), len(group["params"]))
+        self.seen[key] = optimizer.state.changes
 
     def _run(self, optimizer: Optimizer, hyper: dict[str, Any], bucket: Bucket, has: list[bool]) -> None:
         cls = type(optimizer)
