@@ -364,6 +364,30 @@ def _local_forms(state: Any, params: list[torch.Tensor]) -> list[dict[str, tuple
     return [{k: form(v) for k, v in state[p].items()} for p in params]
 
 
+def _zero_switch_run(rank: int, world: int) -> dict[str, Any]:
+    """A full-precision ZeRO checkpoint loaded into ZeRO with ``lean_state="8bit"``, as it is and with the
+    checkpoint's groups set to 8-bit first: the state's form after a step, on this rank, each way."""
+    net = DistributedDataParallel(lean_model())
+    full = ZeroRedundancyOptimizer(net.parameters(), optimizer_class=OPTIMIZERS["adam"], lr=0.01)
+    train(net, full, range(2), rank, world, lean_batch)
+    full.consolidate_state_dict(to=0)
+    saved = [copy.deepcopy(full.state_dict()) if rank == 0 else None]
+    dist.broadcast_object_list(saved, src=0)
+    out = {}
+    for label in ("as saved", "groups set to 8bit"):
+        checkpoint = copy.deepcopy(saved[0])
+        if label != "as saved":
+            for group in checkpoint["param_groups"]:
+                group["lean_state"] = "8bit"
+        zero = ZeroRedundancyOptimizer(
+            net.parameters(), optimizer_class=OPTIMIZERS["adam"], lr=0.01, lean_state="8bit"
+        )
+        zero.load_state_dict(checkpoint)
+        train(net, zero, range(2, 3), rank, world, lean_batch)
+        out[label] = forms(zero.optim.state, list(net.module.parameters()))
+    return out
+
+
 def _fsdp_run(name: str, rank: int, world: int, checkpoint: str) -> dict[str, Any]:
     """FSDP2 (``fully_shard``) with bfloat16 state: train, distributed checkpoint, load into fresh ones, resume."""
 
@@ -429,6 +453,7 @@ def lean_worker(rank: int, world: int, init: str, out: str) -> None:
             checkpoint = os.path.join(os.path.dirname(out), f"fsdp-{name}")
             results["fsdp"][name] = _fsdp_run(name, rank, world, checkpoint)
         results["fsdp rounding"] = _fsdp_rounding_run(rank, world)
+        results["zero switch"] = _zero_switch_run(rank, world)
         _save_gathered(results, rank, world, out)
     finally:
         gc.collect()

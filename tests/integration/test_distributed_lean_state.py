@@ -153,6 +153,15 @@ def test_a_distributed_checkpoint_restores_lean_state_exactly_and_resumes_bit_fo
         assert equal(run["resumed"], run["trained"])
 
 
+def test_zero_takes_lean_state_from_the_checkpoint_unless_its_groups_are_set_first(results):
+    """ZeroRedundancyOptimizer.load_state_dict copies every group option of the checkpoint into each
+    rank's optimizer (descentlab's own load_state_dict keeps the optimizer's lean_state): the
+    workaround that docs/lean-state.md gives."""
+    as_saved = merged([rank["zero switch"]["as saved"] for rank in results])
+    assert all(dtype == torch.float32 for form in as_saved for dtype, _ in form.values()), as_saved
+    assert_lean_where_large(merged([rank["zero switch"]["groups set to 8bit"] for rank in results]), "8bit")
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_fsdp2_with_bfloat16_state_equals_one_process_and_resumes_from_a_distributed_checkpoint(
     results, name
