@@ -346,6 +346,16 @@ def test_each_round_warms_an_implementation_for_the_time_asked_and_at_least_one_
         assert len(ticking.began) > 1
 
 
+def test_the_help_states_the_warmup_the_bench_uses_by_default():
+    # the parser does not import the bench module (it imports torch): its help repeats the number
+    from descentlab import bench, cli
+
+    parser = cli.build_parser()
+    sub = next(a for a in parser._actions if a.dest == "command").choices["bench"]
+    warmup = next(a for a in sub._actions if a.dest == "warmup")
+    assert f"(default {bench.WARMUP_S}:" in warmup.help
+
+
 def test_the_table_says_how_long_each_round_warmed_up():
     from descentlab import bench
 
