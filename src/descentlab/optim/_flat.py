@@ -458,21 +458,55 @@ def _is_zero(value: Any) -> bool:
 # included), and the buckets compare their entries only when the count has moved.
 
 
-def _counted(method: Callable[..., Any]) -> Callable[..., Any]:
-    """``method`` of dict, counting one change in the table before it runs."""
+class _Counting:
+    """Counts in ``self._table.changes`` each entry a dict subclass sets or removes, then lets dict do it.
 
-    def counted(self: Any, *args: Any, **kwargs: Any) -> Any:
-        self._table.changes += 1
-        return method(self, *args, **kwargs)
+    (Through ``super()``, which torch.compile traces: it cannot call ``dict.__setitem__`` itself.)
+    """
 
-    counted.__name__ = method.__name__
-    return counted
+    __slots__ = ()
+    _table: Any
+
+    def _count(self) -> None:
+        # Not while torch.compile traces a step (which never runs the fast path):
+        # a count that moves at every call would recompile the step at every call.
+        if not torch.compiler.is_compiling():
+            self._table.changes += 1
+
+    def __setitem__(self, key: Any, value: Any) -> None:
+        self._count()
+        super().__setitem__(key, value)
+
+    def __delitem__(self, key: Any) -> None:
+        self._count()
+        super().__delitem__(key)
+
+    def pop(self, *args: Any) -> Any:
+        self._count()
+        return super().pop(*args)
+
+    def popitem(self) -> Any:
+        self._count()
+        return super().popitem()
+
+    def clear(self) -> None:
+        self._count()
+        super().clear()
+
+    def update(self, *args: Any, **kwargs: Any) -> None:
+        self._count()
+        super().update(*args, **kwargs)
+
+    def setdefault(self, key: Any, default: Any = None) -> Any:
+        self._count()
+        return super().setdefault(key, default)
+
+    def __ior__(self, other: Any) -> Any:
+        self._count()
+        return super().__ior__(other)
 
 
-_MUTATORS = ("__setitem__", "__delitem__", "pop", "popitem", "clear", "update", "setdefault", "__ior__")
-
-
-class StateEntries(dict):
+class StateEntries(_Counting, dict):
     """One parameter's state (``optimizer.state[p]``) that counts each entry set or removed in its table.
 
     Copies and pickles of it are plain dicts, as torch.optim's are.
@@ -488,7 +522,7 @@ class StateEntries(dict):
         return dict, (dict(self),)
 
 
-class StateTable(defaultdict):
+class StateTable(_Counting, defaultdict):
     """``optimizer.state`` while the fast path holds the state: counts every entry set or removed.
 
     A parameter's entry is created as :class:`StateEntries`, which counts in
@@ -508,11 +542,6 @@ class StateTable(defaultdict):
 
     def __reduce__(self) -> tuple[Any, ...]:
         return defaultdict, (dict, {k: dict(v) for k, v in self.items()})
-
-
-for _cls in (StateEntries, StateTable):
-    for _name in _MUTATORS:
-        setattr(_cls, _name, _counted(getattr(dict, _name)))
 
 
 def watched(optimizer: Optimizer) -> StateTable:
