@@ -406,7 +406,7 @@ def _fsdp_run(name: str, rank: int, world: int, checkpoint: str) -> dict[str, An
 
 
 def _fsdp_rounding_run(rank: int, world: int) -> dict[str, Any]:
-    """FSDP2 with bfloat16 parameters and ``stochastic_rounding=True``; rank 0 replays it in one process.
+    """FSDP2 with bfloat16 parameters and ``stochastic_rounding=True``, replayed on each rank unsharded.
 
     The replay takes FSDP2's gradients (gathered) at each step, so the two runs
     differ only in how the step rounds: each rank rounds its own shard.
