@@ -400,9 +400,17 @@ def _fsdp_run(name: str, rank: int, world: int, checkpoint: str) -> dict[str, An
 
     run = _round_trip(fresh, lambda net: list(net.parameters()), _local_forms, rank, world, checkpoint)
     (net, opt), (net2, _) = run["trained"], run["resumed"]
+    # One process as FSDP2 updates: the large weight's shards by the fast path's compiled kernel,
+    # the small parameters (full-precision state) by the per-tensor path.
+    one = lean_model()
+    large, *small = one.parameters()
+    groups = [{"params": [large], "foreach": True}, {"params": small, "foreach": False}]
+    train_as_ddp(
+        one, OPTIMIZERS[name](groups, **HYPER[name], lean_state="bfloat16"), range(STEPS), world, lean_batch
+    )
     return {"trained": gathered(net), "resumed": gathered(net2), "restored": run["restored"],
             "forms": _local_forms(opt.state, list(net.parameters())), "loaded": run["loaded"],
-            "implementation": opt.implementation()}  # fmt: skip
+            "implementation": opt.implementation(), "one process": _params(one)}  # fmt: skip
 
 
 def _fsdp_rounding_run(rank: int, world: int) -> dict[str, Any]:

@@ -461,7 +461,10 @@ class Optimizer(torch.optim.Optimizer):
                 target, p = p, p.detach().float()
             lean = _lean.kind(group, p) if names else None
             if lean is not None:
-                self._lean_update(p, grad, state, names, step, coefficients(step, **scalars))
+                # a DTensor's shard with bfloat16 state: the fast path's compiled kernel, in place
+                shard = lean == "bfloat16" and target is None
+                if not (shard and _flat.shard_step(self, p, grad, state, scalars, step)):
+                    self._lean_update(p, grad, state, names, step, coefficients(step, **scalars))
             else:
                 tensors = [state[n] if n in names else None for n in self.state_names]
                 if target is not None:  # the float32 copy's arithmetic: float32 at least, as the fast path's

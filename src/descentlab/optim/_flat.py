@@ -1068,6 +1068,53 @@ class FastPath:
         )
 
 
+def shard_step(
+    optimizer: Optimizer,
+    p: torch.Tensor,
+    grad: torch.Tensor,
+    state: dict[str, Any],
+    hyper: dict[str, Any],
+    step: int,
+) -> bool:
+    """The lean kernel on a DTensor parameter's local shard, in place; False where it cannot run here.
+
+    DTensor parameters cannot join flat buffers (their storage is FSDP2's, and
+    their gradients arrive as new DTensors at each step), so they take the
+    per-tensor path; with lean state that path's rounding is a series of eager
+    operations over each state. Where the shard is dense, a whole number of
+    blocks, and its gradient and state are laid out as it is, the fast path's
+    compiled kernel runs on it instead, as on a bucket of one parameter (the
+    same kernel, so the same numbers as the fast path on one process).
+    """
+    if not torch.distributed.is_available():
+        return False
+    from torch.distributed.tensor import DTensor  # only where torch has torch.distributed
+
+    cls = type(optimizer)
+    names = tuple(n for n in cls.state_names if n in state)
+    if not (isinstance(p, DTensor) and isinstance(grad, DTensor) and names):
+        return False
+    local = p.to_local()
+    tensors = [grad.to_local(), *(_lean._local(state[n]) for n in names)]
+    if (
+        local.numel() % _lean.BLOCK
+        or not _dense(local)
+        or any(t.stride() != local.stride() or t.dtype != torch.bfloat16 for t in tensors[1:])
+        or tensors[0].stride() != local.stride()
+    ):
+        return False
+    param, grad_, *states = (_lean._flat(t) for t in (local, *tensors))
+    bucket = Bucket(
+        [p], [0], names, param, grad_, dict(zip(names, states, strict=True)), torch.zeros(1), 0, []
+    )
+    bucket.lean = "bfloat16"
+    try:
+        FastPath._run_compiled(cls, hyper, bucket, _Range(param, grad_, bucket.state_buffers, step))
+    except _CompilerUnavailable:
+        return False
+    return True
+
+
 class _Range(NamedTuple):
     """The buffers' range one kernel call updates: parameters, gradients, state by name, and the step."""
 
