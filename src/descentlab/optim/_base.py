@@ -463,7 +463,7 @@ class Optimizer(torch.optim.Optimizer):
             if lean is not None:
                 # a DTensor's shard with bfloat16 state: the fast path's compiled kernel, in place
                 shard = lean == "bfloat16" and target is None
-                if not (shard and _flat.shard_step(self, p, grad, state, scalars, step)):
+                if not (shard and _flat.shard_step(self, p, grad, state, names, scalars, step)):
                     self._lean_update(p, grad, state, names, step, coefficients(step, **scalars))
             else:
                 tensors = [state[n] if n in names else None for n in self.state_names]

@@ -51,7 +51,7 @@ import operator
 import types
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -1073,6 +1073,7 @@ def shard_step(
     p: torch.Tensor,
     grad: torch.Tensor,
     state: dict[str, Any],
+    active: Collection[str],
     hyper: dict[str, Any],
     step: int,
 ) -> bool:
@@ -1091,7 +1092,7 @@ def shard_step(
     from torch.distributed.tensor import DTensor  # only where torch has torch.distributed
 
     cls = type(optimizer)
-    names = tuple(n for n in cls.state_names if n in state)
+    names = tuple(n for n in cls.state_names if n in active)  # not a state the options left behind
     if not (isinstance(p, DTensor) and isinstance(grad, DTensor) and names):
         return False
     local = p.to_local()
