@@ -1,15 +1,17 @@
-"""How long an optimizer step takes on FSDP2's DTensor parameters, by the form of the state.
+"""How long an optimizer step takes on FSDP2's DTensor parameters: descentlab's paths and torch.optim's.
 
-A benchmark, not a test: it prints the median step time for each ``lean_state``
-(None: float32 state). Run it with
+A benchmark, not a test: it prints the median step time of each form. Run it with
 
     python benchmarks/fsdp_step.py --optimizer adam --steps 8
 
 It shards the bench's transformer workload (15.8M parameters in 60 tensors) with
 ``fully_shard`` on one gloo process (so each parameter is a DTensor holding all
-of it) and times ``step()`` alone, with fixed gradients. DTensor parameters
-take the per-tensor path; with bfloat16 state each shard is updated by the fast
-path's compiled kernel in place (see docs/lean-state.md).
+of it) and times ``step()`` alone, with fixed gradients, in rounds that take
+each form in turn (the host's speed drifts; compare within a round). The forms:
+descentlab with the fast path's kernels on the shards (the default for groups
+of 2**20 elements or more) with float32 and with bfloat16 state; descentlab's
+per-tensor path (``foreach=False``: eager DTensor operations); torch.optim's
+default (``foreach``) and, where torch has a DTensor rule for it, ``fused=True``.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import argparse
 import statistics
 import tempfile
 import time
-import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -28,40 +30,72 @@ from torch.distributed.tensor import DTensor
 
 from descentlab import bench
 from descentlab.optim import OPTIMIZERS
-from descentlab.optim._flat import FastPathWarning
+
+TORCH = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per form (default 8)")
+    parser.add_argument("--steps", type=int, default=8, help="timed steps per form and round (default 8)")
+    parser.add_argument("--rounds", type=int, default=3, help="rounds over the forms (default 3)")
     args = parser.parse_args()
-    warnings.filterwarnings("ignore", category=FastPathWarning)  # DTensors leave the flat buffers: known
+    hyper = {"lr": 1e-3, **({"momentum": 0.9} if args.optimizer in ("sgd", "rmsprop") else {})}
+    forms: dict[str, Callable[[list[torch.Tensor]], torch.optim.Optimizer]] = {
+        "descentlab, fast, float32 state": lambda ps: OPTIMIZERS[args.optimizer](ps, **hyper, foreach=True),
+        "descentlab, fast, bfloat16 state": lambda ps: OPTIMIZERS[args.optimizer](
+            ps, **hyper, foreach=True, lean_state="bfloat16"
+        ),
+        "descentlab, per-tensor (foreach=False)": lambda ps: OPTIMIZERS[args.optimizer](
+            ps, **hyper, foreach=False
+        ),
+        "torch.optim, default (foreach)": lambda ps: getattr(torch.optim, TORCH[args.optimizer])(ps, **hyper),
+        "torch.optim, fused=True": lambda ps: getattr(torch.optim, TORCH[args.optimizer])(
+            ps, **hyper, fused=True
+        ),
+    }
     with tempfile.TemporaryDirectory() as tmp:
         dist.init_process_group("gloo", init_method=f"file://{Path(tmp) / 'init'}", rank=0, world_size=1)
         try:
-            generator = torch.Generator().manual_seed(0)
-            shapes = bench.WORKLOADS["transformer"].shapes
-            model = torch.nn.ParameterList(
-                [torch.nn.Parameter(torch.randn(s, generator=generator)) for s in shapes]
-            )
-            fully_shard(model)
-            for p in model.parameters():
-                local = torch.randn(p.to_local().shape, generator=generator) * 1e-2
-                p.grad = DTensor.from_local(local, p.device_mesh, p.placements)
-            print(f"{args.optimizer}, {sum(p.numel() for p in model.parameters()) / 1e6:.1f}M parameters:")
-            for kind in (None, "bfloat16"):
-                opt = OPTIMIZERS[args.optimizer](model.parameters(), lr=1e-3, lean_state=kind)
-                for _ in range(3):  # state made, kernels compiled
-                    opt.step()
-                times = []
-                for _ in range(args.steps):
-                    start = time.perf_counter()
-                    opt.step()
-                    times.append((time.perf_counter() - start) * 1e3)
-                print(f"  lean_state={kind!r}: {statistics.median(times):.1f} ms per step")
+            runs, failed = {}, {}
+            for form, make in forms.items():
+                model = sharded_model()
+                try:
+                    opt = make(list(model.parameters()))
+                    for _ in range(3):  # state made, kernels compiled
+                        opt.step()
+                except (RuntimeError, NotImplementedError, TypeError, ValueError) as err:
+                    failed[form] = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:100]}"
+                    continue
+                runs[form] = (model, opt)
+            n = sum(p.numel() for p in sharded_model().parameters())
+            print(f"{args.optimizer}, {n / 1e6:.1f}M parameters, FSDP2 on one gloo process:")
+            times: dict[str, list[float]] = {form: [] for form in runs}
+            for _ in range(args.rounds):
+                for form, (_, opt) in runs.items():
+                    for _ in range(args.steps):
+                        start = time.perf_counter()
+                        opt.step()
+                        times[form].append((time.perf_counter() - start) * 1e3)
+            for form, (_, opt) in runs.items():
+                where = f"  [{opt.implementation()[0]}]" if hasattr(opt, "implementation") else ""
+                print(f"  {form}: {statistics.median(times[form]):.1f} ms per step{where}")
+            for form, why in failed.items():
+                print(f"  {form}: does not run ({why})")
         finally:
             dist.destroy_process_group()
+
+
+def sharded_model() -> torch.nn.Module:
+    """The transformer workload's tensors, fully_shard-ed, each with a fixed gradient."""
+    generator = torch.Generator().manual_seed(0)
+    shapes = bench.WORKLOADS["transformer"].shapes
+    model = torch.nn.ParameterList([torch.nn.Parameter(torch.randn(s, generator=generator)) for s in shapes])
+    fully_shard(model)
+    for p in model.parameters():
+        local = torch.randn(p.to_local().shape, generator=generator) * 1e-2
+        p.grad = DTensor.from_local(local, p.device_mesh, p.placements)
+    return model
 
 
 if __name__ == "__main__":

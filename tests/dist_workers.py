@@ -388,25 +388,22 @@ def _zero_switch_run(rank: int, world: int) -> dict[str, Any]:
     return out
 
 
-def _fsdp_run(name: str, rank: int, world: int, checkpoint: str) -> dict[str, Any]:
-    """FSDP2 (``fully_shard``) with bfloat16 state: train, distributed checkpoint, load into fresh ones, resume."""
+def _fsdp_run(name: str, kwargs: dict[str, Any], rank: int, world: int, checkpoint: str) -> dict[str, Any]:
+    """FSDP2 (``fully_shard``): train, distributed checkpoint, load into fresh ones, resume; one process beside."""
 
     def fresh() -> tuple[Any, Any]:
         net = fully_shard(lean_model())
-        return net, OPTIMIZERS[name](net.parameters(), **HYPER[name], lean_state="bfloat16")
+        return net, OPTIMIZERS[name](net.parameters(), **HYPER[name], **kwargs)
 
     def gathered(net: torch.nn.Module) -> list[torch.Tensor]:
         return [p.full_tensor().detach().clone() for p in net.parameters()]
 
     run = _round_trip(fresh, lambda net: list(net.parameters()), _local_forms, rank, world, checkpoint)
     (net, opt), (net2, _) = run["trained"], run["resumed"]
-    # One process as FSDP2 updates: the large weight's shards by the fast path's compiled kernel,
-    # the small parameters (full-precision state) by the per-tensor path.
+    # One process on the path FSDP2's shards take: the fast path's kernels, or the per-tensor path.
     one = lean_model()
-    large, *small = one.parameters()
-    groups = [{"params": [large], "foreach": True}, {"params": small, "foreach": False}]
     train_as_ddp(
-        one, OPTIMIZERS[name](groups, **HYPER[name], lean_state="bfloat16"), range(STEPS), world, lean_batch
+        one, OPTIMIZERS[name](one.parameters(), **HYPER[name], **kwargs), range(STEPS), world, lean_batch
     )
     return {"trained": gathered(net), "resumed": gathered(net2), "restored": run["restored"],
             "forms": _local_forms(opt.state, list(net.parameters())), "loaded": run["loaded"],
@@ -457,9 +454,10 @@ def lean_worker(rank: int, world: int, init: str, out: str) -> None:
                 results["reference"][key] = _lean_reference(name, kwargs, world)
         results["dtensor"] = _dtensor_run(world)
         results["fsdp"] = {}
-        for name in OPTIMIZERS:
-            checkpoint = os.path.join(os.path.dirname(out), f"fsdp-{name}")
-            results["fsdp"][name] = _fsdp_run(name, rank, world, checkpoint)
+        for name, fast, kind in product(OPTIMIZERS, (True, False), (None, "bfloat16")):
+            checkpoint = os.path.join(os.path.dirname(out), f"fsdp-{name}-{fast}-{kind}")
+            kwargs = {"foreach": fast, "lean_state": kind}
+            results["fsdp"][(name, fast, kind)] = _fsdp_run(name, kwargs, rank, world, checkpoint)
         results["fsdp rounding"] = _fsdp_rounding_run(rank, world)
         results["zero switch"] = _zero_switch_run(rank, world)
         _save_gathered(results, rank, world, out)

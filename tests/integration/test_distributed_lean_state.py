@@ -26,16 +26,16 @@ state) and three smaller parameters (float32 state). What holds:
   ranks, ``load`` and ``set_state_dict`` into a fresh DDP model and optimizer
   give back every state tensor exactly (codes, ``<name>_absmax`` scales and step),
   and training on resumes bit for bit.
-- **FSDP2** (``fully_shard``, DTensor parameters) with ``lean_state="bfloat16"``:
-  the large weight's state is bfloat16 DTensors sharded as the weight is, the
-  rest float32; training equals one process with DDP's gradient bit for bit,
-  where that process updates the large weight on the fast path (each rank runs
-  the fast path's compiled kernel on its shard, whose elements' places in their
-  blocks are those of one process: the shards split at multiples of 256
-  elements) and the rest on the per-tensor path, as FSDP2's run does; a
-  distributed checkpoint restores every state tensor exactly and resumes bit
-  for bit. bfloat16 *parameters* with ``stochastic_rounding=True`` round as
-  one process given FSDP2's gradient does, bit for bit.
+- **FSDP2** (``fully_shard``, DTensor parameters) with ``lean_state="bfloat16"``
+  and with float32 state, on the fast path and the per-tensor path: the large
+  weight's state is DTensors of the asked precision sharded as the weight is,
+  the rest float32; training equals one process with DDP's gradient on the
+  same path bit for bit (with the fast path on, each rank runs the fast path's
+  kernels on its shards: bfloat16 state's elements keep their places in their
+  blocks, the shards splitting at multiples of 256 elements); a distributed
+  checkpoint restores every state tensor exactly and resumes bit for bit.
+  bfloat16 *parameters* with ``stochastic_rounding=True`` round as one process
+  given FSDP2's gradient does, bit for bit.
 - **DTensor** parameters of 4096 elements or more are refused with
   ``lean_state="8bit"``, also when each rank's shard has fewer, with an error
   naming the ways out (bfloat16, or a group with ``lean_state=None``). Smaller
@@ -164,17 +164,26 @@ def test_zero_takes_lean_state_from_the_checkpoint_unless_its_groups_are_set_fir
     assert_lean_where_large(merged([rank["zero switch"]["groups set to 8bit"] for rank in results]), "8bit")
 
 
+@pytest.mark.parametrize("kind", [None, "bfloat16"])
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
-def test_fsdp2_with_bfloat16_state_equals_one_process_and_resumes_from_a_distributed_checkpoint(
-    results, name
+def test_fsdp2_equals_one_process_on_the_same_path_and_resumes_from_a_distributed_checkpoint(
+    results, name, fast, kind
 ):
     shard = (W.lean_model()[0].weight.shape[0] // W.WORLD, W.lean_model()[0].weight.shape[1])
     for rank in results:
-        run = rank["fsdp"][name]
-        assert run["implementation"] == ["per-tensor"], run["implementation"]
+        run = rank["fsdp"][(name, fast, kind)]
+        if fast:  # every shard by a kernel of the fast path; bfloat16 state by descentlab's compiled one
+            kernels = run["implementation"][0].removeprefix("fast: 4 DTensor shard(s) updated in place (")
+            assert kernels != run["implementation"][0] and ("compiled kernel" in kernels) == (
+                kind is not None or name == "rmsprop"
+            ), run["implementation"]
+        else:
+            assert run["implementation"] == ["per-tensor"], run["implementation"]
         large, *small = run["forms"]
         names = [k for k in large if k != "step"]
-        assert names and all(large[n] == ("DTensor", torch.bfloat16, shard) for n in names), large
+        state = torch.float32 if kind is None else torch.bfloat16
+        assert names and all(large[n] == ("DTensor", state, shard) for n in names), large
         assert all(dtype == torch.float32 for form in small for _, dtype, _ in form.values()), small
         assert equal(run["trained"], run["one process"]), "sharded equals one process, bit for bit"
         assert all(run["restored"]), "every state tensor as saved"

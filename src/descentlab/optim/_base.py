@@ -114,10 +114,11 @@ class Optimizer(torch.optim.Optimizer):
     coefficients: ClassVar[Callable[..., dict[str, Any]]]
     #: the pure elementwise update: ``update(param, grad, *state, **coefficients)``
     update: ClassVar[Callable[..., None]]
-    #: torch's own fused kernel for the rule, run by the fast path on a flat
-    #: buffer where the group's configuration is exactly torch's:
-    #: ``torch_fused(param, grad, states, step, **hyperparameters)`` -> whether it ran
-    #: (False, having changed nothing, for conventions torch has no kernel for)
+    #: torch's own fused kernel for the rule, run by the fast path on flat
+    #: buffers (and DTensor shards) where the group's configuration is exactly torch's:
+    #: ``torch_fused(params, grads, states, steps, **hyperparameters)``, on lists
+    #: (``states``: a list per state name) -> whether it ran (False, having changed
+    #: nothing, for conventions torch has no kernel for)
     torch_fused: ClassVar[Callable[..., bool] | None] = None
     #: hyperparameters whose term drops out of the rule when they are 0: the fast
     #: path compiles a kernel without that term while the value is 0 (one more
@@ -346,7 +347,8 @@ class Optimizer(torch.optim.Optimizer):
         plans = []
         for index, group in enumerate(self.param_groups):
             prepared, params = [], None
-            if self._use_fast_path(group):
+            fast = self._use_fast_path(group)
+            if fast:
                 if self._fast_path is None:
                     self._fast_path = _flat.FastPath()
                 prepared, params = self._fast_path.prepare(self, group)
@@ -355,10 +357,10 @@ class Optimizer(torch.optim.Optimizer):
             for p in params:
                 if p.grad.is_sparse:
                     self._check_sparse(index, group, p)
-            plans.append((group, prepared, params))
+            plans.append((group, prepared, params, fast))
         guarded = [
             g
-            for group, prepared, params in plans
+            for group, prepared, params, _ in plans
             if group["skip_nonfinite"]
             for g in (*(x for b, has in prepared for x in b.gradients(has)), *(p.grad for p in params))
         ]
@@ -366,12 +368,12 @@ class Optimizer(torch.optim.Optimizer):
             for group in self.param_groups:
                 group["skipped_steps"] += 1
             return loss
-        for group, prepared, params in plans:
+        for group, prepared, params, fast in plans:
             if prepared:
                 assert self._fast_path is not None
                 params = params + self._fast_path.update(self, group, prepared)
             if params:
-                self._step_tensors(group, params)
+                self._step_tensors(group, params, self._fast_path if fast else None)
         return loss
 
     @property
@@ -438,9 +440,18 @@ class Optimizer(torch.optim.Optimizer):
                         p.grad.requires_grad_(False)
                     p.grad.zero_()
 
-    def _step_tensors(self, group: dict[str, Any], params: list[torch.Tensor]) -> None:
-        """The per-tensor path: the rule applied to each parameter in turn."""
+    def _step_tensors(
+        self, group: dict[str, Any], params: list[torch.Tensor], fast: _flat.FastPath | None = None
+    ) -> None:
+        """The per-tensor path: the rule applied to each parameter in turn.
+
+        With ``fast`` (the group wants the fast path), DTensor parameters'
+        shards are updated in place by the fast path's kernels where they can
+        be (:func:`._flat.shard_steps`); ``fast`` records which kernels ran.
+        """
         scalars = self._scalars(group)
+        if fast is not None:
+            params, fast.shards[id(group)] = _flat.shard_steps(self, group, params, scalars)
         names = self._active_state(group)
         # Under torch.compile, reading a tensor on the host breaks the graph (once
         # per parameter here): keep the step on the device, as capturable does.
@@ -461,10 +472,7 @@ class Optimizer(torch.optim.Optimizer):
                 target, p = p, p.detach().float()
             lean = _lean.kind(group, p) if names else None
             if lean is not None:
-                # a DTensor's shard with bfloat16 state: the fast path's compiled kernel, in place
-                shard = lean == "bfloat16" and target is None
-                if not (shard and _flat.shard_step(self, p, grad, state, names, scalars, step)):
-                    self._lean_update(p, grad, state, names, step, coefficients(step, **scalars))
+                self._lean_update(p, grad, state, names, step, coefficients(step, **scalars))
             else:
                 tensors = [state[n] if n in names else None for n in self.state_names]
                 if target is not None:  # the float32 copy's arithmetic: float32 at least, as the fast path's

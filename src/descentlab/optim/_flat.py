@@ -48,10 +48,11 @@ from __future__ import annotations
 
 import inspect
 import operator
+import sys
 import types
 import warnings
 from collections import defaultdict
-from collections.abc import Callable, Collection
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -806,6 +807,7 @@ class FastPath:
         self.warned: set[str] = set()
         self.table: StateTable | None = None  # the optimizer's state table, watched
         self.seen: dict[int, int] = {}  # the table's count of changes when each group's buckets last held
+        self.shards: dict[int, dict[str, int]] = {}  # DTensor parameters at the last step: kernel -> count
 
     def prepare(
         self, optimizer: Optimizer, group: dict[str, Any]
@@ -901,7 +903,8 @@ class FastPath:
                 storages[storage] = id(p)
             if reason is not None:
                 self.excluded.add(id(p))
-                reasons[reason] = reasons.get(reason, 0) + 1
+                if not is_dtensor(p):  # a DTensor's shard has its own way (shard_steps)
+                    reasons[reason] = reasons.get(reason, 0) + 1
                 continue
             candidates.append(p)
         for reason, count in reasons.items():
@@ -954,25 +957,14 @@ class FastPath:
     @staticmethod
     def _run_torch(cls: type[Optimizer], hyper: dict[str, Any], bucket: Bucket, where: _Range) -> bool:
         """Run torch's fused kernel on the range; False where it does not apply or cannot run here."""
-        assert cls.torch_fused is not None
         param, grad, named, step = where
         if bucket.names:
             bucket.step_now.fill_(step)
-        key = (cls, param.dtype)
-        try:
-            ran = cls.torch_fused(
-                param, grad, {n: named.get(n) for n in cls.state_names},
-                bucket.step_now if bucket.names else None, **hyper,
-            )  # fmt: skip
-        except (AttributeError, NotImplementedError, RuntimeError) as err:
-            if key in _TORCH_KERNELS_RAN:
-                raise
-            # An older torch without the kernel, or one that does not take this dtype:
-            # descentlab's compiled kernel gives the same numbers to rounding.
+        states = {n: [named[n]] if n in named else None for n in cls.state_names}
+        steps = [bucket.step_now] if bucket.names else None
+        ran = _torch_kernel(cls, hyper, [param], [grad], states, steps)
+        if not ran and (cls, param.dtype) in _TORCH_KERNELS_MISSING:
             bucket.torch_kernel = False
-            _TORCH_KERNELS_MISSING[key] = f"{type(err).__name__}: {str(err).strip()[:200]}"
-            return False
-        _TORCH_KERNELS_RAN.add(key)
         bucket.kernel = "torch's fused kernel" if ran else "compiled kernel"
         return ran
 
@@ -1058,62 +1050,163 @@ class FastPath:
         key = id(group)
         if key in self.off:
             return f"per-tensor (the fast path is off: {self.off[key]})"
+        parts = []
         buckets = self.buckets.get(key)
-        if not buckets:
+        if buckets:
+            n = sum(len(b.params) for b in buckets)
+            kernels = sorted({b.kernel for b in buckets if b.kernel})
+            parts.append(
+                f"{n} parameter(s) in {len(buckets)} flat bucket(s)"
+                + (f" ({', '.join(kernels)})" if kernels else "")
+            )
+        shards = self.shards.get(key, {})
+        fast = {k: n for k, n in shards.items() if k != "per-tensor"}
+        if fast:
+            kernels = ", ".join(sorted(fast))
+            parts.append(f"{sum(fast.values())} DTensor shard(s) updated in place ({kernels})")
+        if not parts:
             return "per-tensor"
-        n = sum(len(b.params) for b in buckets)
-        kernels = sorted({b.kernel for b in buckets if b.kernel})
-        return f"fast: {n} parameter(s) in {len(buckets)} flat bucket(s)" + (
-            f" ({', '.join(kernels)})" if kernels else ""
-        )
+        if shards.get("per-tensor"):
+            parts.append(f"{shards['per-tensor']} DTensor parameter(s) per-tensor")
+        return "fast: " + "; ".join(parts)
 
 
-def shard_step(
-    optimizer: Optimizer,
-    p: torch.Tensor,
-    grad: torch.Tensor,
-    state: dict[str, Any],
-    active: Collection[str],
-    hyper: dict[str, Any],
-    step: int,
-) -> bool:
-    """The lean kernel on a DTensor parameter's local shard, in place; False where it cannot run here.
+def shard_steps(
+    optimizer: Optimizer, group: dict[str, Any], params: list[torch.Tensor], hyper: dict[str, Any]
+) -> tuple[list[torch.Tensor], dict[str, int]]:
+    """Update the DTensor parameters among ``params`` in place on their local shards.
 
-    DTensor parameters cannot join flat buffers (their storage is FSDP2's, and
-    their gradients arrive as new DTensors at each step), so they take the
-    per-tensor path; with lean state that path's rounding is a series of eager
-    operations over each state. Where the shard is dense, a whole number of
-    blocks, and its gradient and state are laid out as it is, the fast path's
-    compiled kernel runs on it instead, as on a bucket of one parameter (the
-    same kernel, so the same numbers as the fast path on one process).
+    DTensor parameters (FSDP2's, tensor parallelism's) cannot join flat buffers
+    (their storage is FSDP2's, and their gradients arrive as new DTensors at
+    each step); the per-tensor path updates them one eager DTensor operation
+    after another, several passes over each state, each dispatched through
+    DTensor. Here the kernels the fast path runs on its buckets run on the
+    shards' local tensors instead: torch's fused kernel once for all shards
+    where the rule is torch's, else descentlab's compiled kernel on each shard,
+    as on a bucket of that one parameter, so the numbers are the fast path's
+    on one process. A shard qualifies where it is dense and laid out as its
+    gradient and state are (with bfloat16 state, also a whole number of
+    256-element blocks, so that the rounding numbers its places as one process
+    does).
+
+    Returns the parameters left to the per-tensor path, and how many DTensor
+    parameters each kernel (or the per-tensor path) updated.
     """
-    if not torch.distributed.is_available():
-        return False
-    from torch.distributed.tensor import DTensor  # only where torch has torch.distributed
-
     cls = type(optimizer)
+    active = optimizer._active_state(group)
     names = tuple(n for n in cls.state_names if n in active)  # not a state the options left behind
-    if not (isinstance(p, DTensor) and isinstance(grad, DTensor) and names):
-        return False
-    local = p.to_local()
-    tensors = [grad.to_local(), *(_lean._local(state[n]) for n in names)]
-    if (
-        local.numel() % _lean.BLOCK
-        or not _dense(local)
-        or any(t.stride() != local.stride() or t.dtype != torch.bfloat16 for t in tensors[1:])
-        or tensors[0].stride() != local.stride()
-    ):
-        return False
-    param, grad_, *states = (_lean._flat(t) for t in (local, *tensors))
-    bucket = Bucket(
-        [p], [0], names, param, grad_, dict(zip(names, states, strict=True)), torch.zeros(1), 0, []
-    )
-    bucket.lean = "bfloat16"
+    if not names or "torch.distributed.tensor" not in sys.modules:  # no DTensor exists without it
+        return params, {}
+    rest, shards = [], []
+    for p in params:
+        shard = _Shard.of(optimizer, group, p, names) if is_dtensor(p) else None
+        if shard is None:
+            rest.append(p)
+        else:
+            shards.append(shard)
+    counts = {"per-tensor": sum(map(is_dtensor, rest)), "torch's fused kernel": 0, "compiled kernel": 0}
+    batches: dict[tuple[torch.dtype, float], list[_Shard]] = {}
+    for x in shards:
+        x.state["step"] += 1
+        if x.lean is None and _takes_torch_kernel(cls, x.param, x.states):
+            # one call per dtype and step count (torch's SGD kernel takes one first-step flag)
+            batches.setdefault((x.param.dtype, x.state["step"].item()), []).append(x)
+    done: set[int] = set()
+    for batch in batches.values():
+        if _torch_kernel(
+            cls,
+            hyper,
+            [x.param for x in batch],
+            [x.grad for x in batch],
+            {n: [x.states[n] for x in batch] if n in names else None for n in cls.state_names},
+            [x.state["step"] for x in batch],
+        ):
+            counts["torch's fused kernel"] += len(batch)
+            done.update(map(id, batch))
+    for x in shards:
+        if id(x) in done:
+            continue
+        bucket = Bucket([], [0], names, x.param, x.grad, x.states, torch.zeros(1), 0, [])
+        bucket.lean = x.lean
+        try:
+            FastPath._run_compiled(
+                cls, hyper, bucket, _Range(x.param, x.grad, x.states, x.state["step"].item())
+            )
+        except _CompilerUnavailable:  # nothing changed: the per-tensor path takes it
+            x.state["step"] -= 1
+            rest.append(x.p)
+            counts["per-tensor"] += 1
+            continue
+        counts["compiled kernel"] += 1
+    return rest, {k: n for k, n in counts.items() if n}
+
+
+@dataclass(eq=False)
+class _Shard:
+    """A DTensor parameter's local tensors, flat, as a kernel takes them."""
+
+    p: torch.Tensor
+    state: dict[str, Any]
+    lean: str | None
+    param: torch.Tensor
+    grad: torch.Tensor
+    states: dict[str, torch.Tensor]
+
+    @classmethod
+    def of(
+        cls, optimizer: Optimizer, group: dict[str, Any], p: torch.Tensor, names: tuple[str, ...]
+    ) -> _Shard | None:
+        """``p``'s shard, its state made; None where no kernel can run on it here."""
+        grad = p.grad
+        if not is_dtensor(grad) or p.is_complex() or _rounds(group, p.dtype, names):
+            return None  # bfloat16 parameters rounded stochastically: the per-tensor path's float32 copy
+        state = optimizer.state[p]
+        optimizer._ensure_state(p, group, state)
+        lean = _lean.kind(group, p)
+        local = p.to_local()
+        tensors = [grad.to_local(), *(_lean._local(state[n]) for n in names)]
+        if (
+            local.numel() == 0
+            or lean == "8bit"  # refused for large DTensors: the block scales are not sharded
+            or (lean is not None and local.numel() % _lean.BLOCK)
+            or not _dense(local)
+            or tensors[0].dtype != local.dtype
+            or any(t.shape != local.shape or t.stride() != local.stride() for t in tensors)
+            or any(t.dtype != (_STORED.get(lean) or state_dtype(group, p)) for t in tensors[1:])
+        ):
+            return None
+        param, grad_, *states = (_lean._flat(t) for t in (local, *tensors))
+        return cls(p, state, lean, param, grad_, dict(zip(names, states, strict=True)))
+
+
+def _torch_kernel(
+    cls: type[Optimizer],
+    hyper: dict[str, Any],
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    states: dict[str, list[torch.Tensor] | None],
+    steps: list[torch.Tensor] | None,
+) -> bool:
+    """Run ``cls``'s torch fused kernel on the lists; False where it does not apply or cannot run here."""
+    assert cls.torch_fused is not None
+    key = (cls, params[0].dtype)
     try:
-        FastPath._run_compiled(cls, hyper, bucket, _Range(param, grad_, bucket.state_buffers, step))
-    except _CompilerUnavailable:
+        ran = cls.torch_fused(params, grads, states, steps, **hyper)
+    except (AttributeError, NotImplementedError, RuntimeError) as err:
+        if key in _TORCH_KERNELS_RAN:
+            raise
+        # An older torch without the kernel, or one that does not take this dtype:
+        # descentlab's compiled kernel gives the same numbers to rounding.
+        _TORCH_KERNELS_MISSING[key] = f"{type(err).__name__}: {str(err).strip()[:200]}"
         return False
-    return True
+    _TORCH_KERNELS_RAN.add(key)
+    return ran
+
+
+def is_dtensor(t: Any) -> bool:
+    """Whether ``t`` is a DTensor (without importing torch.distributed.tensor: none exists until it is)."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return module is not None and isinstance(t, module.DTensor)
 
 
 class _Range(NamedTuple):

@@ -230,10 +230,10 @@ def _sparse_adagrad_update(
 
 
 def adagrad_torch_fused(
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    states: dict[str, torch.Tensor | None],
-    step: torch.Tensor,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    states: dict[str, list[torch.Tensor] | None],
+    steps: list[torch.Tensor],
     *,
     lr: float,
     lr_decay: float,
@@ -245,12 +245,13 @@ def adagrad_torch_fused(
     """Run torch's own fused Adagrad kernel where the configuration is torch's rule.
 
     Returns False, having changed nothing, with epsilon inside the square root
-    (Keras's and optax's form). ``step`` holds the step count this update makes.
+    (Keras's and optax's form). ``steps`` holds each parameter's step count
+    this update makes.
     """
     if eps_inside_sqrt:
         return False
     torch._fused_adagrad_(
-        [param], [grad], [states["sum"]], [step], lr=float(lr), lr_decay=float(lr_decay),
+        params, grads, states["sum"], steps, lr=float(lr), lr_decay=float(lr_decay),
         weight_decay=float(weight_decay), eps=float(eps), maximize=maximize,
     )  # fmt: skip
     return True

@@ -360,10 +360,10 @@ def adam_update(
 
 
 def adam_torch_fused(
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    states: dict[str, torch.Tensor | None],
-    step: torch.Tensor,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    states: dict[str, list[torch.Tensor] | None],
+    steps: list[torch.Tensor],
     *,
     lr: float,
     beta1: float,
@@ -380,15 +380,16 @@ def adam_torch_fused(
 
     Returns False, having changed nothing, for the conventions torch has no
     kernel for (Keras's epsilon-hat, optax's ``eps_root`` and corrected
-    AMSGrad maximum). ``step`` holds the step count this update makes.
+    AMSGrad maximum). ``states`` has a list for each state (None: a state the
+    options leave out), and ``steps`` each parameter's step count this update makes.
     """
     amsgrad = states["max_exp_avg_sq"] is not None
     if eps_hat or eps_root != 0 or (amsgrad and amsgrad_max_of_corrected):
         return False
     kernel = torch._fused_adamw_ if decoupled_weight_decay else torch._fused_adam_
     kernel(
-        [param], [grad], [states["exp_avg"]], [states["exp_avg_sq"]],
-        [states["max_exp_avg_sq"]] if amsgrad else [], [step],
+        params, grads, states["exp_avg"], states["exp_avg_sq"],
+        states["max_exp_avg_sq"] if amsgrad else [], steps,
         lr=float(lr), beta1=float(beta1), beta2=float(beta2), weight_decay=float(weight_decay),
         eps=float(eps), amsgrad=amsgrad, maximize=maximize,
     )  # fmt: skip

@@ -269,10 +269,10 @@ def sgd_update(
 
 
 def sgd_torch_fused(
-    param: torch.Tensor,
-    grad: torch.Tensor,
-    states: dict[str, torch.Tensor | None],
-    step: torch.Tensor | None,
+    params: list[torch.Tensor],
+    grads: list[torch.Tensor],
+    states: dict[str, list[torch.Tensor] | None],
+    steps: list[torch.Tensor] | None,
     *,
     lr: float,
     momentum: float,
@@ -287,17 +287,23 @@ def sgd_torch_fused(
     """Run torch's own fused SGD kernel where the configuration is torch's rule (heavy ball).
 
     Returns False, having changed nothing, for the EMA form and Keras's
-    velocity. ``step`` holds the step count this update makes (None without momentum).
+    velocity, and where the parameters are at different steps (torch's kernel
+    takes one first-step flag). ``steps`` holds each parameter's step count
+    this update makes (None without momentum).
     """
     if ema or debias or lr_inside_momentum:
         return False
-    buffer = states["momentum_buffer"]
+    buffers = states["momentum_buffer"]
+    firsts = {float(s) == 1 for s in steps} if buffers is not None and steps is not None else {False}
+    if len(firsts) > 1:
+        return False
+    (first,) = firsts
     torch._fused_sgd_(
-        [param], [grad], [buffer] if buffer is not None else [],
+        params, grads, buffers if buffers is not None else [],
         weight_decay=float(weight_decay), momentum=float(momentum), lr=float(lr),
         dampening=float(dampening), nesterov=nesterov, maximize=maximize,
         # torch's kernel copies the gradient into the buffer at the first step, as our rule does
-        is_first_step=buffer is not None and float(step) == 1,
+        is_first_step=first,
     )  # fmt: skip
     return True
 

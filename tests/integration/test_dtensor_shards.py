@@ -1,0 +1,123 @@
+"""DTensor parameters on the fast path's kernels, in one process (a gloo group of one rank).
+
+FSDP2's parameters are DTensors, which cannot join flat buffers; with the fast
+path asked for, each shard's local tensors are updated in place by the kernels
+the fast path runs on its buckets (``_flat.shard_steps``): torch's fused kernel
+where the rule is torch's, once for all shards of a dtype and step count, else
+descentlab's compiled kernel. What holds, for every optimizer, torch's and
+Keras's conventions, float32 and bfloat16 state:
+
+- the parameters and every state tensor equal, bit for bit, those of one
+  process running the fast path on plain tensors, also where one parameter
+  has no gradient at the first step, so that its first step is the others'
+  second (torch's SGD kernel takes one first-step flag per call);
+- a shard no kernel can take (bfloat16 state on a parameter that is not a
+  whole number of 256-element blocks) is left to the per-tensor path, and
+  equals one process's per-tensor path; ``implementation()`` says which ran;
+- no FastPathWarning is given for DTensor parameters (they have their own way).
+
+The two-process FSDP2 runs are in test_distributed_lean_state.py.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+
+from descentlab.optim import OPTIMIZERS, _flat
+
+dist = pytest.importorskip("torch.distributed", reason="this torch has no torch.distributed")
+if not dist.is_available():
+    pytest.skip("this torch build has no torch.distributed", allow_module_level=True)
+from torch.distributed.fsdp import fully_shard  # noqa: E402
+from torch.distributed.tensor import DTensor  # noqa: E402
+
+from dist_workers import HYPER  # noqa: E402
+
+# 5120 and 4100 elements get lean state (4100 is not a whole number of blocks); 33 and 35 do not
+SHAPES = [(64, 80), (4100,), (33,), (7, 5)]
+NOT_IN_BLOCKS = 1
+STEPS = 4
+
+
+@pytest.fixture(scope="module")
+def group(tmp_path_factory):
+    init = tmp_path_factory.mktemp("gloo") / "init"
+    dist.init_process_group("gloo", init_method=f"file://{init}", rank=0, world_size=1)
+    yield
+    dist.destroy_process_group()
+
+
+def params() -> list[torch.nn.Parameter]:
+    g = torch.Generator().manual_seed(0)
+    return [torch.nn.Parameter(torch.randn(s, generator=g)) for s in SHAPES]
+
+
+def gradients(step: int) -> list[torch.Tensor | None]:
+    g = torch.Generator().manual_seed(100 + step)
+    grads: list[torch.Tensor | None] = [torch.randn(s, generator=g) for s in SHAPES]
+    if step == 0:
+        grads[2] = None  # this parameter's first step is the others' second
+    return grads
+
+
+def make(name: str, convention: str, groups: list[dict], kind: str | None):
+    return OPTIMIZERS[name].from_convention(groups, convention, **HYPER[name], lean_state=kind)
+
+
+@pytest.mark.parametrize("kind", [None, "bfloat16"])
+@pytest.mark.parametrize("convention", ["torch", "keras"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_shards_equal_one_process_on_the_same_path_bit_for_bit(group, name, convention, kind):
+    model = torch.nn.ParameterList(params())
+    fully_shard(model)
+    sharded = list(model.parameters())
+    opt = make(name, convention, [{"params": sharded, "foreach": True}], kind)
+    plain = params()
+    # one process: the fast path, but the per-tensor path where the shard's path is per-tensor
+    per_tensor = {NOT_IN_BLOCKS} if kind == "bfloat16" else set()
+    groups = [
+        {"params": [p for i, p in enumerate(plain) if i not in per_tensor], "foreach": True},
+        {"params": [p for i, p in enumerate(plain) if i in per_tensor], "foreach": False},
+    ]
+    one = make(name, convention, [g for g in groups if g["params"]], kind)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", _flat.FastPathWarning)
+        for step in range(STEPS):
+            for p, q, grad in zip(sharded, plain, gradients(step), strict=True):
+                p.grad = None if grad is None else DTensor.from_local(grad, p.device_mesh, p.placements)
+                q.grad = grad
+            opt.step()
+            one.step()
+
+    (described,) = opt.implementation()
+    fused = OPTIMIZERS[name].torch_fused is not None and convention == "torch"
+    expected = {  # bfloat16 state: the large parameters' kernel is descentlab's; the small ones' is not lean
+        "torch's fused kernel": fused,
+        "compiled kernel": not fused or kind == "bfloat16",
+        "per-tensor": kind == "bfloat16",
+    }
+    assert all((k in described) == v for k, v in expected.items()), described
+    for p, q in zip(sharded, plain, strict=True):
+        assert torch.equal(p.to_local(), q.detach()), "parameters, bit for bit"
+        state, reference = opt.state[p], one.state[q]
+        assert sorted(state) == sorted(reference)
+        for k, v in reference.items():
+            local = v if k == "step" else state[k].to_local()
+            assert torch.equal(local, v), f"state {k!r}, bit for bit"
+
+
+def test_without_the_fast_path_dtensor_parameters_take_the_per_tensor_path(group):
+    model = torch.nn.ParameterList(params())
+    fully_shard(model)
+    opt = OPTIMIZERS["adam"](model.parameters(), lr=0.01, foreach=False)
+    plain = params()
+    one = OPTIMIZERS["adam"](plain, lr=0.01, foreach=False)
+    for p, q, grad in zip(model.parameters(), plain, gradients(1), strict=True):
+        p.grad, q.grad = DTensor.from_local(grad, p.device_mesh, p.placements), grad
+    opt.step()
+    one.step()
+    assert opt.implementation() == ["per-tensor"]
+    assert all(torch.equal(p.to_local(), q.detach()) for p, q in zip(model.parameters(), plain, strict=True))
