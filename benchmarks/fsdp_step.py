@@ -11,7 +11,9 @@ each form in turn (the host's speed drifts; compare within a round). The forms:
 descentlab with the fast path's kernels on the shards (the default for groups
 of 2**20 elements or more) with float32 and with bfloat16 state; descentlab's
 per-tensor path (``foreach=False``: eager DTensor operations); torch.optim's
-default (``foreach``) and, where torch has a DTensor rule for it, ``fused=True``.
+default (``foreach``) and, where torch has a DTensor rule for it, ``fused=True``;
+then bfloat16 parameters rounded back stochastically, on both of descentlab's
+paths, beside torch.optim's fused step on them.
 """
 
 from __future__ import annotations
@@ -41,25 +43,38 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=3, help="rounds over the forms (default 3)")
     args = parser.parse_args()
     hyper = {"lr": 1e-3, **({"momentum": 0.9} if args.optimizer in ("sgd", "rmsprop") else {})}
-    forms: dict[str, Callable[[list[torch.Tensor]], torch.optim.Optimizer]] = {
-        "descentlab, fast, float32 state": lambda ps: OPTIMIZERS[args.optimizer](ps, **hyper, foreach=True),
-        "descentlab, fast, bfloat16 state": lambda ps: OPTIMIZERS[args.optimizer](
-            ps, **hyper, foreach=True, lean_state="bfloat16"
+    ours, theirs = OPTIMIZERS[args.optimizer], getattr(torch.optim, TORCH[args.optimizer])
+    rounded = {"stochastic_rounding": True, "state_dtype": torch.float32}
+    f32, bf16 = torch.float32, torch.bfloat16
+    # form -> (the parameters' dtype, the optimizer on them)
+    forms: dict[str, tuple[torch.dtype, Callable[[list[torch.Tensor]], torch.optim.Optimizer]]] = {
+        "descentlab, fast, float32 state": (f32, lambda ps: ours(ps, **hyper, foreach=True)),
+        "descentlab, fast, bfloat16 state": (
+            f32,
+            lambda ps: ours(ps, **hyper, foreach=True, lean_state="bfloat16"),
         ),
-        "descentlab, per-tensor (foreach=False)": lambda ps: OPTIMIZERS[args.optimizer](
-            ps, **hyper, foreach=False
+        "descentlab, per-tensor (foreach=False)": (f32, lambda ps: ours(ps, **hyper, foreach=False)),
+        "torch.optim, default (foreach)": (f32, lambda ps: theirs(ps, **hyper)),
+        "torch.optim, fused=True": (f32, lambda ps: theirs(ps, **hyper, fused=True)),
+        "bfloat16 parameters, descentlab, fast, stochastic rounding, float32 state": (
+            bf16,
+            lambda ps: ours(ps, **hyper, foreach=True, **rounded),
         ),
-        "torch.optim, default (foreach)": lambda ps: getattr(torch.optim, TORCH[args.optimizer])(ps, **hyper),
-        "torch.optim, fused=True": lambda ps: getattr(torch.optim, TORCH[args.optimizer])(
-            ps, **hyper, fused=True
+        "bfloat16 parameters, descentlab, per-tensor, stochastic rounding, float32 state": (
+            bf16,
+            lambda ps: ours(ps, **hyper, foreach=False, **rounded),
+        ),
+        "bfloat16 parameters, torch.optim, fused=True (bfloat16 state, plain rounding)": (
+            bf16,
+            lambda ps: theirs(ps, **hyper, fused=True),
         ),
     }
     with tempfile.TemporaryDirectory() as tmp:
         dist.init_process_group("gloo", init_method=f"file://{Path(tmp) / 'init'}", rank=0, world_size=1)
         try:
             runs, failed = {}, {}
-            for form, make in forms.items():
-                model = sharded_model()
+            for form, (dtype, make) in forms.items():
+                model = sharded_model(dtype)
                 try:
                     opt = make(list(model.parameters()))
                     for _ in range(3):  # state made, kernels compiled
@@ -86,14 +101,16 @@ def main() -> None:
             dist.destroy_process_group()
 
 
-def sharded_model() -> torch.nn.Module:
-    """The transformer workload's tensors, fully_shard-ed, each with a fixed gradient."""
+def sharded_model(dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+    """The transformer workload's tensors in ``dtype``, fully_shard-ed, each with a fixed gradient."""
     generator = torch.Generator().manual_seed(0)
     shapes = bench.WORKLOADS["transformer"].shapes
-    model = torch.nn.ParameterList([torch.nn.Parameter(torch.randn(s, generator=generator)) for s in shapes])
+    model = torch.nn.ParameterList(
+        [torch.nn.Parameter(torch.randn(s, generator=generator, dtype=dtype)) for s in shapes]
+    )
     fully_shard(model)
     for p in model.parameters():
-        local = torch.randn(p.to_local().shape, generator=generator) * 1e-2
+        local = torch.randn(p.to_local().shape, generator=generator, dtype=dtype) * 1e-2
         p.grad = DTensor.from_local(local, p.device_mesh, p.placements)
     return model
 

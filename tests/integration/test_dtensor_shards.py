@@ -14,6 +14,9 @@ Keras's conventions, float32 and bfloat16 state:
 - a shard no kernel can take (bfloat16 state on a parameter that is not a
   whole number of 256-element blocks) is left to the per-tensor path, and
   equals one process's per-tensor path; ``implementation()`` says which ran;
+- bfloat16 parameters with ``stochastic_rounding=True`` (bfloat16 and float32
+  state): shards that are whole blocks are rounded by the compiled kernel, the
+  others on the per-tensor path, bit for bit as one process does on each path;
 - no FastPathWarning is given for DTensor parameters (they have their own way).
 
 The two-process FSDP2 runs are in test_distributed_lean_state.py.
@@ -121,3 +124,33 @@ def test_without_the_fast_path_dtensor_parameters_take_the_per_tensor_path(group
     one.step()
     assert opt.implementation() == ["per-tensor"]
     assert all(torch.equal(p.to_local(), q.detach()) for p, q in zip(model.parameters(), plain, strict=True))
+
+
+@pytest.mark.parametrize("state_dtype", [None, torch.float32], ids=["bf16-state", "f32-state"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_bfloat16_shards_rounded_stochastically_equal_one_process_bit_for_bit(group, name, state_dtype):
+    kwargs = {**HYPER[name], "stochastic_rounding": True, "state_dtype": state_dtype}
+    model = torch.nn.ParameterList(params()).to(torch.bfloat16)
+    fully_shard(model)
+    sharded = list(model.parameters())
+    opt = OPTIMIZERS[name]([{"params": sharded, "foreach": True}], **kwargs)
+    plain = [torch.nn.Parameter(p.detach().to(torch.bfloat16)) for p in params()]
+    # the rounding numbers places in blocks of 256: a shard that is not whole blocks goes per-tensor
+    whole = [i for i, s in enumerate(SHAPES) if torch.Size(s).numel() % 256 == 0]
+    groups = [
+        {"params": [p for i, p in enumerate(plain) if i in whole], "foreach": True},
+        {"params": [p for i, p in enumerate(plain) if i not in whole], "foreach": False},
+    ]
+    one = OPTIMIZERS[name](groups, **kwargs)
+    for step in range(STEPS):
+        for p, q, grad in zip(sharded, plain, gradients(step), strict=True):
+            grad = None if grad is None else grad.to(torch.bfloat16)
+            p.grad = None if grad is None else DTensor.from_local(grad, p.device_mesh, p.placements)
+            q.grad = grad
+        opt.step()
+        one.step()
+    (described,) = opt.implementation()
+    assert described.startswith(f"fast: {len(whole)} DTensor shard(s) updated in place (compiled kernel)")
+    assert f"{len(SHAPES) - len(whole)} DTensor parameter(s) per-tensor" in described, described
+    for p, q in zip(sharded, plain, strict=True):
+        assert p.dtype == torch.bfloat16 and torch.equal(p.to_local(), q.detach()), "bit for bit"

@@ -1085,9 +1085,9 @@ def shard_steps(
     where the rule is torch's, else descentlab's compiled kernel on each shard,
     as on a bucket of that one parameter, so the numbers are the fast path's
     on one process. A shard qualifies where it is dense and laid out as its
-    gradient and state are (with bfloat16 state, also a whole number of
-    256-element blocks, so that the rounding numbers its places as one process
-    does).
+    gradient and state are (with bfloat16 state, or a bfloat16 parameter
+    rounded back stochastically, also a whole number of 256-element blocks, so
+    that the rounding numbers its places as one process does).
 
     Returns the parameters left to the per-tensor path, and how many DTensor
     parameters each kernel (or the per-tensor path) updated.
@@ -1108,7 +1108,7 @@ def shard_steps(
     batches: dict[tuple[torch.dtype, float], list[_Shard]] = {}
     for x in shards:
         x.state["step"] += 1
-        if x.lean is None and _takes_torch_kernel(cls, x.param, x.states):
+        if x.lean is None and not x.rounding and _takes_torch_kernel(cls, x.param, x.states):
             # one call per dtype and step count (torch's SGD kernel takes one first-step flag)
             batches.setdefault((x.param.dtype, x.state["step"].item()), []).append(x)
     done: set[int] = set()
@@ -1127,7 +1127,7 @@ def shard_steps(
         if id(x) in done:
             continue
         bucket = Bucket([], [0], names, x.param, x.grad, x.states, torch.zeros(1), 0, [])
-        bucket.lean = x.lean
+        bucket.lean, bucket.rounding = x.lean, x.rounding
         try:
             FastPath._run_compiled(
                 cls, hyper, bucket, _Range(x.param, x.grad, x.states, x.state["step"].item())
@@ -1148,6 +1148,7 @@ class _Shard:
     p: torch.Tensor
     state: dict[str, Any]
     lean: str | None
+    rounding: bool  # a bfloat16 parameter rounded back stochastically
     param: torch.Tensor
     grad: torch.Tensor
     states: dict[str, torch.Tensor]
@@ -1158,17 +1159,17 @@ class _Shard:
     ) -> _Shard | None:
         """``p``'s shard, its state made; None where no kernel can run on it here."""
         grad = p.grad
-        if not is_dtensor(grad) or p.is_complex() or _rounds(group, p.dtype, names):
-            return None  # bfloat16 parameters rounded stochastically: the per-tensor path's float32 copy
+        if not is_dtensor(grad) or p.is_complex():
+            return None
         state = optimizer.state[p]
         optimizer._ensure_state(p, group, state)
-        lean = _lean.kind(group, p)
+        lean, rounding = _lean.kind(group, p), _rounds(group, p.dtype, names)
         local = p.to_local()
         tensors = [grad.to_local(), *(_lean._local(state[n]) for n in names)]
         if (
             local.numel() == 0
             or lean == "8bit"  # refused for large DTensors: the block scales are not sharded
-            or (lean is not None and local.numel() % _lean.BLOCK)
+            or ((lean is not None or rounding) and local.numel() % _lean.BLOCK)
             or not _dense(local)
             or tensors[0].dtype != local.dtype
             or any(t.shape != local.shape or t.stride() != local.stride() for t in tensors)
@@ -1176,7 +1177,7 @@ class _Shard:
         ):
             return None
         param, grad_, *states = (_lean._flat(t) for t in (local, *tensors))
-        return cls(p, state, lean, param, grad_, dict(zip(names, states, strict=True)))
+        return cls(p, state, lean, rounding, param, grad_, dict(zip(names, states, strict=True)))
 
 
 def _torch_kernel(
