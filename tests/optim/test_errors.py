@@ -203,6 +203,16 @@ def test_unsupported_sparse_gradients_raise_before_anything_changes(make, match)
     assert same(opt.state_dict(), before)
 
 
+def test_the_sparse_gradient_error_names_a_parameter_that_is_not_first():
+    # its place is found by identity: list.index compared the tensors before it elementwise
+    dense, sparse = torch.ones(5, 2, requires_grad=True), torch.ones(5, 2, requires_grad=True)
+    dense.grad, sparse.grad = torch.ones(5, 2), _sparse_grad()
+    with pytest.raises(
+        RuntimeError, match=r"Adam does not support sparse gradients \(param group 0, params\[1\]"
+    ):
+        Adam([dense, sparse]).step()
+
+
 # -- checkpoints ---------------------------------------------------------------------
 
 
@@ -296,6 +306,25 @@ def test_a_checkpoint_with_invalid_values_or_state_is_refused():
     ):
         opt.load_state_dict({"model": {}})
     assert opt.state_dict()["param_groups"][0]["lr"] == saved["param_groups"][0]["lr"]
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_state_of_another_shape_set_from_outside_raises_before_anything_changes(name, fast):
+    # As ZeroRedundancyOptimizer.load_state_dict does (it writes each rank's state itself): the
+    # checkpoint checks of load_state_dict do not run, so the step checks before it changes a number.
+    kwargs = {"momentum": 0.9} if name == "sgd" else {}
+    params, opt = _trained(OPTIMIZERS[name], shapes=((2, 3), (3,), (4,)), foreach=fast, **kwargs)
+    key = next(k for k in opt.state[params[1]] if k != "step")
+    opt.state[params[1]][key] = torch.zeros(5)
+    before = [p.detach().clone() for p in params]
+    # the first parameter's shape makes a list.index that compared tensors fail: found by identity
+    match = (
+        rf"{OPTIMIZERS[name].__name__}: the state '{key}' of param group 0, params\[1\] has shape \(5,\), "
+    )
+    with pytest.raises(ValueError, match=match + r"but the parameter has shape \(3,\)"):
+        opt.step()
+    assert all(torch.equal(p, b) for p, b in zip(params, before, strict=True)), "no parameter changed"
 
 
 def test_a_custom_convention_is_a_dataclass_replace():

@@ -357,6 +357,7 @@ class Optimizer(torch.optim.Optimizer):
             for p in params:
                 if p.grad.is_sparse:
                     self._check_sparse(index, group, p)
+                self._check_state(p, group)
             plans.append((group, prepared, params, fast))
         guarded = [
             g
@@ -383,7 +384,7 @@ class Optimizer(torch.optim.Optimizer):
 
     def _check_sparse(self, index: int, group: dict[str, Any], p: torch.Tensor) -> None:
         owner = type(self).__name__
-        at = f"param group {index}, params[{group['params'].index(p)}]"
+        at = f"param group {index}, params[{_position(group['params'], p)}]"
         if not self.sparse_gradients:
             raise RuntimeError(
                 f"{owner} does not support sparse gradients ({at} has one); use Adagrad or SGD, "
@@ -392,6 +393,30 @@ class Optimizer(torch.optim.Optimizer):
         if p.is_complex():
             raise RuntimeError(f"{owner}: sparse gradients of complex parameters are not supported ({at})")
         self._check_sparse_options(owner, at, group)
+
+    def _check_state(self, p: torch.Tensor, group: dict[str, Any]) -> None:
+        """Raise ValueError for a state tensor of ``p`` whose shape is not ``p``'s.
+
+        load_state_dict checks a checkpoint's shapes; state put into
+        ``optimizer.state`` another way (an assignment, or
+        ZeroRedundancyOptimizer.load_state_dict, which writes each rank's
+        state itself) is checked here, before the step changes any number.
+        """
+        state = self.state.get(p)
+        if not state:
+            return
+        shape = p.shape
+        for key in self.state_names:
+            value = state.get(key)
+            if value is not None and getattr(value, "shape", shape) != shape:
+                index = next(i for i, g in enumerate(self.param_groups) if g is group)
+                at = f"param group {index}, params[{_position(group['params'], p)}]"
+                raise ValueError(
+                    f"{type(self).__name__}: the state {key!r} of {at} has shape {tuple(value.shape)}, "
+                    f"but the parameter has shape {tuple(p.shape)}; state put into optimizer.state "
+                    "from outside (an assignment, or ZeroRedundancyOptimizer.load_state_dict, which "
+                    "does not run this optimizer's checks) must have its parameter's shape"
+                )
 
     def _check_sparse_options(self, owner: str, at: str, group: dict[str, Any]) -> None:
         """Raise if ``group``'s options cannot be combined with a sparse gradient."""
@@ -676,6 +701,11 @@ class Optimizer(torch.optim.Optimizer):
             )
         if not bool((torch.isfinite(scale) & (scale >= 0)).all()):
             raise ValueError(f"{where} must be finite and >= 0; it holds NaN, infinity or a negative value")
+
+
+def _position(params: list[torch.Tensor], p: torch.Tensor) -> int:
+    """``p``'s index in ``params``, by identity (``list.index`` would compare tensors elementwise)."""
+    return next(i for i, q in enumerate(params) if q is p)
 
 
 def _guess(saved_group: dict[str, Any]) -> str:

@@ -892,6 +892,7 @@ class FastPath:
         for p in group["params"]:
             if id(p) in self.excluded or not (id(p) in previous or id(p) in fresh):
                 continue
+            optimizer._check_state(p, group)  # before any buffer is built from it
             reason = ineligible(p)
             if reason is None and not _placed(p):
                 storage = p.untyped_storage().data_ptr()
