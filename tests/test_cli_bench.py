@@ -346,6 +346,29 @@ def test_each_round_warms_an_implementation_for_the_time_asked_and_at_least_one_
         assert len(ticking.began) > 1
 
 
+def test_each_round_starts_one_implementation_further_along():
+    # torch's global step hook sees every optimizer's steps in the order they run (the probe is
+    # not an optimizer); an implementation's warm-up and timed steps in one turn are one run of it
+    import itertools
+
+    from torch.optim.optimizer import register_optimizer_step_post_hook
+
+    from descentlab import bench
+
+    order: list[int] = []
+    hook = register_optimizer_step_post_hook(lambda opt, *_: order.append(id(opt)))
+    try:
+        bench.run([bench.Workload("tiny", "3 tensors of 8 x 8", ((8, 8),) * 3)], [bench.ALGORITHMS["sgd"]],
+                  device=torch.device("cpu"), steps=1, rounds=3, warmup_s=0, lean_workloads=())  # fmt: skip
+    finally:
+        hook.remove()
+    turns = [k for k, _ in itertools.groupby(order)]
+    n = len(set(order))  # made and stepped once each, in the list's order, before the rounds
+    rows, rounds = turns[:n], [turns[n + r * n : n + (r + 1) * n] for r in range(3)]
+    assert n >= 4 and len(turns) == 5 * n, turns  # and after the rounds, one step each: the peak memory
+    assert rounds == [rows, rows[1:] + rows[:1], rows[2:] + rows[:2]]
+
+
 def test_the_help_states_the_warmup_the_bench_uses_by_default():
     # the parser does not import the bench module (it imports torch): its help repeats the number
     from descentlab import bench, cli
