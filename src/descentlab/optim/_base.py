@@ -70,18 +70,15 @@ def _lean_kind(owner: str, at: str, group: dict[str, Any], p: torch.Tensor) -> s
     than failing in the middle of a step.
     """
     kind = _lean.kind(group, p)
-    if kind == "8bit" and torch.distributed.is_available():
-        from torch.distributed.tensor import DTensor  # only where torch has torch.distributed
-
-        if isinstance(p, DTensor):
-            raise ValueError(
-                f"{owner}: {at} is a DTensor (FSDP2's fully_shard, tensor parallelism) of "
-                f"{p.numel()} elements, so lean_state='8bit' would keep its state, and 8-bit state "
-                "does not support DTensor parameters (its block scales are not sharded with them); "
-                "use lean_state='bfloat16', or put the DTensor parameters of "
-                f"{_lean.MIN_ELEMENTS} elements or more in a param group with lean_state=None; "
-                f"received a DTensor with placements {tuple(p.placements)}"
-            )
+    if kind == "8bit" and _lean.is_dtensor(p):
+        raise ValueError(
+            f"{owner}: {at} is a DTensor (FSDP2's fully_shard, tensor parallelism) of "
+            f"{p.numel()} elements, so lean_state='8bit' would keep its state, and 8-bit state "
+            "does not support DTensor parameters (its block scales are not sharded with them); "
+            "use lean_state='bfloat16', or put the DTensor parameters of "
+            f"{_lean.MIN_ELEMENTS} elements or more in a param group with lean_state=None; "
+            f"received a DTensor with placements {tuple(p.placements)}"
+        )
     return kind
 
 

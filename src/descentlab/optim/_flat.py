@@ -904,7 +904,7 @@ class FastPath:
                 storages[storage] = id(p)
             if reason is not None:
                 self.excluded.add(id(p))
-                if not is_dtensor(p):  # a DTensor's shard has its own way (shard_steps)
+                if not _lean.is_dtensor(p):  # a DTensor's shard has its own way (shard_steps)
                     reasons[reason] = reasons.get(reason, 0) + 1
                 continue
             candidates.append(p)
@@ -1100,12 +1100,12 @@ def shard_steps(
         return params, {}
     rest, shards = [], []
     for p in params:
-        shard = _Shard.of(optimizer, group, p, names) if is_dtensor(p) else None
+        shard = _Shard.of(optimizer, group, p, names) if _lean.is_dtensor(p) else None
         if shard is None:
             rest.append(p)
         else:
             shards.append(shard)
-    counts = {"per-tensor": sum(map(is_dtensor, rest)), "torch's fused kernel": 0, "compiled kernel": 0}
+    counts = {"per-tensor": sum(map(_lean.is_dtensor, rest)), "torch's fused kernel": 0, "compiled kernel": 0}
     batches: dict[tuple[torch.dtype, float], list[_Shard]] = {}
     for x in shards:
         x.state["step"] += 1
@@ -1160,16 +1160,15 @@ class _Shard:
     ) -> _Shard | None:
         """``p``'s shard, its state made; None where no kernel can run on it here."""
         grad = p.grad
-        if not is_dtensor(grad) or p.is_complex():
+        if not _lean.is_dtensor(grad) or p.is_complex():
             return None
         state = optimizer.state[p]
-        optimizer._ensure_state(p, group, state)
+        optimizer._ensure_state(p, group, state)  # refuses 8-bit state for a large DTensor
         lean, rounding = _lean.kind(group, p), _rounds(group, p.dtype, names)
         local = p.to_local()
         tensors = [grad.to_local(), *(_lean._local(state[n]) for n in names)]
         if (
             local.numel() == 0
-            or lean == "8bit"  # refused for large DTensors: the block scales are not sharded
             or ((lean is not None or rounding) and local.numel() % _lean.BLOCK)
             or not _dense(local)
             or tensors[0].dtype != local.dtype
@@ -1203,12 +1202,6 @@ def _torch_kernel(
         return False
     _TORCH_KERNELS_RAN.add(key)
     return ran
-
-
-def is_dtensor(t: Any) -> bool:
-    """Whether ``t`` is a DTensor (without importing torch.distributed.tensor: none exists until it is)."""
-    module = sys.modules.get("torch.distributed.tensor")
-    return module is not None and isinstance(t, module.DTensor)
 
 
 class _Range(NamedTuple):

@@ -69,6 +69,7 @@ Error bounds (``x`` the value, ``a`` its block's absmax):
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Collection
 from typing import Any
 
@@ -388,12 +389,13 @@ def _flat(t: torch.Tensor) -> torch.Tensor:
 
 def _local(t: torch.Tensor) -> torch.Tensor:
     """``t``'s elements on this rank: a DTensor's local shard (a view of it), any other tensor itself."""
-    if torch.distributed.is_available():
-        from torch.distributed.tensor import DTensor  # only where torch has torch.distributed
+    return t.to_local() if is_dtensor(t) else t
 
-        if isinstance(t, DTensor):
-            return t.to_local()
-    return t
+
+def is_dtensor(t: Any) -> bool:
+    """Whether ``t`` is a DTensor (without importing torch.distributed.tensor: none exists until it is)."""
+    module = sys.modules.get("torch.distributed.tensor")
+    return module is not None and isinstance(t, module.DTensor)
 
 
 def _padded(t: torch.Tensor) -> torch.Tensor:
