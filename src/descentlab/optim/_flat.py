@@ -73,9 +73,9 @@ AUTO_MIN_ELEMENTS = 1 << 20
 MAX_BUCKET_ELEMENTS = 1 << 26
 
 #: On the CPU the 8-bit kernel runs on a bucket this many elements at a time: its
-#: compiled code keeps each new moment in a float32 temporary (for the block's
-#: absmax, then the codes), as large as the range it is given. Chunks bound that
-#: temporary (4 MB per moment) and keep it in cache. The numbers do not change:
+#: compiled code keeps each new moment in float32 temporaries (for the block's
+#: absmax, then the codes), as large as the range it is given. Chunks bound them
+#: (two of 4 MB per moment) and keep them in cache. The numbers do not change:
 #: chunks start on block boundaries, and the rounding's random bits depend on an
 #: element's place in its block, not on the block's place in the buffer.
 LEAN_CHUNK_ELEMENTS = 1 << 20
@@ -213,19 +213,18 @@ def _shaped(buffer: torch.Tensor, offset: int, p: torch.Tensor) -> torch.Tensor:
 # With dynamic threads the loop is always an OpenMP parallel loop, sized at run time.
 _COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
 
-# The 8-bit kernel needs each new moment twice per block (once for the block's
-# absmax, once to encode it): inductor's default thresholds keep it in a
-# temporary as large as the state, higher ones recompute it. Measured on 16.8M
-# parameters with two threads, as the bench runs: recomputing took 35-45% less
-# time per step (the temporary's traffic), though the temporary measured faster
-# on one thread and 4M parameters, and compiles faster. A float32 temporary per
-# moment is still made (the bench's peak showed it, 2026-12-05): on the CPU the
-# kernel therefore runs in chunks (LEAN_CHUNK_ELEMENTS), which bound it.
-_LEAN_COMPILE_OPTIONS = {
-    **_COMPILE_OPTIONS,
-    "realize_cpu_opcount_threshold": 400,
-    "realize_reads_threshold": 8,
-}
+# The lean kernels compile with inductor's default thresholds for keeping an
+# intermediate value in a temporary rather than recomputing it where it is used.
+# Higher ones (opcount 400, reads 8) measured faster while the 8-bit map's
+# constants were passed as float64 inputs (each a read that made inductor keep the
+# decoded moments in temporaries); with them compiled in, higher thresholds let
+# inductor inline the decoded moments into every use while it lowers the graph,
+# and compiling took 54 s for 8-bit Adagrad, 70 s for 8-bit AMSGrad (against 6
+# and 14 s at the defaults; one process, caches off, 2026-12-07). Measured on
+# 16.8M parameters with two threads, 8-bit Adam steps in 57.5 ms at the defaults,
+# 52 ms at opcount 400 and reads 4 (then 54 s for Adagrad's compile), 69.5 ms
+# before; bfloat16-state Adam alike at either (10.2, 10.6 ms).
+_LEAN_COMPILE_OPTIONS = _COMPILE_OPTIONS
 
 _KERNELS: dict[tuple[Any, ...], _Kernel] = {}
 

@@ -98,27 +98,41 @@ _PLACE = _int32(0x2545F491)
 _MIX1, _MIX2 = _int32(0x7FEB352D), _int32(0x846CA68B)
 
 
-def _select(bits: torch.Tensor, factors: tuple[float, ...]) -> torch.Tensor:
+def _select(bits: torch.Tensor, factors: tuple[int, ...]) -> torch.Tensor:
     """The product of ``factors[b]`` over the set bits ``b`` of the integers ``bits``, in float32.
 
-    With the factors of 10 or 2 raised to 1, 2 and 4 this is a power of 10 or 2
-    with an exponent below 8, exact, from three multiplications by ``1 + (f -
-    1) * bit``: no table lookup, which a compiled CPU kernel does one element at
-    a time, and no scalar tensors, which it would reload and convert at every
-    element.
+    With the factors 10, 100 and 10**4 this is a power of 10 with an exponent
+    below 8, exact, from three multiplications by ``1 + (f - 1) * bit``: no
+    table lookup, which a compiled CPU kernel does one element at a time. The
+    factors are integers: dynamo compiles an integer of a module's tuple in as
+    a constant, but passes a float of one as a 0-dim float64 tensor, which the
+    kernel then reloads and converts at every vector of elements.
     """
     out = 1.0 + (factors[0] - 1.0) * (bits & 1).to(torch.float32)
     out = out * (1.0 + (factors[1] - 1.0) * ((bits >> 1) & 1).to(torch.float32))
     return out * (1.0 + (factors[2] - 1.0) * ((bits >> 2) & 1).to(torch.float32))
 
 
-_TENS = (10.0, 100.0, 1e4)  # 10**d, exact in float32
-_HALVES = (0.5, 0.25, 2.0**-4)  # 2**-e, exact
+_TENS = (10, 100, 10**4)  # 10**d, exact in float32
 
 
-def _decade_tops(bits: int) -> tuple[float, ...]:
-    """The float32 value at the top of each decade ``d`` (its last level, :math:`10^{-d}` rounded)."""
-    return tuple((1.0 / _select(torch.arange(bits, dtype=torch.int32), _TENS)).tolist())
+def _power_of_two(e: torch.Tensor) -> torch.Tensor:
+    """``2.0 ** e`` (float32) of integers ``e`` in [-126, 127], exact: the exponent's bits set directly."""
+    return ((e + 127) << 23).view(torch.float32)
+
+
+def _highest_bit(j: torch.Tensor) -> torch.Tensor:
+    """The place of the highest set bit of integers ``j`` in [1, 2**24), from their float32 exponent."""
+    return (j.to(torch.float32).view(torch.int32) >> 23) - 127
+
+
+def _decade_tops(bits: int) -> tuple[int, ...]:
+    """The bits of the float32 value at the top of each decade ``d`` (its last level, 10**-d rounded).
+
+    Bits, an integer each, so that a compiled kernel has them as constants (see
+    :func:`_select`); for values >= 0, comparing bits compares the values.
+    """
+    return tuple((1.0 / _select(torch.arange(bits, dtype=torch.int32), _TENS)).view(torch.int32).tolist())
 
 
 _TOPS = {bits: _decade_tops(bits) for bits in (7, 8)}
@@ -133,10 +147,8 @@ def level(j: torch.Tensor, bits: int) -> torch.Tensor:
     float32 by the same operations in eager and compiled code (which contracts
     no multiply-add), so both paths decode a code to the same number.
     """
-    e = torch.zeros_like(j)
-    for i in range(1, bits):
-        e = e + (j >= 1 << i).to(j.dtype)
-    inverse_n = _select(e, _HALVES)
+    e = _highest_bit(torch.clamp(j, min=1))
+    inverse_n = _power_of_two(-e)
     k = j.to(torch.float32) * inverse_n - 1.0 + inverse_n  # (j - n + 1) / n, exact
     value = (0.1 + 0.9 * k) / _select((bits - 1) - e, _TENS)
     return value * (j != 0).to(torch.float32)
@@ -329,10 +341,11 @@ def encode_blocks(
     # a division, not a multiplication by 1 / absmax, which overflows for a subnormal absmax
     a = (x.abs() / torch.where(absmax > 0, absmax, torch.ones_like(absmax))[:, None]).clamp(max=1.0)
     d = torch.zeros_like(a, dtype=torch.int32)
+    a_bits = a.view(torch.int32)
     for top in _TOPS[bits][1:]:
-        d = d + (a <= top).to(torch.int32)
+        d = d + (a_bits <= top).to(torch.int32)
     e = (bits - 1) - d
-    n = 1.0 / _select(e, _HALVES)
+    n = _power_of_two(e)
     scaled = a * _select(d, _TENS)  # in (0.1, 1] in decade d (in [0, 1] in the lowest)
     t = torch.where(e == 0, scaled, (scaled - 0.1) * (n * (1 / 0.9)))
     k = torch.minimum(t.floor().clamp(min=0.0), n - 1.0)
