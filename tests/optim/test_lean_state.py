@@ -125,6 +125,30 @@ def test_the_maps_are_ascending_from_zero_to_one_and_fill_a_byte(signed):
 
 
 @pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
+def test_the_maps_values_are_the_documented_levels_and_each_encodes_to_its_own_code(signed):
+    # an oracle in float64: decade d below 1 holds n = 2**(bits-1-d) levels (0.1 + 0.9 k/n) / 10**d
+    bits = 7 if signed else 8
+    levels = [0.0] + [
+        (0.1 + 0.9 * k / 2 ** (bits - 1 - d)) / 10**d
+        for d in reversed(range(bits))
+        for k in range(1, 2 ** (bits - 1 - d) + 1)
+    ]
+    table = _lean.table(signed)
+    assert torch.allclose(table.double(), torch.tensor(levels, dtype=torch.float64), rtol=2**-23, atol=0)
+    # nearest rounding keeps every value of the map exactly, the decade tops included, and a
+    # value one float32 step either side of a level goes to that level or a neighbour
+    x = table.repeat(4)[: 2 * _lean.BLOCK].view(2, _lean.BLOCK).clone()
+    x[:, 0] = 1.0  # absmax 1 in each block
+    codes, absmax = _lean.encode_blocks(x, signed)
+    assert torch.equal(_lean.decode_blocks(codes, absmax, signed, torch.float32), x)
+    for direction in (2.0, 0.0):
+        near = torch.nextafter(x, torch.tensor(direction)).clamp(0, 1)
+        near[:, 0] = 1.0
+        back = _lean.decode_blocks(*_lean.encode_blocks(near, signed), signed, torch.float32)
+        assert bool(((back - near).abs() <= _lean.gap(near, signed) / 2 * (1 + 1e-6) + 1e-12).all())
+
+
+@pytest.mark.parametrize("signed", [True, False], ids=["signed", "unsigned"])
 def test_decoding_by_lookup_gives_the_formulas_floats(signed):
     # the per-tensor path looks codes up; the fast path's kernel computes the formula
     g = torch.Generator().manual_seed(3)
