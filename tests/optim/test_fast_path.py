@@ -536,8 +536,8 @@ def test_compile_options_this_torch_lacks_are_left_out():
     # realize_cpu_opcount_threshold): the kernel compiles with the options it has
     options = {"cpp.dynamic_threads": True, "realize_reads_threshold": 8, "no_such_option_in_any_torch": 1}
     assert _flat.known_options(options) == {"cpp.dynamic_threads": True, "realize_reads_threshold": 8}
-    assert set(_flat.known_options(_flat._LEAN_COMPILE_OPTIONS)) == set(_flat._LEAN_COMPILE_OPTIONS), (
-        "every lean option exists in the torch the tests run with"
+    assert set(_flat.known_options(_flat._COMPILE_OPTIONS)) == set(_flat._COMPILE_OPTIONS), (
+        "every option exists in the torch the tests run with"
     )
 
 

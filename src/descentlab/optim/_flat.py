@@ -213,19 +213,6 @@ def _shaped(buffer: torch.Tensor, offset: int, p: torch.Tensor) -> torch.Tensor:
 # With dynamic threads the loop is always an OpenMP parallel loop, sized at run time.
 _COMPILE_OPTIONS = {"cpp.dynamic_threads": True}
 
-# The lean kernels compile with inductor's default thresholds for keeping an
-# intermediate value in a temporary rather than recomputing it where it is used.
-# Higher ones (opcount 400, reads 8) measured faster while the 8-bit map's
-# constants were passed as float64 inputs (each a read that made inductor keep the
-# decoded moments in temporaries); with them compiled in, higher thresholds let
-# inductor inline the decoded moments into every use while it lowers the graph,
-# and compiling took 54 s for 8-bit Adagrad, 70 s for 8-bit AMSGrad (against 6
-# and 14 s at the defaults; one process, caches off, 2026-12-07). Measured on
-# 16.8M parameters with two threads, 8-bit Adam steps in 57.5 ms at the defaults,
-# 52 ms at opcount 400 and reads 4 (then 54 s for Adagrad's compile), 69.5 ms
-# before; bfloat16-state Adam alike at either (10.2, 10.6 ms).
-_LEAN_COMPILE_OPTIONS = _COMPILE_OPTIONS
-
 _KERNELS: dict[tuple[Any, ...], _Kernel] = {}
 
 # On CUDA a kernel's block size is chosen for the buffer length it is first compiled
@@ -406,7 +393,11 @@ def _lean_kernel(
                 scales[i].copy_(absmax)
 
         name = f"descentlab_lean_{update.__name__}_{len(_KERNELS)}"
-        options = {**_LEAN_COMPILE_OPTIONS, **_codegen.CACHE_MARK}
+        # Inductor's default thresholds for keeping a value in a temporary: raised ones
+        # (opcount 400, reads 8) made its lowering inline the decoded moments into every
+        # use, and 8-bit Adagrad compiled in 54 s, AMSGrad in 70 s (6 and 14 s at the
+        # defaults, for 8-bit Adam a 10% slower step; see the changelog, 2026-12-07).
+        options = {**_COMPILE_OPTIONS, **_codegen.CACHE_MARK}
         kernel = _KERNELS[key] = _with_codegen(_compiled(flat_step, name, options))
     return kernel
 
