@@ -11,7 +11,10 @@ where a fixed-size ``a += b`` over 512 MB would measure DRAM instead, and a
 step could seem to beat the memory). Implementations are timed in turns, round
 after round, each round starting one place further along the list, so that the
 machine's noise and any effect of the order fall on all of them alike; compare
-ratios within one run. Before its timed steps in each round, an implementation
+ratios within one run. Each ratio and probe share is also given round by
+round (the medians of one round's steps, against torch's fastest in that
+round): their range says how much of a difference the run can resolve (see
+:func:`by_round`). Before its timed steps in each round, an implementation
 steps untimed for at least ``warmup_s`` (0.25 s by default): on a virtual
 machine a core that sat idle (torch's single-threaded paths leave one idle)
 runs the next parallel steps up to twice as slowly for about 0.2 s, which one
@@ -335,6 +338,8 @@ class Measurement:
     ratio_to_torch_best: float | None = None  # torch's fastest time / this time (> 1: faster)
     state_bytes_per_param: float | None = None  # the optimizer's state tensors' bytes / parameters
     lean_state: str | None = None  # the form of the state of large tensors: None (full), "bfloat16", "8bit"
+    ratio_by_round: list[float] | None = None  # ratio_to_torch_best in each round (see by_round)
+    percent_of_probe_by_round: list[float] | None = None  # percent_of_probe in each round
 
 
 @dataclass
@@ -765,10 +770,12 @@ def run(
             optimizers.clear()
             speeds = {r.lean_state: r.gb_per_s for r in rows if r.implementation.startswith(PROBE)}
             best = min((r.ms_per_step for r in rows if r.implementation in TORCH_ROWS), default=None)
+            rounds_of = by_round([asdict(r) for r in rows], steps, rounds)
             for r in rows:
                 r.probe_gb_per_s = speeds.get(r.lean_state, report.probe_gb_per_s)
                 r.percent_of_probe = 100 * r.gb_per_s / r.probe_gb_per_s
                 r.ratio_to_torch_best = None if best is None else best / r.ms_per_step
+                r.ratio_by_round, r.percent_of_probe_by_round = rounds_of[r.implementation]
             report.measurements.extend(rows)
             done += 1
             detail = f"{algorithm.name} measured"
@@ -779,6 +786,71 @@ def run(
         if measured is not None:
             measured(report)
     return report
+
+
+def by_round(
+    rows: Sequence[dict[str, Any]], steps: int, rounds: int
+) -> dict[str, tuple[list[float] | None, list[float] | None]]:
+    """Each row's ratio to torch's fastest and share of its probe, round by round.
+
+    ``rows``: one workload's and optimizer's rows (as :meth:`Report.to_json`
+    writes them), whose ``step_times_ms`` hold ``steps`` times per round for
+    ``rounds`` rounds, in order. A round's figure compares the medians of that
+    round's steps: torch's fastest row in that round over this row, and the
+    probe's time in that round over this row's, scaled by the bytes each
+    moves. Implementation -> (ratios, shares); None where there is no torch
+    row, no probe row, or the times are not whole rounds.
+
+    The range of ``n`` rounds' figures, lowest to highest, holds the median of
+    their distribution with probability :math:`1 - 2^{1-n}` when rounds are
+    independent (94% for 5 rounds, 75% for 3): every round falls on the same
+    side of the median with probability :math:`2^{-n}` each way. A target is
+    resolved when the whole range lies on one side of it.
+
+    >>> rows = [
+    ...     {"implementation": "torch fused", "step_times_ms": [2.0, 2.0, 3.0, 3.0], "bytes_per_step": 8},
+    ...     {"implementation": "descentlab fast", "step_times_ms": [1.0, 1.0, 2.0, 2.0], "bytes_per_step": 8},
+    ... ]
+    >>> by_round(rows, steps=2, rounds=2)["descentlab fast"]
+    ([2.0, 1.5], None)
+    """
+    medians = {}
+    for m in rows:
+        times = m.get("step_times_ms") or []
+        if steps > 0 and rounds > 0 and len(times) == steps * rounds:
+            medians[m["implementation"]] = [
+                statistics.median(times[r * steps : (r + 1) * steps]) for r in range(rounds)
+            ]
+    torch_rows = [medians[name] for name in medians if name in TORCH_ROWS]
+    best = [min(t[r] for t in torch_rows) for r in range(rounds)] if torch_rows else None
+    probes = {m.get("lean_state"): m for m in rows if m["implementation"].startswith(PROBE)}
+    out: dict[str, tuple[list[float] | None, list[float] | None]] = {}
+    for m in rows:
+        mine = medians.get(m["implementation"])
+        probe = probes.get(m.get("lean_state"))
+        theirs = None if probe is None else medians.get(probe["implementation"])
+        if mine is None:
+            out[m["implementation"]] = (None, None)
+            continue
+        ratios = None if best is None else [b / t for b, t in zip(best, mine, strict=True)]
+        shares = (
+            None
+            if theirs is None
+            else [
+                100 * (m["bytes_per_step"] / t) / (probe["bytes_per_step"] / p)
+                for t, p in zip(mine, theirs, strict=True)
+            ]
+        )
+        out[m["implementation"]] = (ratios, shares)
+    return out
+
+
+def coverage(rounds: int) -> float:
+    """The probability that the range of ``rounds`` independent rounds holds their median.
+
+    See :func:`by_round`.
+    """
+    return 1 - 2.0 ** (1 - rounds)
 
 
 def _warm(optimizer: torch.optim.Optimizer | StreamingProbe, device: torch.device, seconds: float) -> None:
@@ -806,24 +878,27 @@ def table(report: Report) -> str:
     width = max([22, *(len(m.implementation) for m in report.measurements)])
     head = (
         f"{'workload':<12} {'optimizer':<9} {'implementation':<{width}} {'ms/step':>8} {'Mparam/s':>9} "
-        f"{'B/param':>7} {'GB/s':>6} {'%probe':>6} {'x torch':>7} {'state B/p':>9} {'1st step':>9} "
+        f"{'B/param':>7} {'GB/s':>6} {'%probe':>6} {'x torch':>7} {'rounds':>11} {'state B/p':>9} "
+        f"{'1st step':>9} "
         f"{'extra peak':>10}"
     )
     lines = [head, "-" * len(head)]
     for m in report.measurements:
         ratio = "-" if m.ratio_to_torch_best is None else f"{m.ratio_to_torch_best:.2f}"
+        spread = _spread(m.ratio_by_round, 2).strip(" ()") or "-"
         state = "-" if m.state_bytes_per_param is None else f"{m.state_bytes_per_param:.2f}"
         lines.append(
             f"{m.workload:<12} {m.algorithm:<9} {m.implementation:<{width}} {m.ms_per_step:8.2f} "
             f"{m.parameters / m.ms_per_step / 1e3:9.0f} {m.bytes_per_step / m.parameters:7.2f} "
-            f"{m.gb_per_s:6.1f} {m.percent_of_probe:6.0f} {ratio:>7} {state:>9} "
+            f"{m.gb_per_s:6.1f} {m.percent_of_probe:6.0f} {ratio:>7} {spread:>11} {state:>9} "
             f"{m.ms_first_step / 1e3:8.2f}s {_bytes(m.extra_peak_bytes):>10}"
         )
     machine = report.machine
     lines.append(
         f"B/param: bytes a step moves per parameter, at the precision the state is kept in; %probe: "
         f"share of the {PROBE} of the row's precision (the step's bytes, one add per element) timed "
-        f"beside it; x torch: torch's fastest full-precision step / this one; state B/p: the state "
+        f"beside it; x torch: torch's fastest full-precision step / this one; rounds: the lowest and "
+        f"highest of that ratio round by round; state B/p: the state "
         f"tensors' bytes per parameter; probe (a += b, 2 x 256 MB): {report.probe_gb_per_s:.1f} GB/s "
         f"on {machine['processor']}, {machine['cpu_count']} cores, torch {machine['torch']} "
         f"({machine['device']})"
@@ -842,10 +917,47 @@ TARGETS: dict[str, tuple[dict[str, float] | None, float | None]] = {
 }
 
 
-def _targets(rows: dict[tuple[str, str], dict[str, dict[str, Any]]]) -> list[str]:
+def _with_rounds(data: dict[str, Any]) -> dict[int, tuple[list[float] | None, list[float] | None]]:
+    """:func:`by_round` of every row of ``data`` (a bench JSON file's content), by the row's ``id``."""
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for m in data["measurements"]:
+        groups.setdefault((m["workload"], m["algorithm"]), []).append(m)
+    out = {}
+    for group in groups.values():
+        found = by_round(group, data.get("steps") or 0, data.get("rounds") or 0)
+        out.update({id(m): found[m["implementation"]] for m in group})
+    return out
+
+
+def _spread(values: list[float] | None, digits: int) -> str:
+    """`` (low-high)`` of the figures of the rounds, or nothing where there are none."""
+    return "" if not values else f" ({min(values):.{digits}f}-{max(values):.{digits}f})"
+
+
+def _verdict(value: float | None, rounds: list[float] | None, want: float | None) -> str:
+    """Whether ``value`` reaches ``want``: "yes" or "no" where every round agrees, else "unresolved".
+
+    Without figures by round (a file from before they were kept) the value alone decides.
+    """
+    if want is None:
+        return "yes"
+    if value is None:
+        return "no"
+    low, high = (min(rounds), max(rounds)) if rounds else (value, value)
+    return "yes" if low >= want else "no" if high < want else "unresolved"
+
+
+def _both(*verdicts: str) -> str:
+    return "no" if "no" in verdicts else "unresolved" if "unresolved" in verdicts else "yes"
+
+
+def _targets(
+    rows: dict[tuple[str, str], dict[str, dict[str, Any]]],
+    rounds: dict[int, tuple[list[float] | None, list[float] | None]],
+) -> list[str]:
     """The fast path's rows against :data:`TARGETS`, as Markdown table lines."""
     lines = [
-        "| workload | optimizer | x torch's fastest | target | % of probe | target | met |",
+        "| workload | optimizer | x torch's fastest (rounds) | target | % of probe (rounds) | target | met |",
         "|---|---|---|---|---|---|---|",
     ]
     for (workload, algorithm), found in rows.items():
@@ -855,14 +967,14 @@ def _targets(rows: dict[tuple[str, str], dict[str, dict[str, Any]]]) -> list[str
         ratios, probe = TARGETS[workload]
         want = None if ratios is None else ratios.get(algorithm, ratios["*"])
         ratio = m.get("ratio_to_torch_best")
-        met = (want is None or (ratio is not None and ratio >= want)) and (
-            probe is None or m["percent_of_probe"] >= probe
-        )
+        by_ratio, by_share = rounds.get(id(m), (None, None))
+        met = _both(_verdict(ratio, by_ratio, want), _verdict(m["percent_of_probe"], by_share, probe))
         lines.append(
             f"| {workload} | {_NAMES.get(algorithm, algorithm)} | "
-            f"{'n/a' if ratio is None else f'{ratio:.2f}'} | {'-' if want is None else f'>= {want:g}'} | "
-            f"{m['percent_of_probe']:.0f} | {'-' if probe is None else f'>= {probe:g}'} | "
-            f"{'yes' if met else 'no'} |"
+            f"{'n/a' if ratio is None else f'{ratio:.2f}{_spread(by_ratio, 2)}'} | "
+            f"{'-' if want is None else f'>= {want:g}'} | "
+            f"{m['percent_of_probe']:.0f}{_spread(by_share, 0)} | "
+            f"{'-' if probe is None else f'>= {probe:g}'} | {met} |"
         )
     return lines
 
@@ -878,7 +990,12 @@ LEAN_TARGETS: dict[tuple[str, str, str], tuple[float, float]] = {
 _FORMS = {"bfloat16": "bfloat16", "8bit": "8-bit"}
 
 
-def _lean_section(data: dict[str, Any], lean: list[dict[str, Any]], targets: bool = True) -> list[str]:
+def _lean_section(
+    data: dict[str, Any],
+    lean: list[dict[str, Any]],
+    rounds: dict[int, tuple[list[float] | None, list[float] | None]],
+    targets: bool = True,
+) -> list[str]:
     """The rows with lean state (descentlab's and the peers'); descentlab's against :data:`LEAN_TARGETS`
     where ``targets`` (the targets are the CPU's)."""
     speeds = {
@@ -910,7 +1027,8 @@ def _lean_section(data: dict[str, Any], lean: list[dict[str, Any]], targets: boo
         )
     ours = {(m["workload"], m["algorithm"], m["lean_state"]): m for m in lean if m["implementation"] in LEAN}
     rows = [
-        "| workload | optimizer | state | x torch's fastest | target | state B/param | target | met |",
+        "| workload | optimizer | state | x torch's fastest (rounds) | target | state B/param | target "
+        "| met |",
         "|---|---|---|---|---|---|---|---|",
     ]
     for (workload, algorithm, kind), (want, most) in LEAN_TARGETS.items():
@@ -918,11 +1036,12 @@ def _lean_section(data: dict[str, Any], lean: list[dict[str, Any]], targets: boo
         if m is None:
             continue
         ratio, state = m.get("ratio_to_torch_best"), m["state_bytes_per_param"]
-        met = ratio is not None and ratio >= want and state <= most
+        by_ratio = rounds.get(id(m), (None, None))[0]
+        met = _both(_verdict(ratio, by_ratio, want), "yes" if state <= most else "no")
         rows.append(
             f"| {workload} | {_NAMES.get(algorithm, algorithm)} | {_FORMS[kind]} | "
-            f"{'n/a' if ratio is None else f'{ratio:.2f}'} | >= {want:g} | {state:.2f} | <= {most:g} | "
-            f"{'yes' if met else 'no'} |"
+            f"{'n/a' if ratio is None else f'{ratio:.2f}{_spread(by_ratio, 2)}'} | >= {want:g} | "
+            f"{state:.2f} | <= {most:g} | {met} |"
         )
     if targets and len(rows) > 2:
         lines += ["", "Against the targets (descentlab's fast path with lean state):", "", *rows]
@@ -1005,10 +1124,20 @@ def markdown(data: dict[str, Any]) -> str:
             + f" | {'n/a' if state is None else f'{state:.1f}'} |"
         )
     on_cpu = str(machine.get("device", "cpu")).startswith("cpu")
+    rounds = _with_rounds(data)
     if on_cpu:
-        lines += ["", "Against the targets (descentlab's fast path):", "", *_targets(rows)]
+        lines += ["", "Against the targets (descentlab's fast path):", "", *_targets(rows, rounds)]
+        if data.get("rounds"):
+            lines += [
+                "",
+                f"In brackets: the lowest and highest of the {data['rounds']} rounds' figures (each "
+                "round's median step against torch's fastest, or the probe, in that round), which hold "
+                f"the median round with probability {coverage(data['rounds']):.0%} if rounds are "
+                'independent. Met: "yes" or "no" where every round agrees, "unresolved" where '
+                "the rounds fall on both sides of the target.",
+            ]
     if lean:
-        lines += _lean_section(data, lean, on_cpu)
+        lines += _lean_section(data, lean, rounds, on_cpu)
     if not on_cpu:
         lines += ["", "The project's targets are stated for the CPU; this run records where the GPU stands."]
     return "\n".join(lines)
@@ -1033,9 +1162,10 @@ def summary(data: dict[str, Any]) -> str:
         f"workload ({params / 1e6:.1f}M parameters in float32); the memory's copy bandwidth "
         f"(`a += b` over 2 x 256 MB) {data['probe_gb_per_s']:.0f} GB/s.",
         "",
-        "| optimizer | descentlab fast, ms | torch's fastest, ms | x torch | % of probe |",
+        "| optimizer | descentlab fast, ms | torch's fastest, ms | x torch (rounds) | % of probe |",
         "|---|---|---|---|---|",
     ]
+    rounds = _with_rounds(data)
     for algorithm, rows in found.items():
         fast = rows.get("descentlab fast")
         theirs = [rows[name] for name in rows if name in TORCH_ROWS]
@@ -1045,7 +1175,8 @@ def summary(data: dict[str, Any]) -> str:
         lines.append(
             f"| {_NAMES.get(algorithm, algorithm)} | {_ms(fast['ms_per_step'])} | "
             f"{_ms(best['ms_per_step'])} ({best['implementation']}) | "
-            f"{best['ms_per_step'] / fast['ms_per_step']:.2f} | {fast['percent_of_probe']:.0f} |"
+            f"{best['ms_per_step'] / fast['ms_per_step']:.2f}{_spread(rounds[id(fast)][0], 2)} | "
+            f"{fast['percent_of_probe']:.0f} |"
         )
     return "\n".join(lines)
 
