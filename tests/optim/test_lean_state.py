@@ -380,10 +380,26 @@ def test_the_fast_path_matches_the_per_tensor_path_on_lean_state(name, config, k
         assert relative_error(a, b) <= PARITY[kind]
 
 
+def test_the_8bit_cpu_step_keeps_its_scratch_one_chunk_per_state_from_step_to_step(monkeypatch):
+    monkeypatch.setattr(_flat, "LEAN_CHUNK_ELEMENTS", 4 * _lean.BLOCK)
+    params = [torch.zeros(n, requires_grad=True) for n in (40 * _lean.BLOCK, 5000, 100)]
+    opt = Adam(params, lr=0.01, fused=True, lean_state="8bit", amsgrad=True)
+    seen = []
+    for step in range(3):
+        for p in params:
+            p.grad = torch.full_like(p, 0.1 * (step + 1))
+        opt.step()
+        buffers = opt._fast_path.scratch.buffers
+        seen.append({key: b.data_ptr() for key, b in buffers.items()})
+    # one chunk of float32 for each of the three states, made at the first step and kept
+    assert len(seen[0]) == 3 and seen[0] == seen[1] == seen[2]
+    assert all(b.numel() == 4 * _lean.BLOCK and b.dtype == torch.float32 for b in buffers.values())
+
+
 @pytest.mark.slow
 def test_the_8bit_kernel_run_in_chunks_gives_the_same_bits(every_size, monkeypatch):
     # on the CPU the 8-bit kernel runs on a bucket LEAN_CHUNK_ELEMENTS at a time (it bounds the
-    # kernel's float32 temporaries); here one block per call against the whole bucket in one
+    # scratch its two passes share); here one block per call against the whole bucket in one
     out = []
     for chunk in (_lean.BLOCK, 1 << 30):
         monkeypatch.setattr(_flat, "LEAN_CHUNK_ELEMENTS", chunk)

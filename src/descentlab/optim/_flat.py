@@ -72,13 +72,25 @@ AUTO_MIN_ELEMENTS = 1 << 20
 #: buckets, which bounds the memory that (re)building a bucket borrows.
 MAX_BUCKET_ELEMENTS = 1 << 26
 
-#: On the CPU the 8-bit kernel runs on a bucket this many elements at a time: its
-#: compiled code keeps each new moment in float32 temporaries (for the block's
-#: absmax, then the codes), as large as the range it is given. Chunks bound them
-#: (two of 4 MB per moment) and keep them in cache. The numbers do not change:
-#: chunks start on block boundaries, and the rounding's random bits depend on an
-#: element's place in its block, not on the block's place in the buffer.
+#: On the CPU the 8-bit step runs on a bucket this many elements at a time, in two
+#: compiled passes per chunk: the first decodes, updates and writes each new moment
+#: in float32 into scratch of one chunk that the optimizer keeps (see
+#: :class:`_Scratch`); the second takes each block's absmax from there and encodes.
+#: Chunks bound the scratch (4 MB per state) and keep it in cache. The numbers do
+#: not change: chunks start on block boundaries, and the rounding's random bits
+#: depend on an element's place in its block, not on the block's place in the buffer.
 LEAN_CHUNK_ELEMENTS = 1 << 20
+
+# The 8-bit CPU passes' inductor thresholds for keeping a value in a temporary. At the
+# defaults (50, 4) the first pass kept two new moments in temporaries as large as its
+# chunk, allocated at every call and page-faulted afresh whenever malloc had returned
+# them (21-27 thousand faults per step on 2000 x 4096 parameters: 34 or 70 ms by the
+# process), and the second stored a boolean per element one byte at a time (35 against
+# 10 ms per 4M elements). Raised, each pass is one loop with no temporary. In the single
+# pass the 8-bit step was before, raised thresholds made lowering inline the decoded
+# moments into every use of the encoding (AMSGrad compiled for 70 s); each pass alone
+# compiles in 9-24 s with caches off (the changelog, 2026-12-07).
+_EIGHT_BIT_OPTIONS = {"realize_cpu_opcount_threshold": 400, "realize_reads_threshold": 8}
 
 
 #: Whether buckets whose rule and dtype torch has a fused CPU kernel for run it
@@ -235,9 +247,10 @@ _HINTS = "hint_override" in inspect.signature(torch._dynamo.mark_dynamic).parame
 
 @dataclass
 class _Kernel:
-    fn: Callable[..., None]
+    fn: Callable[..., Any]
     ok: bool = False  # has run once: later failures are real errors, not a missing compiler
     broken: str | None = None
+    encode: Callable[..., Any] | None = None  # the 8-bit CPU step's second pass (see _lean_kernel)
 
 
 def _kernel(
@@ -288,9 +301,9 @@ def _with_codegen(kernel: _Kernel) -> _Kernel:
     """``kernel`` with each call (inside which inductor writes its code) under ``fast_path_codegen``."""
     compiled = kernel.fn
 
-    def with_codegen(*args: Any) -> None:
+    def with_codegen(*args: Any) -> Any:
         with _codegen.fast_path_codegen():
-            compiled(*args)
+            return compiled(*args)
 
     kernel.fn = with_codegen
     return kernel
@@ -338,12 +351,24 @@ def _lean_kernel(
     dtype: torch.dtype,
     rounding: bool = False,
 ) -> _Kernel:
-    """The compiled kernel of ``cls.update`` on lean state: dequantise, update, requantise in one pass.
+    """The compiled kernel of ``cls.update`` on lean state: dequantise, update, requantise.
 
     Its arguments: the parameters and gradients (viewed as blocks of
     ``BLOCK``), each state buffer (None where absent), for 8-bit each state's
     block scales, then the scalars, the last of them the seed
     of the stochastic rounding (the step count). ``rounding``: as for :func:`_kernel`.
+
+    One pass, except for 8-bit state on the CPU: there ``fn`` takes, after the
+    scales, one float32 scratch buffer per state (None where absent), the
+    shape of the state's chunk, writes each new value there and leaves the
+    codes and scales alone; ``encode(seed, *scratch, *states)`` then encodes
+    the scratch into the states' codes and returns the live states' block
+    absmax, in order, for the caller to store in their scales. The same float32
+    values are encoded as in one pass, so the codes are the same bit for bit;
+    in one pass inductor would keep them in temporaries it allocates at every
+    call (see :data:`_EIGHT_BIT_OPTIONS`). The absmax comes back rather than
+    being written in place: a write to the scales makes inductor split the
+    encoding into loops joined by temporaries again.
     """
     key = (cls.update, numeric, flags, present, device, dtype, lean, rounding)
     kernel = _KERNELS.get(key)
@@ -354,15 +379,14 @@ def _lean_kernel(
         compute = compute_dtype(dtype, torch.float32)
         update = cls.update
         eight = lean == "8bit"
+        two_passes = eight and device == "cpu"
         param_salt = _lean.salt("param")
 
         def flat_step(param: torch.Tensor, grad: torch.Tensor, *rest: Any) -> None:
             states = rest[:n_states]
-            if eight:
-                scales = rest[n_states : 2 * n_states]
-                scalars = dict(zip(numeric, rest[2 * n_states :], strict=True))
-            else:
-                scalars = dict(zip(numeric, rest[n_states:], strict=True))
+            scales = rest[n_states : 2 * n_states] if eight else ()
+            scratch = rest[2 * n_states : 3 * n_states] if two_passes else ()
+            scalars = dict(zip(numeric, rest[len(states) + len(scales) + len(scratch) :], strict=True))
             seed = scalars.pop("seed")
             dense: list[torch.Tensor | None] = []
             for i, s in enumerate(states):
@@ -388,18 +412,92 @@ def _lean_kernel(
                     states[i].copy_(value)
                 return
             for i in live:
+                if two_passes:
+                    scratch[i].copy_(dense[i])
+                    continue
                 codes, absmax = _lean.encode_blocks(dense[i], not unsigned[i], seed, salts[i])
                 states[i].copy_(codes)
                 scales[i].copy_(absmax)
 
         name = f"descentlab_lean_{update.__name__}_{len(_KERNELS)}"
-        # Inductor's default thresholds for keeping a value in a temporary: raised ones
-        # (opcount 400, reads 8) made its lowering inline the decoded moments into every
-        # use, and 8-bit Adagrad compiled in 54 s, AMSGrad in 70 s (6 and 14 s at the
-        # defaults, for 8-bit Adam a 10% slower step; see the changelog, 2026-12-07).
-        options = {**_COMPILE_OPTIONS, **_codegen.CACHE_MARK}
+        # Inductor's default thresholds for keeping a value in a temporary, but for the
+        # 8-bit CPU passes (see _EIGHT_BIT_OPTIONS).
+        options = {**_COMPILE_OPTIONS, **_codegen.CACHE_MARK, **(_EIGHT_BIT_OPTIONS if two_passes else {})}
         kernel = _KERNELS[key] = _with_codegen(_compiled(flat_step, name, options))
+        if two_passes:
+            kernel.encode = _encoder(unsigned, salts, present, options)
     return kernel
+
+
+def _encoder(
+    unsigned: tuple[bool, ...], salts: tuple[int, ...], present: tuple[bool, ...], options: dict[str, Any]
+) -> Callable[..., Any]:
+    """The 8-bit CPU step's second pass (see :func:`_lean_kernel`), one per rule's states.
+
+    It does not depend on the rule's hyperparameters, so the kernels that a
+    rule's flags and zero terms specialise share it instead of compiling it again.
+    """
+    key = (unsigned, salts, present)
+    encode = _ENCODERS.get(key)
+    if encode is None:
+
+        def encode_step(seed: torch.Tensor, *rest: torch.Tensor | None) -> tuple[torch.Tensor, ...]:
+            values, states = rest[: len(present)], rest[len(present) :]
+            absmax = []
+            for i, (value, codes) in enumerate(zip(values, states, strict=True)):
+                if value is not None and codes is not None:
+                    code, scale = _lean.encode_blocks(value, not unsigned[i], seed, salts[i])
+                    codes.copy_(code)
+                    absmax.append(scale)
+            return tuple(absmax)
+
+        name = f"descentlab_lean_encode_{len(_ENCODERS)}"
+        encode = _ENCODERS[key] = _with_codegen(_compiled(encode_step, name, options)).fn
+    return encode
+
+
+_ENCODERS: dict[tuple[Any, ...], Callable[..., Any]] = {}
+
+
+class _Scratch:
+    """Buffers of one chunk per state for the 8-bit CPU step's two passes (see :func:`_lean_kernel`).
+
+    An optimizer keeps one (on its :class:`FastPath`), made at its first 8-bit
+    step as large as the largest chunk it needs (at most
+    :data:`LEAN_CHUNK_ELEMENTS` elements per state in the compute dtype, 4 MB in
+    float32) and kept,
+    so that no later step allocates: memory allocated and freed at every step
+    costs a page fault per 4 KB whenever malloc hands it back to the system.
+    """
+
+    def __init__(self) -> None:
+        self.buffers: dict[tuple[int, torch.dtype], torch.Tensor] = {}
+        self.seeds: dict[torch.dtype, torch.Tensor] = {}
+
+    def seed(self, value: torch.Tensor) -> torch.Tensor:
+        """A 0-dim tensor of its own holding ``value`` (a view of a bucket's scalars).
+
+        A view would carry its base's length into the second pass's guards, which
+        dynamo may tie to an unrelated size that happens to be equal (a chunk of 5
+        blocks beside 5 scalars), recompiling when the number of scalars changes.
+        """
+        held = self.seeds.get(value.dtype)
+        if held is None:
+            held = self.seeds[value.dtype] = torch.empty((), dtype=value.dtype, device=value.device)
+        return held.copy_(value)
+
+    def views(self, like: list[torch.Tensor | None], dtype: torch.dtype) -> list[torch.Tensor | None]:
+        """One buffer of ``dtype`` shaped as each tensor of ``like`` (None where it is None)."""
+        out: list[torch.Tensor | None] = []
+        for i, t in enumerate(like):
+            if t is None:
+                out.append(None)
+                continue
+            buffer = self.buffers.get((i, dtype))
+            if buffer is None or buffer.numel() < t.numel():
+                buffer = self.buffers[(i, dtype)] = torch.empty(t.numel(), dtype=dtype, device=t.device)
+            out.append(buffer[: t.numel()].view(t.shape))
+        return out
 
 
 def _takes_torch_kernel(
@@ -798,6 +896,7 @@ class FastPath:
         self.table: StateTable | None = None  # the optimizer's state table, watched
         self.seen: dict[int, int] = {}  # the table's count of changes when each group's buckets last held
         self.shards: dict[int, dict[str, int]] = {}  # DTensor parameters at the last step: kernel -> count
+        self.scratch = _Scratch()  # the 8-bit CPU step's, kept from step to step
 
     def prepare(
         self, optimizer: Optimizer, group: dict[str, Any]
@@ -938,7 +1037,8 @@ class FastPath:
             where = _Range(param, grad, dict(zip(bucket.names, states, strict=True)), step)
             if bucket.lean is not None:
                 scales = bucket.scale_slices(first, end) if bucket.scales else []
-                self._run_compiled(cls, hyper, bucket, where, dict(zip(bucket.names, scales, strict=False)))
+                scales_of = dict(zip(bucket.names, scales, strict=False))
+                self._run_compiled(cls, hyper, bucket, where, scales_of, self.scratch)
                 continue
             if bucket.torch_kernel and self._run_torch(cls, hyper, bucket, where):
                 continue
@@ -966,6 +1066,7 @@ class FastPath:
         bucket: Bucket,
         where: _Range,
         scales: dict[str, torch.Tensor] | None = None,
+        scratch: _Scratch | None = None,
     ) -> None:
         param, grad, named, step = where
         coefficients = cls.coefficients(step if bucket.names else None, **hyper)
@@ -1012,7 +1113,18 @@ class FastPath:
             ]
         try:
             for tensors in ranges:
-                kernel.fn(*tensors, *values)
+                if kernel.encode is None:
+                    kernel.fn(*tensors, *values)
+                else:  # two passes through scratch (see _lean_kernel)
+                    n = len(cls.state_names)
+                    states, scale_args = list(tensors[2 : 2 + n]), tensors[2 + n :]
+                    live = [s if a is not None else None for s, a in zip(states, scale_args, strict=True)]
+                    scratch = scratch or _Scratch()
+                    kept = scratch.views(live, compute)
+                    kernel.fn(*tensors, *kept, *values)
+                    absmax = kernel.encode(scratch.seed(values[numeric.index("seed")]), *kept, *live)
+                    for target, a in zip([a for a in scale_args if a is not None], absmax, strict=True):
+                        target.copy_(a)
                 kernel.ok = True  # compiled and ran: a later failure is an error, not a missing compiler
         except Exception as err:
             if kernel.ok:

@@ -33,7 +33,9 @@ optimizer) stores the moments and accumulators of large parameters as:
     moment by ``eps``).
 
 Both are dequantised to the compute dtype, updated by the rule's own
-``update`` and requantised in one pass (one compiled kernel on the fast path).
+``update`` and requantised in one pass (one compiled kernel on the fast path;
+for 8-bit state on the CPU two, which meet in float32 scratch of one chunk
+that the optimizer keeps: see ``_flat.LEAN_CHUNK_ELEMENTS``).
 
 The random numbers of stochastic rounding come from a counter-based hash (32-bit
 integer arithmetic) of the value being rounded (without its last 8 bits), its
