@@ -464,10 +464,10 @@ class _Scratch:
 
     An optimizer keeps one (on its :class:`FastPath`), made at its first 8-bit
     step as large as the largest chunk it needs (at most
-    :data:`LEAN_CHUNK_ELEMENTS` elements per state in the compute dtype, 4 MB in
-    float32) and kept,
-    so that no later step allocates: memory allocated and freed at every step
-    costs a page fault per 4 KB whenever malloc hands it back to the system.
+    :data:`LEAN_CHUNK_ELEMENTS` elements per state in the compute dtype, 4 MB
+    in float32) and kept, so that no later step allocates: memory allocated
+    and freed at every step costs a page fault per 4 KB whenever malloc hands
+    it back to the system.
     """
 
     def __init__(self) -> None:
