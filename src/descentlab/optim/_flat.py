@@ -1111,18 +1111,19 @@ class FastPath:
                 tuple(None if t is None else t[a : a + chunk] for t in ranges[0])
                 for a in range(0, param.shape[0], chunk)
             ]
+        if kernel.encode is not None:  # two passes through scratch (see _lean_kernel)
+            scratch = scratch or _Scratch()
+            seed, n = scratch.seed(values[numeric.index("seed")]), len(cls.state_names)
         try:
             for tensors in ranges:
                 if kernel.encode is None:
                     kernel.fn(*tensors, *values)
-                else:  # two passes through scratch (see _lean_kernel)
-                    n = len(cls.state_names)
-                    states, scale_args = list(tensors[2 : 2 + n]), tensors[2 + n :]
-                    live = [s if a is not None else None for s, a in zip(states, scale_args, strict=True)]
-                    scratch = scratch or _Scratch()
+                else:
+                    codes, scale_args = tensors[2 : 2 + n], tensors[2 + n :]
+                    live = [c if a is not None else None for c, a in zip(codes, scale_args, strict=True)]
                     kept = scratch.views(live, compute)
                     kernel.fn(*tensors, *kept, *values)
-                    absmax = kernel.encode(scratch.seed(values[numeric.index("seed")]), *kept, *live)
+                    absmax = kernel.encode(seed, *kept, *live)
                     for target, a in zip([a for a in scale_args if a is not None], absmax, strict=True):
                         target.copy_(a)
                 kernel.ok = True  # compiled and ran: a later failure is an error, not a missing compiler
