@@ -11,7 +11,14 @@ where a fixed-size ``a += b`` over 512 MB would measure DRAM instead, and a
 step could seem to beat the memory). Implementations are timed in turns, round
 after round, each round starting one place further along the list, so that the
 machine's noise and any effect of the order fall on all of them alike; compare
-ratios within one run. Each ratio and probe share is also given round by
+ratios within one run. On the large tensors' workloads a round takes one step of
+each implementation in turn, ``steps`` times, after warming each up: a spell of
+noise then falls on every row at once instead of on one row's steps (on the
+AMD EPYC, SGD, Adam and Adagrad in two runs each way: the width of the five
+rounds' range of ratios 0.16-0.72 with each row's steps together, 0.03-0.17
+interleaved, the centres within the former's spread). The many small tensors keep each
+implementation's steps together: there torch's single-threaded steps leave a
+core idle, which slows the parallel step timed next. Each ratio and probe share is also given round by
 round (the medians of one round's steps, against torch's fastest in that
 round): their range says how much of a difference the run can resolve (see
 :func:`by_round`). Before its timed steps in each round, an implementation
@@ -72,6 +79,10 @@ class Workload:
     dtype: torch.dtype = torch.float32
     #: descentlab's ``state_dtype`` (torch.optim keeps its state in the parameters' dtype)
     state_dtype: torch.dtype | None = None
+    #: whether a round times its implementations one step of each in turn, rather than each
+    #: one's steps together (see the module's text): for workloads whose every row runs on
+    #: all cores
+    interleaved: bool = False
 
     @property
     def parameters(self) -> int:
@@ -105,7 +116,10 @@ def _transformer(d: int = 512, layers: int = 5) -> tuple[tuple[int, ...], ...]:
 
 WORKLOADS: dict[str, Workload] = {
     "transformer": Workload(
-        "transformer", "5 transformer blocks, d=512: 15.8M parameters in 60 tensors", _transformer()
+        "transformer",
+        "5 transformer blocks, d=512: 15.8M parameters in 60 tensors",
+        _transformer(),
+        interleaved=True,
     ),
     "many-small": Workload("many-small", "2000 tensors of 64x64: 8.2M parameters", ((64, 64),) * 2000),
     "transformer-bf16": Workload(
@@ -115,6 +129,7 @@ WORKLOADS: dict[str, Workload] = {
         _transformer(),
         dtype=torch.bfloat16,
         state_dtype=torch.float32,
+        interleaved=True,
     ),
 }
 
@@ -358,6 +373,7 @@ class Report:
     steps: int | None = None  # timed steps per round
     rounds: int | None = None
     warmup_s: float | None = None  # untimed stepping before each implementation's steps in a round
+    interleaved: list[str] | None = None  # the workloads timed one step of each implementation in turn
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=1)
@@ -687,7 +703,12 @@ def run(
 
     say("probe", 0, 1, "the memory's streaming bandwidth, a += b over 2 x 256 MB")
     report = Report(
-        machine_info(device), bandwidth_probe(device), steps=steps, rounds=rounds, warmup_s=warmup_s
+        machine_info(device),
+        bandwidth_probe(device),
+        steps=steps,
+        rounds=rounds,
+        warmup_s=warmup_s,
+        interleaved=[w.name for w in workloads if w.interleaved],
     )
     say("probe", 1, 1, f"streaming bandwidth {report.probe_gb_per_s:.1f} GB/s")
     total = len(algorithms) * (rounds + 1)
@@ -737,14 +758,17 @@ def run(
                 # after the same row (in 8 runs of 5 rounds, Adam's ratio to torch's fused step was
                 # 0.934 +- 0.044 in a fixed order and 0.970 +- 0.036 rotated: a position effect)
                 shift = round_ % len(turns)
-                for implementation, opt in turns[shift:] + turns[:shift]:
-                    _warm(opt, device, warmup_s)
+                order = turns[shift:] + turns[:shift]
+                if workload.interleaved:  # each warmed up, then one step of each in turn
+                    for _, opt in order:
+                        _warm(opt, device, warmup_s)
                     for _ in range(steps):
-                        _sync(device)
-                        start = time.perf_counter()
-                        opt.step()
-                        _sync(device)
-                        times[implementation].append((time.perf_counter() - start) * 1e3)
+                        for implementation, opt in order:
+                            times[implementation].append(_timed(opt, device))
+                else:  # each warmed up, then its steps
+                    for implementation, opt in order:
+                        _warm(opt, device, warmup_s)
+                        times[implementation].extend(_timed(opt, device) for _ in range(steps))
             rows = []
             for implementation, opt in optimizers.items():
                 moved = bytes_moved(opt)
@@ -796,7 +820,7 @@ def by_round(
     ``rows``: one workload's and optimizer's rows (as :meth:`Report.to_json`
     writes them), whose ``step_times_ms`` hold ``steps`` times per round for
     ``rounds`` rounds, in order. A round's figure compares the medians of that
-    round's steps: torch's fastest row in that round over this row, and the
+    round's steps: torch's fastest row (over the whole run) over this row, and the
     probe's time in that round over this row's, scaled by the bytes each
     moves. Implementation -> (ratios, shares); None where there is no torch
     row, no probe row, or the times are not whole rounds.
@@ -821,8 +845,14 @@ def by_round(
             medians[m["implementation"]] = [
                 statistics.median(times[r * steps : (r + 1) * steps]) for r in range(rounds)
             ]
-    torch_rows = [medians[name] for name in medians if name in TORCH_ROWS]
-    best = [min(t[r] for t in torch_rows) for r in range(rounds)] if torch_rows else None
+    # torch's fastest row over the whole run, as for ratio_to_torch_best: the fastest in
+    # each round instead would favour torch by picking its luckiest row round by round
+    fastest = min(
+        (m for m in rows if m["implementation"] in TORCH_ROWS and m["implementation"] in medians),
+        key=lambda m: statistics.median(m["step_times_ms"]),
+        default=None,
+    )
+    best = None if fastest is None else medians[fastest["implementation"]]
     probes = {m.get("lean_state"): m for m in rows if m["implementation"].startswith(PROBE)}
     out: dict[str, tuple[list[float] | None, list[float] | None]] = {}
     for m in rows:
@@ -851,6 +881,15 @@ def coverage(rounds: int) -> float:
     See :func:`by_round`.
     """
     return 1 - 2.0 ** (1 - rounds)
+
+
+def _timed(optimizer: torch.optim.Optimizer | StreamingProbe, device: torch.device) -> float:
+    """Milliseconds of one ``step()``, the device synchronised before and after."""
+    _sync(device)
+    start = time.perf_counter()
+    optimizer.step()
+    _sync(device)
+    return (time.perf_counter() - start) * 1e3
 
 
 def _warm(optimizer: torch.optim.Optimizer | StreamingProbe, device: torch.device, seconds: float) -> None:
@@ -1082,6 +1121,8 @@ def markdown(data: dict[str, Any]) -> str:
         settings += f", each after at least {data['warmup_s']:g} s of untimed steps"
     elif data.get("rounds"):  # a file from before the warm-up was timed, or a run without one
         settings += ", each after one untimed step"
+    if data.get("interleaved"):
+        settings += f"; on {', '.join(data['interleaved'])}, one step of each implementation in turn"
 
     host = f"{machine['processor']}, {machine['cpu_count']} cores ({machine['torch_threads']} threads)"
     where = f"{machine['gpu']} (host: {host})" if machine.get("gpu") else host
