@@ -11,17 +11,18 @@ where a fixed-size ``a += b`` over 512 MB would measure DRAM instead, and a
 step could seem to beat the memory). Implementations are timed in turns, round
 after round, each round starting one place further along the list, so that the
 machine's noise and any effect of the order fall on all of them alike; compare
-ratios within one run. On the large tensors' workloads a round takes one step of
-each implementation in turn, ``steps`` times, after warming each up: a spell of
-noise then falls on every row at once instead of on one row's steps (on the
-AMD EPYC, SGD, Adam and Adagrad in two runs each way: the width of the five
-rounds' range of ratios 0.16-0.72 with each row's steps together, 0.03-0.17
-interleaved, the centres within the former's spread). The many small tensors keep each
-implementation's steps together: there torch's single-threaded steps leave a
-core idle, which slows the parallel step timed next. Each ratio and probe share is also given round by
-round (the medians of one round's steps, against torch's fastest in that
-round): their range says how much of a difference the run can resolve (see
-:func:`by_round`). Before its timed steps in each round, an implementation
+ratios within one run. On the large tensors' workloads a round takes one step
+of each implementation in turn, ``steps`` times, after warming each up: a
+spell of noise then falls on every row at once instead of on one row's steps
+(on the AMD EPYC, SGD, Adam and Adagrad in two runs each way: the width of the
+five rounds' range of ratios 0.16-0.72 with each row's steps together,
+0.03-0.17 interleaved, the centres within the former's spread). The many small
+tensors keep each implementation's steps together: there torch's
+single-threaded steps leave a core idle, which slows the parallel step timed
+next. Each ratio and probe share is also given round by round (the median of
+one round's steps against the same round's median of torch's fastest row, or
+of the probe): their range says how much of a difference the run can resolve
+(see :func:`by_round`). Before its timed steps in each round, an implementation
 steps untimed for at least ``warmup_s`` (0.25 s by default): on a virtual
 machine a core that sat idle (torch's single-threaded paths leave one idle)
 runs the next parallel steps up to twice as slowly for about 0.2 s, which one
@@ -1172,7 +1173,7 @@ def markdown(data: dict[str, Any]) -> str:
             lines += [
                 "",
                 f"In brackets: the lowest and highest of the {data['rounds']} rounds' figures (each "
-                "round's median step against torch's fastest, or the probe, in that round), which hold "
+                "round's median step against that of torch's fastest row, or of the probe), which hold "
                 f"the median round with probability {coverage(data['rounds']):.0%} if rounds are "
                 'independent. Met: "yes" or "no" where every round agrees, "unresolved" where '
                 "the rounds fall on both sides of the target.",
