@@ -52,7 +52,7 @@ import sys
 import types
 import warnings
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -486,7 +486,7 @@ class _Scratch:
             held = self.seeds[value.dtype] = torch.empty((), dtype=value.dtype, device=value.device)
         return held.copy_(value)
 
-    def views(self, like: list[torch.Tensor | None], dtype: torch.dtype) -> list[torch.Tensor | None]:
+    def views(self, like: Sequence[torch.Tensor | None], dtype: torch.dtype) -> list[torch.Tensor | None]:
         """One buffer of ``dtype`` shaped as each tensor of ``like`` (None where it is None)."""
         out: list[torch.Tensor | None] = []
         for i, t in enumerate(like):
@@ -1105,25 +1105,23 @@ class FastPath:
                 if t is not None and t.dim() >= 1 and t.shape[0] >= 2:
                     torch._dynamo.mark_dynamic(t, 0, hint_override=hint)
         ranges = [(param, grad, *state_args)]
-        if bucket.lean == "8bit" and device == "cpu":  # in chunks of blocks (see LEAN_CHUNK_ELEMENTS)
+        if kernel.encode is not None:  # 8-bit on the CPU: chunks of blocks, two passes through scratch
             chunk = LEAN_CHUNK_ELEMENTS // _lean.BLOCK
             ranges = [
                 tuple(None if t is None else t[a : a + chunk] for t in ranges[0])
                 for a in range(0, param.shape[0], chunk)
             ]
-        if kernel.encode is not None:  # two passes through scratch (see _lean_kernel)
             scratch = scratch or _Scratch()
             seed, n = scratch.seed(values[numeric.index("seed")]), len(cls.state_names)
         try:
             for tensors in ranges:
                 if kernel.encode is None:
                     kernel.fn(*tensors, *values)
-                else:
+                else:  # see _lean_kernel
                     codes, scale_args = tensors[2 : 2 + n], tensors[2 + n :]
-                    live = [c if a is not None else None for c, a in zip(codes, scale_args, strict=True)]
-                    kept = scratch.views(live, compute)
+                    kept = scratch.views(codes, compute)
                     kernel.fn(*tensors, *kept, *values)
-                    absmax = kernel.encode(seed, *kept, *live)
+                    absmax = kernel.encode(seed, *kept, *codes)
                     for target, a in zip([a for a in scale_args if a is not None], absmax, strict=True):
                         target.copy_(a)
                 kernel.ok = True  # compiled and ran: a later failure is an error, not a missing compiler
