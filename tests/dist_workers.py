@@ -338,15 +338,22 @@ def _lean_reference(name: str, kwargs: dict[str, Any], world: int) -> dict[str, 
 
 
 def _dtensor_run(world: int) -> dict[str, Any]:
-    """8-bit state and DTensor parameters: large ones refused, small ones full precision."""
+    """8-bit state and DTensor parameters whose shards cannot keep it: refused; small ones: full precision.
+
+    (3, 2048) cut in rows of 2 and 1 gives the ranks blocks 0-16 and 16-24,
+    while the scales cut alike would go 0-12 and 12-24; Shard(1) cuts the
+    tensor's row-major order into pieces that are not runs of whole blocks.
+    """
     mesh = init_device_mesh("cpu", (world,))
-    large = torch.nn.Parameter(distribute_tensor(torch.ones(64, 64), mesh, [Shard(0)]))
+    uneven = torch.nn.Parameter(distribute_tensor(torch.ones(3, 2048), mesh, [Shard(0)]))
+    columns = torch.nn.Parameter(distribute_tensor(torch.ones(64, 64), mesh, [Shard(1)]))
     small = torch.nn.Parameter(distribute_tensor(torch.ones(64), mesh, [Shard(0)]))
-    out: dict[str, Any] = {"local elements": large.to_local().numel()}
-    try:
-        OPTIMIZERS["adam"]([small, large], lr=0.01, lean_state="8bit")
-    except ValueError as err:
-        out["refused"] = str(err)
+    out: dict[str, Any] = {"local elements": columns.to_local().numel()}
+    for label, large in (("uneven", uneven), ("columns", columns)):
+        try:
+            OPTIMIZERS["adam"]([small, large], lr=0.01, lean_state="8bit")
+        except ValueError as err:
+            out[label] = str(err)
     opt = OPTIMIZERS["adam"]([small], lr=0.01, lean_state="8bit")
     small.grad = distribute_tensor(torch.full((64,), 0.5), mesh, [Shard(0)])
     opt.step()
@@ -454,7 +461,7 @@ def lean_worker(rank: int, world: int, init: str, out: str) -> None:
                 results["reference"][key] = _lean_reference(name, kwargs, world)
         results["dtensor"] = _dtensor_run(world)
         results["fsdp"] = {}
-        for name, fast, kind in product(OPTIMIZERS, (True, False), (None, "bfloat16")):
+        for name, fast, kind in product(OPTIMIZERS, (True, False), (None, *LEAN_KINDS)):
             checkpoint = os.path.join(os.path.dirname(out), f"fsdp-{name}-{fast}-{kind}")
             kwargs = {"foreach": fast, "lean_state": kind}
             results["fsdp"][(name, fast, kind)] = _fsdp_run(name, kwargs, rank, world, checkpoint)

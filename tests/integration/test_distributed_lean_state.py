@@ -26,20 +26,24 @@ state) and three smaller parameters (float32 state). What holds:
   ranks, ``load`` and ``set_state_dict`` into a fresh DDP model and optimizer
   give back every state tensor exactly (codes, ``<name>_absmax`` scales and step),
   and training on resumes bit for bit.
-- **FSDP2** (``fully_shard``, DTensor parameters) with ``lean_state="bfloat16"``
-  and with float32 state, on the fast path and the per-tensor path: the large
-  weight's state is DTensors of the asked precision sharded as the weight is,
-  the rest float32; training equals one process with DDP's gradient on the
-  same path bit for bit (with the fast path on, each rank runs the fast path's
-  kernels on its shards: bfloat16 state's elements keep their places in their
-  blocks, the shards splitting at multiples of 256 elements); a distributed
-  checkpoint restores every state tensor exactly and resumes bit for bit.
+- **FSDP2** (``fully_shard``, DTensor parameters) with ``lean_state="bfloat16"``,
+  ``"8bit"`` and with float32 state, on the fast path and the per-tensor path:
+  the large weight's state is DTensors of the asked precision sharded as the
+  weight is (8-bit: codes sharded as the weight, one block scale per 256 of
+  its elements sharded on dim 0 with them), the rest float32; training equals
+  one process with DDP's gradient on the same path bit for bit (with the fast
+  path on, each rank runs the fast path's kernels on its shards: lean state's
+  elements keep their places in their blocks, the shards splitting at
+  multiples of 256 elements); a distributed checkpoint restores every state
+  tensor exactly and resumes bit for bit.
   bfloat16 *parameters* with ``stochastic_rounding=True`` round as one process
   given FSDP2's gradient does, bit for bit.
-- **DTensor** parameters of 4096 elements or more are refused with
-  ``lean_state="8bit"``, also when each rank's shard has fewer, with an error
-  naming the ways out (bfloat16, or a group with ``lean_state=None``). Smaller
-  ones keep full-precision state, as elsewhere.
+- **DTensor** parameters of 4096 elements or more whose shards are not runs
+  of whole blocks that the scales' own sharding gives to the same rank (rows
+  cut unevenly, a Shard(1) placement) are refused ``lean_state="8bit"``, also
+  when each rank's shard has fewer elements, with an error that names why and
+  the ways out (bfloat16, or a group with ``lean_state=None``). Smaller ones
+  keep full-precision state, as elsewhere.
 """
 
 from __future__ import annotations
@@ -67,8 +71,14 @@ CASES = [
 
 
 @pytest.fixture(scope="module")
-def results(tmp_path_factory):
-    return W.spawn(W.lean_worker, tmp_path_factory.mktemp("lean"))
+def directory(tmp_path_factory):
+    """Where the workers write their results and distributed checkpoints."""
+    return tmp_path_factory.mktemp("lean")
+
+
+@pytest.fixture(scope="module")
+def results(directory):
+    return W.spawn(W.lean_worker, directory)
 
 
 def equal(a: list[torch.Tensor], b: list[torch.Tensor]) -> bool:
@@ -164,7 +174,7 @@ def test_zero_takes_lean_state_from_the_checkpoint_unless_its_groups_are_set_fir
     assert_lean_where_large(merged([rank["zero switch"]["groups set to 8bit"] for rank in results]), "8bit")
 
 
-@pytest.mark.parametrize("kind", [None, "bfloat16"])
+@pytest.mark.parametrize("kind", [None, *W.LEAN_KINDS])
 @pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_fsdp2_equals_one_process_on_the_same_path_and_resumes_from_a_distributed_checkpoint(
@@ -181,14 +191,40 @@ def test_fsdp2_equals_one_process_on_the_same_path_and_resumes_from_a_distribute
         else:
             assert run["implementation"] == ["per-tensor"], run["implementation"]
         large, *small = run["forms"]
-        names = [k for k in large if k != "step"]
-        state = torch.float32 if kind is None else torch.bfloat16
+        names = [k for k in large if k != "step" and not k.endswith("_absmax")]
+        state = {None: torch.float32, "bfloat16": torch.bfloat16, "8bit": torch.uint8}[kind]
         assert names and all(large[n] == ("DTensor", state, shard) for n in names), large
+        scales = {_lean.ABSMAX.format(n) for n in names} if kind == "8bit" else set()
+        assert set(large) == {"step", *names, *scales}, large
+        assert all(large[s] == ("DTensor", torch.float32, (shard[0] * shard[1] // 256,)) for s in scales)
         assert all(dtype == torch.float32 for form in small for _, dtype, _ in form.values()), small
         assert equal(run["trained"], run["one process"]), "sharded equals one process, bit for bit"
         assert all(run["restored"]), "every state tensor as saved"
         assert run["loaded"] == run["forms"], "loading kept each parameter's form"
         assert equal(run["resumed"], run["trained"])
+
+
+@pytest.mark.filterwarnings("ignore:torch.distributed is disabled:UserWarning")  # DCP, one process: meant
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_an_fsdp2_checkpoint_of_8bit_state_loads_into_one_process_and_trains_on_as_fsdp2_did(
+    results, directory, name, fast
+):
+    """The 8-bit state of two shards, saved by DCP at half the steps, is one process's state: loaded into
+    a model and optimizer that are not sharded, they train on to FSDP2's final parameters bit for bit."""
+    dcp = pytest.importorskip("torch.distributed.checkpoint")
+    from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+
+    net = W.lean_model()
+    opt = OPTIMIZERS[name](net.parameters(), **W.HYPER[name], foreach=fast, lean_state="8bit")
+    model_state, optim_state = get_state_dict(net, opt)
+    loaded = {"model": model_state, "optim": optim_state}
+    dcp.load(loaded, checkpoint_id=str(directory / f"fsdp-{name}-{fast}-8bit"))
+    set_state_dict(net, opt, model_state_dict=loaded["model"], optim_state_dict=loaded["optim"])
+    weight = opt.state[net[0].weight]
+    assert {v.dtype for k, v in weight.items() if k in OPTIMIZERS[name].state_names} == {torch.uint8}, weight
+    W.train_as_ddp(net, opt, range(W.STEPS // 2, W.STEPS), W.WORLD, W.lean_batch)
+    assert equal(W._params(net), results[0]["fsdp"][(name, fast, "8bit")]["trained"])
 
 
 def test_fsdp2_rounds_bfloat16_parameters_stochastically_as_one_process_does_given_its_gradient(results):
@@ -199,11 +235,14 @@ def test_fsdp2_rounds_bfloat16_parameters_stochastically_as_one_process_does_giv
         assert run["same"] == [True, True, True], run
 
 
-def test_a_large_dtensor_parameter_is_refused_8bit_state_even_when_its_shards_are_small(results):
+def test_8bit_state_is_refused_where_a_dtensor_s_shards_are_not_runs_of_whole_blocks(results):
     for rank in results:
         run = rank["dtensor"]
-        assert run["local elements"] < _lean.MIN_ELEMENTS
-        assert "params[1] is a DTensor" in run["refused"], run
-        assert "lean_state='bfloat16'" in run["refused"] and "lean_state=None" in run["refused"], run
+        assert run["local elements"] < _lean.MIN_ELEMENTS  # refused by the parameter's size, not the shard's
+        assert "elements 0 to 4096" in run["uneven"] and "blocks 0 to 12" in run["uneven"], run["uneven"]
+        assert "placement Shard(dim=1) is not Shard(dim=0)" in run["columns"], run["columns"]
+        for refused in (run["uneven"], run["columns"]):
+            assert "params[1] is a DTensor" in refused and "shape" in refused, refused
+            assert "lean_state='bfloat16'" in refused and "lean_state=None" in refused, refused
         assert run["small"] == {"step": ("Tensor", torch.float32), "exp_avg": ("DTensor", torch.float32),
                                 "exp_avg_sq": ("DTensor", torch.float32)}  # fmt: skip

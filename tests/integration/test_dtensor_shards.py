@@ -5,13 +5,13 @@ path asked for, each shard's local tensors are updated in place by the kernels
 the fast path runs on its buckets (``_flat.shard_steps``): torch's fused kernel
 where the rule is torch's, once for all shards of a dtype and step count, else
 descentlab's compiled kernel. What holds, for every optimizer, torch's and
-Keras's conventions, float32 and bfloat16 state:
+Keras's conventions, float32, bfloat16 and 8-bit state:
 
 - the parameters and every state tensor equal, bit for bit, those of one
   process running the fast path on plain tensors, also where one parameter
   has no gradient at the first step, so that its first step is the others'
   second (torch's SGD kernel takes one first-step flag per call);
-- a shard no kernel can take (bfloat16 state on a parameter that is not a
+- a shard no kernel can take (lean state on a parameter that is not a
   whole number of 256-element blocks) is left to the per-tensor path, and
   equals one process's per-tensor path; ``implementation()`` says which ran;
 - bfloat16 parameters with ``stochastic_rounding=True`` (bfloat16 and float32
@@ -70,7 +70,7 @@ def make(name: str, convention: str, groups: list[dict], kind: str | None):
     return OPTIMIZERS[name].from_convention(groups, convention, **HYPER[name], lean_state=kind)
 
 
-@pytest.mark.parametrize("kind", [None, "bfloat16"])
+@pytest.mark.parametrize("kind", [None, "bfloat16", "8bit"])
 @pytest.mark.parametrize("convention", ["torch", "keras"])
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_shards_equal_one_process_on_the_same_path_bit_for_bit(group, name, convention, kind):
@@ -80,7 +80,7 @@ def test_shards_equal_one_process_on_the_same_path_bit_for_bit(group, name, conv
     opt = make(name, convention, [{"params": sharded, "foreach": True}], kind)
     plain = params()
     # one process: the fast path, but the per-tensor path where the shard's path is per-tensor
-    per_tensor = {NOT_IN_BLOCKS} if kind == "bfloat16" else set()
+    per_tensor = {NOT_IN_BLOCKS} if kind is not None else set()
     groups = [
         {"params": [p for i, p in enumerate(plain) if i not in per_tensor], "foreach": True},
         {"params": [p for i, p in enumerate(plain) if i in per_tensor], "foreach": False},
@@ -97,10 +97,10 @@ def test_shards_equal_one_process_on_the_same_path_bit_for_bit(group, name, conv
 
     (described,) = opt.implementation()
     fused = OPTIMIZERS[name].torch_fused is not None and convention == "torch"
-    expected = {  # bfloat16 state: the large parameters' kernel is descentlab's; the small ones' is not lean
+    expected = {  # lean state: the large parameters' kernel is descentlab's; the small ones' is not lean
         "torch's fused kernel": fused,
-        "compiled kernel": not fused or kind == "bfloat16",
-        "per-tensor": kind == "bfloat16",
+        "compiled kernel": not fused or kind is not None,
+        "per-tensor": kind is not None,
     }
     assert all((k in described) == v for k, v in expected.items()), described
     for p, q in zip(sharded, plain, strict=True):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import copy
 import io
+import itertools
 import math
 
 import pytest
@@ -757,3 +758,48 @@ def test_stochastic_rounding_needs_a_step_count():
     with pytest.raises(TypeError, match=r"stochastic_rounding must be True or False; received"):
         Adam([torch.zeros(3, requires_grad=True)], stochastic_rounding=1)
     OPTIMIZERS["sgd"]([torch.zeros(3, requires_grad=True)], momentum=0.9, stochastic_rounding=True)
+
+
+# Shapes, placements and meshes for the DTensor block rule: even and uneven rows, rows of 256
+# elements and of other lengths, 1-D, HSDP (Replicate, Shard(0)) and two Shard(0) mesh dims.
+DTENSOR_LAYOUTS = [
+    ((64, 64), ("S",), (2,), True),
+    ((4096, 4096), ("S",), (8,), True),
+    ((4096, 4096), ("R", "S"), (2, 4), True),
+    ((10, 256), ("S",), (4,), True),  # uneven rows of one block each: the scales cut alike
+    ((8192,), ("S",), (2,), True),
+    ((7, 5, 256), ("S", "S"), (2, 2), False),  # 7 rows in 4: 2, 2, 2, 1, but 35 blocks in 4 are 9, 9, 9, 8
+    ((3, 2048), ("S",), (2,), False),  # 2 rows and 1 (16 and 8 blocks) against scales of 12 and 12
+    ((10, 512), ("S",), (4,), False),
+    ((50257, 768), ("S",), (8,), False),  # GPT-2's embedding on 8 ranks: 6283 rows a rank, uneven
+    ((4100,), ("S",), (2,), False),  # 2050 elements a rank: not whole blocks
+    ((64, 64), ("R",), (2,), True),
+]
+
+
+@pytest.mark.parametrize("shape, kinds, mesh, fits", DTENSOR_LAYOUTS, ids=str)
+def test_the_dtensor_block_rule_agrees_with_torchs_own_sharding_of_the_tensor_and_its_scales(
+    shape, kinds, mesh, fits
+):
+    """Every mesh coordinate's shard, as DTensor computes it, against the blocks the scales put there."""
+    tensor = pytest.importorskip("torch.distributed.tensor", reason="this torch has no torch.distributed")
+    from torch.distributed.tensor._utils import _compute_local_shape_and_global_offset as local_of
+
+    placements = tuple(tensor.Shard(0) if k == "S" else tensor.Replicate() for k in kinds)
+    numel, scales = math.prod(shape), (_lean.blocks(math.prod(shape)),)
+    row = numel // shape[0]
+    agree = []
+    for coordinate in itertools.product(*map(range, mesh)):
+        (rows, *_), (first, *_) = local_of(shape, mesh, list(coordinate), placements)
+        (count,), (block,) = local_of(scales, mesh, list(coordinate), placements)
+        elements = (first * row, (first + rows) * row)
+        agree.append(elements == (min(block * _lean.BLOCK, numel), min((block + count) * _lean.BLOCK, numel)))
+    assert all(agree) == fits, agree
+    problem = _lean._shards_problem(shape, placements, mesh)
+    assert (problem is None) == fits, problem
+
+
+def test_the_dtensor_block_rule_refuses_placements_other_than_rows_and_copies():
+    tensor = pytest.importorskip("torch.distributed.tensor", reason="this torch has no torch.distributed")
+    problem = _lean._shards_problem((64, 64), (tensor.Shard(1),), (2,))
+    assert problem == "its placement Shard(dim=1) is not Shard(dim=0) or Replicate()"

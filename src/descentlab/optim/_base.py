@@ -61,23 +61,24 @@ def _all_finite(grads: list[torch.Tensor]) -> bool:
 
 
 def _lean_kind(owner: str, at: str, group: dict[str, Any], p: torch.Tensor) -> str | None:
-    """``p``'s lean form in ``group`` (:func:`._lean.kind`); ValueError for a DTensor given 8-bit state.
+    """``p``'s lean form in ``group`` (:func:`._lean.kind`); ValueError where a DTensor cannot keep it.
 
-    bfloat16 state of a DTensor is a DTensor sharded as the parameter is, each
-    rank rounding its own shard. 8-bit state also needs its block scales (one
-    per 256 elements of a shard) sharded with the parameter for DCP to
-    reshard it, which they are not: refused before anything is stored, rather
-    than failing in the middle of a step.
+    A DTensor's lean state is sharded as the parameter is, each rank rounding
+    its own shard; 8-bit state also shards its block scales, which needs
+    shards of whole blocks (:func:`._lean.dtensor_blocks`). Refused before
+    anything is stored, rather than failing in the middle of a step.
     """
     kind = _lean.kind(group, p)
-    if kind == "8bit" and _lean.is_dtensor(p):
+    problem = _lean.dtensor_blocks(p) if kind == "8bit" and _lean.is_dtensor(p) else None
+    if problem is not None:
         raise ValueError(
             f"{owner}: {at} is a DTensor (FSDP2's fully_shard, tensor parallelism) of "
-            f"{p.numel()} elements, so lean_state='8bit' would keep its state, and 8-bit state "
-            "does not support DTensor parameters (its block scales are not sharded with them); "
-            "use lean_state='bfloat16', or put the DTensor parameters of "
-            f"{_lean.MIN_ELEMENTS} elements or more in a param group with lean_state=None; "
-            f"received a DTensor with placements {tuple(p.placements)}"
+            f"{p.numel()} elements, so lean_state='8bit' would keep its state, but its shards "
+            f"cannot keep 8-bit state: {problem}; 8-bit state needs shards of whole "
+            f"{_lean.BLOCK}-element blocks of the tensor's row-major order, sharded on dim 0. "
+            "Use lean_state='bfloat16', or put this parameter in a param group with "
+            f"lean_state=None; received a DTensor of shape {tuple(p.shape)} with placements "
+            f"{tuple(p.placements)} on a mesh of shape {tuple(p.device_mesh.shape)}"
         )
     return kind
 
@@ -473,7 +474,7 @@ class Optimizer(torch.optim.Optimizer):
         """
         scalars = self._scalars(group)
         if fast is not None:
-            params, fast.shards[id(group)] = _flat.shard_steps(self, group, params, scalars)
+            params, fast.shards[id(group)] = _flat.shard_steps(self, group, params, scalars, fast.scratch)
         names = self._active_state(group)
         # Under torch.compile, reading a tensor on the host breaks the graph (once
         # per parameter here): keep the step on the device, as capturable does.

@@ -1174,7 +1174,11 @@ class FastPath:
 
 
 def shard_steps(
-    optimizer: Optimizer, group: dict[str, Any], params: list[torch.Tensor], hyper: dict[str, Any]
+    optimizer: Optimizer,
+    group: dict[str, Any],
+    params: list[torch.Tensor],
+    hyper: dict[str, Any],
+    scratch: _Scratch | None = None,
 ) -> tuple[list[torch.Tensor], dict[str, int]]:
     """Update the DTensor parameters among ``params`` in place on their local shards.
 
@@ -1187,9 +1191,11 @@ def shard_steps(
     where the rule is torch's, else descentlab's compiled kernel on each shard,
     as on a bucket of that one parameter, so the numbers are the fast path's
     on one process. A shard qualifies where it is dense and laid out as its
-    gradient and state are (with bfloat16 state, or a bfloat16 parameter
-    rounded back stochastically, also a whole number of 256-element blocks, so
-    that the rounding numbers its places as one process does).
+    gradient and state are (with lean state, or a bfloat16 parameter rounded
+    back stochastically, also a whole number of 256-element blocks, so that
+    the rounding numbers its places as one process does; 8-bit state's block
+    scales are the shard's own, see :func:`._lean.dtensor_blocks`). ``scratch``:
+    the 8-bit CPU step's (see :class:`_Scratch`).
 
     Returns the parameters left to the per-tensor path, and how many DTensor
     parameters each kernel (or the per-tensor path) updated.
@@ -1232,7 +1238,12 @@ def shard_steps(
         bucket.lean, bucket.rounding = x.lean, x.rounding
         try:
             FastPath._run_compiled(
-                cls, hyper, bucket, _Range(x.param, x.grad, x.states, x.state["step"].item())
+                cls,
+                hyper,
+                bucket,
+                _Range(x.param, x.grad, x.states, x.state["step"].item()),
+                x.scales,
+                scratch,
             )
         except _CompilerUnavailable:  # nothing changed: the per-tensor path takes it
             x.state["step"] -= 1
@@ -1254,6 +1265,7 @@ class _Shard:
     param: torch.Tensor
     grad: torch.Tensor
     states: dict[str, torch.Tensor]
+    scales: dict[str, torch.Tensor]  # 8-bit state's block scales (this rank's), by state name
 
     @classmethod
     def of(
@@ -1264,7 +1276,7 @@ class _Shard:
         if not _lean.is_dtensor(grad) or p.is_complex():
             return None
         state = optimizer.state[p]
-        optimizer._ensure_state(p, group, state)  # refuses 8-bit state for a large DTensor
+        optimizer._ensure_state(p, group, state)  # refuses 8-bit state where the shards cannot keep it
         lean, rounding = _lean.kind(group, p), _rounds(group, p.dtype, names)
         local = p.to_local()
         tensors = [grad.to_local(), *(_lean._local(state[n]) for n in names)]
@@ -1278,7 +1290,8 @@ class _Shard:
         ):
             return None
         param, grad_, *states = (_lean._flat(t) for t in (local, *tensors))
-        return cls(p, state, lean, rounding, param, grad_, dict(zip(names, states, strict=True)))
+        scales = {n: _lean._local(state[_lean.ABSMAX.format(n)]) for n in names if lean == "8bit"}
+        return cls(p, state, lean, rounding, param, grad_, dict(zip(names, states, strict=True)), scales)
 
 
 def _torch_kernel(

@@ -52,9 +52,10 @@ Small parameters (fewer than :data:`MIN_ELEMENTS` elements, counted by
 and norms are where precision matters. The rule depends on the parameter
 alone, so a parameter gets the same precision under DDP, ZeRO or one process.
 Complex parameters keep full precision too. DTensor parameters (FSDP2, tensor
-parallelism) of that size get bfloat16 state sharded as they are, each rank
-rounding its own shard; ``"8bit"`` refuses them: the block scales would have
-to be sharded with them.
+parallelism) of that size get their lean state sharded as they are, each
+rank rounding its own shard: bfloat16 DTensors, or 8-bit codes with block
+scales that are one process's, sharded on dim 0 with the parameter's rows,
+where its shards are whole blocks in step with them (see :func:`dtensor_blocks`).
 
 Error bounds (``x`` the value, ``a`` its block's absmax):
 
@@ -70,6 +71,7 @@ Error bounds (``x`` the value, ``a`` its block's absmax):
 
 from __future__ import annotations
 
+import functools
 import math
 import sys
 from collections.abc import Collection
@@ -413,6 +415,67 @@ def is_dtensor(t: Any) -> bool:
     return module is not None and isinstance(t, module.DTensor)
 
 
+def _chunks(start: int, end: int, n: int) -> list[tuple[int, int]]:
+    """``[start, end)`` cut in ``n`` as torch.chunk cuts it, and DTensor's ``Shard`` places the pieces."""
+    size = -(-(end - start) // n)
+    return [(min(start + i * size, end), min(start + (i + 1) * size, end)) for i in range(n)]
+
+
+def dtensor_blocks(p: torch.Tensor) -> str | None:
+    """Why a DTensor ``p``'s shards cannot keep 8-bit state, or None where they can.
+
+    A DTensor's 8-bit state is one process's, sharded: codes sharded as ``p``
+    is, and block scales ``(blocks(p.numel()),)`` over its elements in
+    row-major order, sharded on dim 0 where ``p`` is (and replicated where it
+    is). That needs every shard to be a run of whole blocks that torch's
+    chunking of the scales gives to the same rank: ``p`` sharded on dim 0 only,
+    with shards of whole blocks (rows of a multiple of 256 elements cut evenly do).
+    Checked for every rank's place in the mesh, so every rank gives the same answer.
+    """
+    problem = _shards_problem(tuple(p.shape), tuple(p.placements), tuple(p.device_mesh.shape))
+    if problem is None and not p.to_local().is_contiguous():
+        return "its local shard is not contiguous (its blocks would not follow the tensor's order)"
+    return problem
+
+
+@functools.lru_cache(maxsize=256)
+def _shards_problem(shape: tuple[int, ...], placements: tuple[Any, ...], mesh: tuple[int, ...]) -> str | None:
+    """:func:`dtensor_blocks` for a shape, placements and mesh shape (asked at every step: kept)."""
+    from torch.distributed.tensor import Replicate, Shard
+
+    numel = math.prod(shape)
+    row = numel // shape[0]
+    shards, scales = [(0, shape[0])], [(0, blocks(numel))]
+    for placement, n in zip(placements, mesh, strict=True):
+        if type(placement) is Replicate:
+            continue
+        if type(placement) is not Shard or placement.dim != 0:
+            return f"its placement {placement!r} is not Shard(dim=0) or Replicate()"
+        shards = [piece for r in shards for piece in _chunks(*r, n)]
+        scales = [piece for r in scales for piece in _chunks(*r, n)]
+    for (r0, r1), (b0, b1) in zip(shards, scales, strict=True):
+        if (r0 * row, r1 * row) != (min(b0 * BLOCK, numel), min(b1 * BLOCK, numel)):
+            return (
+                f"a shard holds its elements {r0 * row} to {r1 * row}, but the scales sharded "
+                f"alike give that rank blocks {b0} to {b1} (elements {b0 * BLOCK} to "
+                f"{min(b1 * BLOCK, numel)})"
+            )
+    return None
+
+
+def _new_scales(x: torch.Tensor) -> torch.Tensor:
+    """Uninitialised block scales for the 8-bit codes of ``x`` (a DTensor: see :func:`dtensor_blocks`)."""
+    local = torch.empty(blocks(_local(x).numel()), dtype=torch.float32, device=x.device)
+    if not is_dtensor(x):
+        return local
+    from torch.distributed.tensor import DTensor, Replicate, Shard
+
+    placements = [Shard(0) if isinstance(q, Shard) else Replicate() for q in x.placements]
+    return DTensor.from_local(
+        local, x.device_mesh, placements, run_check=False, shape=(blocks(x.numel()),), stride=(1,)
+    )
+
+
 def _padded(t: torch.Tensor) -> torch.Tensor:
     flat = _flat(t)
     return F.pad(flat, (0, blocks(flat.numel()) * BLOCK - flat.numel())).view(-1, BLOCK)
@@ -438,14 +501,15 @@ def quantise(
             f"received a minimum of {x.min().item()!r}"
         )
     codes = torch.empty_like(x, dtype=torch.uint8)
-    absmax = torch.empty(blocks(x.numel()), dtype=torch.float32, device=x.device)
+    absmax = _new_scales(x)
     write_8bit_(codes, absmax, x, signed, seed, salt)
     return codes, absmax
 
 
 def dequantise(codes: torch.Tensor, absmax: torch.Tensor, signed: bool, dtype: torch.dtype) -> torch.Tensor:
     """The values of 8-bit ``codes`` (a dense tensor) and their block scales, shaped like ``codes``."""
-    values = decode_blocks(_padded(codes), absmax, signed, dtype).view(-1)[: codes.numel()]
+    local = _flat(codes)
+    values = decode_blocks(_padded(codes), _local(absmax), signed, dtype).view(-1)[: local.numel()]
     out = torch.empty_like(codes, dtype=dtype)
     _flat(out).copy_(values)
     return out
@@ -456,8 +520,9 @@ def write_8bit_(
 ) -> None:
     """Quantise ``x`` into ``codes`` and ``absmax`` in place (``x`` strided as ``codes``)."""
     new_codes, new_absmax = encode_blocks(_padded(x), signed, seed, salt)
-    _flat(codes).copy_(new_codes.view(-1)[: codes.numel()])
-    absmax.copy_(new_absmax)
+    local = _flat(codes)
+    local.copy_(new_codes.view(-1)[: local.numel()])
+    _local(absmax).copy_(new_absmax)
 
 
 # -- which parameters, and the state's form -------------------------------------------
