@@ -29,7 +29,7 @@ import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 import torch.multiprocessing as mp
-from torch.distributed.checkpoint.state_dict import get_state_dict, set_state_dict
+from torch.distributed.checkpoint.state_dict import StateDictOptions, get_state_dict, set_state_dict
 from torch.distributed.device_mesh import init_device_mesh
 from torch.distributed.fsdp import fully_shard
 from torch.distributed.optim import ZeroRedundancyOptimizer
@@ -417,6 +417,31 @@ def _fsdp_run(name: str, kwargs: dict[str, Any], rank: int, world: int, checkpoi
             "implementation": opt.implementation(), "one process": _params(one)}  # fmt: skip
 
 
+def _fsdp_full_state_dict_run(rank: int, world: int) -> dict[str, Any]:
+    """FSDP2 with 8-bit Adam: the full (unsharded) state dict, and it set into a fresh model and optimizer."""
+    full = StateDictOptions(full_state_dict=True)
+    net = fully_shard(lean_model())
+    opt = OPTIMIZERS["adam"](net.parameters(), lr=0.01, lean_state="8bit")
+    train(net, opt, range(3), rank, world, lean_batch)
+    model_state, optim_state = get_state_dict(net, opt, options=full)
+    net2 = fully_shard(lean_model())
+    opt2 = OPTIMIZERS["adam"](net2.parameters(), lr=0.01, lean_state="8bit")
+    set_state_dict(net2, opt2, model_state_dict=model_state, optim_state_dict=optim_state, options=full)
+    weight, weight2 = next(net.parameters()), next(net2.parameters())
+    return {
+        "full": {
+            k: (type(v).__name__, v.dtype, tuple(v.shape))
+            for k, v in optim_state["state"]["0.weight"].items()
+        },
+        "restored": sorted(opt.state[weight]) == sorted(opt2.state[weight2])
+        and all(torch.equal(_local(v), _local(opt2.state[weight2][k])) for k, v in opt.state[weight].items()),
+    }
+
+
+def _local(v: Any) -> Any:
+    return v.to_local() if isinstance(v, DTensor) else v
+
+
 def _fsdp_rounding_run(rank: int, world: int) -> dict[str, Any]:
     """FSDP2 with bfloat16 parameters and ``stochastic_rounding=True``, replayed on each rank unsharded.
 
@@ -466,6 +491,7 @@ def lean_worker(rank: int, world: int, init: str, out: str) -> None:
             kwargs = {"foreach": fast, "lean_state": kind}
             results["fsdp"][(name, fast, kind)] = _fsdp_run(name, kwargs, rank, world, checkpoint)
         results["fsdp rounding"] = _fsdp_rounding_run(rank, world)
+        results["fsdp full state dict"] = _fsdp_full_state_dict_run(rank, world)
         results["zero switch"] = _zero_switch_run(rank, world)
         _save_gathered(results, rank, world, out)
     finally:

@@ -36,6 +36,10 @@ state) and three smaller parameters (float32 state). What holds:
   elements keep their places in their blocks, the shards splitting at
   multiples of 256 elements); a distributed checkpoint restores every state
   tensor exactly and resumes bit for bit.
+  With 8-bit state, a checkpoint of the two ranks loads into one process
+  that is not sharded and trains on to FSDP2's parameters bit for bit, and
+  the full state dict (``full_state_dict=True``) is one process's state,
+  which sets back into a fresh FSDP2 optimizer exactly.
   bfloat16 *parameters* with ``stochastic_rounding=True`` round as one process
   given FSDP2's gradient does, bit for bit.
 - **DTensor** parameters of 4096 elements or more whose shards are not runs
@@ -225,6 +229,18 @@ def test_an_fsdp2_checkpoint_of_8bit_state_loads_into_one_process_and_trains_on_
     assert {v.dtype for k, v in weight.items() if k in OPTIMIZERS[name].state_names} == {torch.uint8}, weight
     W.train_as_ddp(net, opt, range(W.STEPS // 2, W.STEPS), W.WORLD, W.lean_batch)
     assert equal(W._params(net), results[0]["fsdp"][(name, fast, "8bit")]["trained"])
+
+
+def test_fsdp2_s_full_state_dict_of_8bit_state_is_one_process_s_and_sets_back_exactly(results):
+    # StateDictOptions(full_state_dict=True): the codes gathered to the tensor's shape, the scales to all blocks
+    for rank in results:
+        run = rank["fsdp full state dict"]
+        assert run["full"] == {
+            "step": ("Tensor", torch.float32, ()),
+            "exp_avg": ("Tensor", torch.uint8, (64, 64)), "exp_avg_absmax": ("Tensor", torch.float32, (16,)),
+            "exp_avg_sq": ("Tensor", torch.uint8, (64, 64)), "exp_avg_sq_absmax": ("Tensor", torch.float32, (16,)),
+        }, run["full"]  # fmt: skip
+        assert run["restored"], "each rank's state, set back from the full state dict, as it was"
 
 
 def test_fsdp2_rounds_bfloat16_parameters_stochastically_as_one_process_does_given_its_gradient(results):
