@@ -9,8 +9,8 @@ It shards the bench's transformer workload (15.8M parameters in 60 tensors) with
 of it) and times ``step()`` alone, with fixed gradients, in rounds that take
 each form in turn (the host's speed drifts; compare within a round). The forms:
 descentlab with the fast path's kernels on the shards (the default for groups
-of 2**20 elements or more) with float32 and with bfloat16 state; descentlab's
-per-tensor path (``foreach=False``: eager DTensor operations); torch.optim's
+of 2**20 elements or more) with float32, bfloat16 and 8-bit state; descentlab's
+per-tensor path (``foreach=False``: eager DTensor operations), also with 8-bit state; torch.optim's
 default (``foreach``) and, where torch has a DTensor rule for it, ``fused=True``;
 then bfloat16 parameters rounded back stochastically, on both of descentlab's
 paths, beside torch.optim's fused step on them.
@@ -53,7 +53,12 @@ def main() -> None:
             f32,
             lambda ps: ours(ps, **hyper, foreach=True, lean_state="bfloat16"),
         ),
+        "descentlab, fast, 8-bit state": (f32, lambda ps: ours(ps, **hyper, foreach=True, lean_state="8bit")),
         "descentlab, per-tensor (foreach=False)": (f32, lambda ps: ours(ps, **hyper, foreach=False)),
+        "descentlab, per-tensor (foreach=False), 8-bit state": (
+            f32,
+            lambda ps: ours(ps, **hyper, foreach=False, lean_state="8bit"),
+        ),
         "torch.optim, default (foreach)": (f32, lambda ps: theirs(ps, **hyper)),
         "torch.optim, fused=True": (f32, lambda ps: theirs(ps, **hyper, fused=True)),
         "bfloat16 parameters, descentlab, fast, stochastic rounding, float32 state": (
