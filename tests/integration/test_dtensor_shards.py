@@ -17,6 +17,8 @@ Keras's conventions, float32, bfloat16 and 8-bit state:
 - bfloat16 parameters with ``stochastic_rounding=True`` (bfloat16 and float32
   state): shards that are whole blocks are rounded by the compiled kernel, the
   others on the per-tensor path, bit for bit as one process does on each path;
+- a group's ``lean_state`` switched between steps converts DTensor state as
+  it converts plain tensors' state, bit for bit, on both paths;
 - no FastPathWarning is given for DTensor parameters (they have their own way).
 
 The two-process FSDP2 runs are in test_distributed_lean_state.py.
@@ -154,3 +156,35 @@ def test_bfloat16_shards_rounded_stochastically_equal_one_process_bit_for_bit(gr
     assert f"{len(SHAPES) - len(whole)} DTensor parameter(s) per-tensor" in described, described
     for p, q in zip(sharded, plain, strict=True):
         assert p.dtype == torch.bfloat16 and torch.equal(p.to_local(), q.detach()), "bit for bit"
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+def test_switching_lean_state_converts_dtensor_state_as_it_converts_a_tensor_s(group, fast):
+    """A group's lean_state changed between steps (float32 -> 8-bit -> bfloat16 -> float32): the DTensor
+    state is converted as one process converts plain tensors' state, bit for bit, 8-bit scales included."""
+    # without the parameter that is not whole blocks: its shard takes the per-tensor path, one process
+    # the fast path, whose numbers differ in the last bits
+    keep = [i for i in range(len(SHAPES)) if i != NOT_IN_BLOCKS]
+    model = torch.nn.ParameterList([params()[i] for i in keep])
+    fully_shard(model)
+    sharded, plain = list(model.parameters()), [params()[i] for i in keep]
+    opt, one = (OPTIMIZERS["adam"](ps, lr=0.01, foreach=fast) for ps in (sharded, plain))
+    forms = []
+    for step, kind in enumerate([None, "8bit", "8bit", "bfloat16", None]):
+        opt.param_groups[0]["lean_state"] = one.param_groups[0]["lean_state"] = kind
+        grads = [gradients(step)[i] for i in keep]
+        for p, q, grad in zip(sharded, plain, grads, strict=True):
+            p.grad = None if grad is None else DTensor.from_local(grad, p.device_mesh, p.placements)
+            q.grad = grad
+        opt.step()
+        one.step()
+        forms.append(tuple(v.dtype for k, v in sorted(opt.state[sharded[0]].items()) if k != "step"))
+        for p, q in zip(sharded, plain, strict=True):
+            assert torch.equal(p.to_local(), q.detach()), (step, "parameters, bit for bit")
+            assert sorted(opt.state[p]) == sorted(one.state[q]), step
+            for k, v in one.state[q].items():
+                local = opt.state[p][k].to_local() if k != "step" else opt.state[p][k]
+                assert torch.equal(local, v), (step, k)
+    u8, f32, bf16 = torch.uint8, torch.float32, torch.bfloat16
+    # sorted names: exp_avg, exp_avg_absmax, exp_avg_sq, exp_avg_sq_absmax
+    assert forms == [(f32, f32), (u8, f32, u8, f32), (u8, f32, u8, f32), (bf16, bf16), (f32, f32)], forms
