@@ -344,14 +344,18 @@ def encode_blocks(
     absmax = x.abs().amax(dim=1)
     # a division, not a multiplication by 1 / absmax, which overflows for a subnormal absmax
     a = (x.abs() / torch.where(absmax > 0, absmax, torch.ones_like(absmax))[:, None]).clamp(max=1.0)
-    d = torch.zeros_like(a, dtype=torch.int32)
+    # Decade d's power of ten and its number of levels n = 2**(bits - 1 - d), by walking down the
+    # decades: the tops descend, so the last that a lies at or below is its decade's. One compare
+    # and two selections of constants a decade: half the operations of counting the decades and
+    # then computing both from the count, the same values (10**d and 2**e are exact in float32).
     a_bits = a.view(torch.int32)
-    for top in _TOPS[bits][1:]:
-        d = d + (a_bits <= top).to(torch.int32)
-    e = (bits - 1) - d
-    n = _power_of_two(e)
-    scaled = a * _select(d, _TENS)  # in (0.1, 1] in decade d (in [0, 1] in the lowest)
-    t = torch.where(e == 0, scaled, (scaled - 0.1) * (n * (1 / 0.9)))
+    ten, n, lowest = torch.ones_like(a), torch.full_like(a, 2.0 ** (bits - 1)), None
+    for d, top in enumerate(_TOPS[bits][1:], start=1):
+        lowest = a_bits <= top
+        ten = torch.where(lowest, float(10**d), ten)
+        n = torch.where(lowest, 2.0 ** (bits - 1 - d), n)
+    scaled = a * ten  # in (0.1, 1] in decade d (in [0, 1] in the lowest)
+    t = torch.where(lowest, scaled, (scaled - 0.1) * (n * (1 / 0.9)))  # the lowest decade: n = 1
     k = torch.minimum(t.floor().clamp(min=0.0), n - 1.0)
     fraction = t - k
     threshold = 0.5 if seed is None else uniform(x, seed, salt)
