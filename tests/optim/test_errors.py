@@ -327,6 +327,79 @@ def test_state_of_another_shape_set_from_outside_raises_before_anything_changes(
     assert all(torch.equal(p, b) for p, b in zip(params, before, strict=True)), "no parameter changed"
 
 
+_CHANGED = (
+    r" \(in param group 1, whose options were changed after they were checked: .*no parameter was updated\)$"
+)
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_an_option_changed_after_it_was_checked_is_checked_before_the_step(name, fast):
+    # An assignment to param_groups skips the checks of the constructor and load_state_dict;
+    # the step makes them before it changes a number, and steps again once the value is mended.
+    cls = OPTIMIZERS[name]
+    kwargs = {"momentum": 0.9} if name == "sgd" else {}
+    params, opt = _trained(cls, groups=2, foreach=fast, **kwargs)
+    for p in params:
+        p.grad = torch.ones_like(p)
+    before = _snapshot(opt)
+    values = [p.detach().clone() for p in params]
+    opt.param_groups[1]["lr"] = -0.5
+    with pytest.raises(
+        ValueError,
+        match=rf"^{cls.__name__}: lr must be a finite number in \[0, inf\); received lr=-0\.5" + _CHANGED,
+    ):
+        opt.step()
+    assert all(torch.equal(p, v) for p, v in zip(params, values, strict=True)), "no parameter changed"
+    same(opt.state_dict()["state"], before[0]["state"])
+    opt.param_groups[1]["lr"] = 0.5
+    opt.step()
+    assert not any(torch.equal(p, v) for p, v in zip(params, values, strict=True))
+
+
+def test_a_changed_list_item_or_another_tensor_is_checked_before_the_step():
+    _, opt = _trained(Adam, groups=2, lr=torch.tensor(0.1))
+    opt.param_groups[1]["betas"] = betas = [0.9, 0.999]
+    opt.step()
+    betas[1] = 1.0  # the list the group holds, changed in place
+    with pytest.raises(ValueError, match=r"^Adam: betas\[1\] must be .*received betas\[1\]=1\.0" + _CHANGED):
+        opt.step()
+    opt.param_groups[1]["betas"][1] = 0.99
+    opt.param_groups[1]["lr"] = torch.tensor(float("nan"))
+    with pytest.raises(ValueError, match=r"^Adam: lr must be .*received lr=tensor\(nan\)" + _CHANGED):
+        opt.step()
+    opt.param_groups[1]["lr"] = torch.tensor(0.2)
+    opt.step()
+
+
+def test_zero_redundancy_optimizer_loading_invalid_options_is_refused_at_the_step(tmp_path):
+    # ZeroRedundancyOptimizer.load_state_dict copies a checkpoint's options into the optimizer
+    # of each rank without its load_state_dict: here, a real one over a gloo group of one.
+    from torch.distributed.optim import ZeroRedundancyOptimizer
+
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"file://{tmp_path / 'init'}", rank=0, world_size=1
+    )
+    try:
+        params = [torch.nn.Parameter(torch.randn(3, 4, generator=torch.Generator().manual_seed(0)))]
+        zero = ZeroRedundancyOptimizer(params, optimizer_class=Adam, lr=0.1)
+        params[0].grad = torch.ones_like(params[0])
+        zero.step()
+        zero.consolidate_state_dict(to=0)
+        checkpoint = copy.deepcopy(zero.state_dict())
+        checkpoint["param_groups"][0]["betas"] = (0.9, 1.5)
+        zero.load_state_dict(checkpoint)
+        value = params[0].detach().clone()
+        with pytest.raises(
+            ValueError,
+            match=r"^Adam: betas\[1\] must be .*received betas\[1\]=1\.5 \(in param group 0, .*ZeroRedundancy",
+        ):
+            zero.step()
+        assert torch.equal(params[0], value)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
 def test_a_custom_convention_is_a_dataclass_replace():
     import dataclasses
 

@@ -18,8 +18,10 @@ The state-dict format is torch.optim's: the same keys, tensors per parameter,
 
 from __future__ import annotations
 
+import operator
 from collections import OrderedDict
 from collections.abc import Callable
+from itertools import chain
 from typing import Any, ClassVar
 
 import torch
@@ -139,6 +141,7 @@ class Optimizer(torch.optim.Optimizer):
     ) -> None:
         self._fast_path: _flat.FastPath | None = None
         self._auto: dict[int, tuple[tuple[int, int], bool]] = {}  # group id -> (params layout, large enough)
+        self._checked: list[tuple[Any, ...]] = []  # each group's options when last checked
         owner = type(self).__name__
         rule = conventions.resolve(convention, owner)
         defaults = {
@@ -336,6 +339,8 @@ class Optimizer(torch.optim.Optimizer):
 
         Parameters whose ``.grad`` is None are skipped and keep their state.
         """
+        if not torch.compiler.is_compiling():
+            self._check_changed_groups()
         loss = None
         if closure is not None:
             with torch.enable_grad():
@@ -391,6 +396,36 @@ class Optimizer(torch.optim.Optimizer):
         if p.is_complex():
             raise RuntimeError(f"{owner}: sparse gradients of complex parameters are not supported ({at})")
         self._check_sparse_options(owner, at, group)
+
+    def _check_changed_groups(self) -> None:
+        """Check again, before the step, each group whose options changed since they were checked.
+
+        The constructor, ``add_param_group`` and ``load_state_dict`` check
+        every option; a value put into ``param_groups`` another way (an
+        assignment, a scheduler, or ZeroRedundancyOptimizer, which copies a
+        checkpoint's options into each rank's optimizer without them) is
+        checked here. An option counts as changed when it is another object (or
+        a list whose items changed): a tensor's value is read when it is
+        checked, not at every step, as at construction.
+        """
+        checked = self._checked
+        del checked[len(self.param_groups) :]
+        for index, group in enumerate(self.param_groups):
+            options = _options(group)
+            if index < len(checked) and _same_options(checked[index], options):
+                continue
+            try:
+                self._check_group(group)
+            except (TypeError, ValueError) as error:
+                raise type(error)(
+                    f"{error} (in param group {index}, whose options were changed after they were "
+                    "checked: by an assignment to param_groups, a scheduler, or "
+                    "ZeroRedundancyOptimizer.load_state_dict; no parameter was updated)"
+                ) from None
+            if index < len(checked):
+                checked[index] = options
+            else:
+                checked.append(options)
 
     def _check_state(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         """Raise ValueError for a state tensor of ``p`` whose shape is not ``p``'s.
@@ -545,6 +580,7 @@ class Optimizer(torch.optim.Optimizer):
         # out of pickles and deep copies); the next step rebuilds them.
         self._fast_path = None
         self._auto = {}
+        self._checked = []
         # Checkpoints from torch.optim (or older descentlab) lack the keys
         # descentlab adds; give them the defaults, which reproduce torch's rule.
         for group in self.param_groups:
@@ -699,6 +735,20 @@ class Optimizer(torch.optim.Optimizer):
             )
         if not bool((torch.isfinite(scale) & (scale >= 0)).all()):
             raise ValueError(f"{where} must be finite and >= 0; it holds NaN, infinity or a negative value")
+
+
+def _options(group: dict[str, Any]) -> tuple[tuple[Any, ...], tuple[Any, ...]]:
+    """``group``'s options to compare: its keys and list lengths, then its values and list items."""
+    params = group["params"]
+    lists = [v for v in group.values() if type(v) is list and v is not params]
+    return (tuple(group), *map(len, lists)), (*group.values(), *chain.from_iterable(lists))
+
+
+def _same_options(
+    saved: tuple[tuple[Any, ...], tuple[Any, ...]], now: tuple[tuple[Any, ...], tuple[Any, ...]]
+) -> bool:
+    """Whether the options are the same objects (an equal float put in again counts as a change)."""
+    return saved[0] == now[0] and all(map(operator.is_, saved[1], now[1]))
 
 
 def _position(params: list[torch.Tensor], p: torch.Tensor) -> int:
