@@ -28,6 +28,38 @@ import torch
 
 from . import _checks, _flat, _lean, conventions
 
+#: The Args entries of every optimizer's docstring for the options :class:`Optimizer` adds,
+#: indented for a class docstring; ``{lean_extra}`` is a sentence about one class's
+#: ``lean_state`` (or nothing). Fill with :func:`common_args`.
+_COMMON_ARGS = """
+        skip_nonfinite: if a gradient holds a NaN or an infinity, skip the whole
+            step, leaving every parameter and all state untouched, and count it
+            in ``skipped_steps`` (default False: as in torch.optim, a non-finite
+            gradient flows into the parameters).
+        state_dtype: keep the state tensors (moments, accumulators) in this
+            floating dtype, and do the rule's arithmetic in it, whatever the
+            parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
+            parameters, whose 8-bit mantissa cannot hold Adam's second moment
+            (default None: the parameter's dtype, as torch.optim).
+        lean_state: keep the state of parameters with at least 4096 elements in
+            ``"bfloat16"`` (2 bytes an element) or ``"8bit"`` (1 byte an element
+            and a float32 scale per block of 256), computing in float32 and
+            writing back with deterministic stochastic rounding; smaller and
+            complex parameters keep full precision (``state_dtype``). Default
+            None: full precision. See :mod:`descentlab.optim._lean` and
+            ``docs/lean-state.md`` for the error bounds.{lean_extra}
+        stochastic_rounding: round bfloat16 parameters stochastically after
+            each step, with the rule computed on a float32 copy: updates smaller
+            than half a bfloat16 step then move the parameter on average
+            instead of being lost (default False; other dtypes are unaffected;
+            both paths, the same numbers; needs a step count, so not for SGD
+            without momentum)."""
+
+
+def common_args(lean_extra: str = "") -> str:
+    """The Args entries of the options every optimizer takes, for a class docstring."""
+    return _COMMON_ARGS.format(lean_extra=lean_extra)
+
 
 def is_set(x: float | torch.Tensor) -> bool:
     """True unless ``x`` is the number zero.

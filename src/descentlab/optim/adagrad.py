@@ -7,11 +7,12 @@ from typing import Any
 import torch
 
 from . import _checks
-from ._base import Optimizer, is_set
+from ._base import Optimizer, common_args, is_set
 
 
 class Adagrad(Optimizer):
-    r"""Adagrad (a drop-in for ``torch.optim.Adagrad``), with sparse gradients.
+    __doc__ = (
+        r"""Adagrad (a drop-in for ``torch.optim.Adagrad``), with sparse gradients.
 
     With :math:`\gamma` = ``lr``, :math:`\eta` = ``lr_decay``, :math:`\lambda`
     = ``weight_decay``, :math:`\epsilon` = ``eps``, :math:`s_0` =
@@ -53,29 +54,9 @@ class Adagrad(Optimizer):
         differentiable: must be False.
         convention: ``"torch"`` (default), ``"keras"``, ``"optax"`` or a
             :class:`~descentlab.optim.conventions.Convention`; Adagrad reads
-            ``eps_inside_sqrt``.
-        skip_nonfinite: if a gradient holds a NaN or an infinity, skip the whole
-            step, leaving every parameter and all state untouched, and count it
-            in ``skipped_steps`` (default False: as in torch.optim, a non-finite
-            gradient flows into the parameters).
-        state_dtype: keep the state tensors (moments, accumulators) in this
-            floating dtype, and do the rule's arithmetic in it, whatever the
-            parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
-            parameters, whose 8-bit mantissa cannot hold Adam's second moment
-            (default None: the parameter's dtype, as torch.optim).
-        lean_state: keep the state of parameters with at least 4096 elements in
-            ``"bfloat16"`` (2 bytes an element) or ``"8bit"`` (1 byte an element
-            and a float32 scale per block of 256), computing in float32 and
-            writing back with deterministic stochastic rounding; smaller and
-            complex parameters keep full precision (``state_dtype``). Default
-            None: full precision. See :mod:`descentlab.optim._lean` and
-            ``docs/lean-state.md`` for the error bounds.
-        stochastic_rounding: round bfloat16 parameters stochastically after
-            each step, with the rule computed on a float32 copy: updates smaller
-            than half a bfloat16 step then move the parameter on average
-            instead of being lost (default False; other dtypes are unaffected;
-            both paths, the same numbers; needs a step count, so not for SGD
-            without momentum).
+            ``eps_inside_sqrt``."""
+        + common_args()
+        + r"""
 
     State (per parameter, created with the optimizer as torch.optim does):
         ``sum`` (:math:`s`) and ``step`` (:math:`t`, a 0-dim float tensor).
@@ -104,6 +85,7 @@ class Adagrad(Optimizer):
         Duchi, Hazan and Singer, "Adaptive subgradient methods for online learning
         and stochastic optimization", JMLR 2011.
     """
+    )
 
     name = "adagrad"
     summary = "Adagrad: per-coordinate steps shrink with the summed squared gradients; sparse gradients."

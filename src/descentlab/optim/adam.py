@@ -7,7 +7,7 @@ from typing import Any
 import torch
 
 from . import _checks
-from ._base import Optimizer, is_set
+from ._base import Optimizer, common_args, is_set
 
 _RULE = r"""
     With :math:`\gamma` = ``lr``, :math:`(\beta_1, \beta_2)` = ``betas``,
@@ -74,29 +74,7 @@ _ARGS = r"""
             ``eps_root`` (default 0; not with ``eps_hat``).
         convention: ``"torch"`` (default), ``"keras"``, ``"optax"`` or a
             :class:`~descentlab.optim.conventions.Convention`; Adam reads
-            ``eps_hat`` and ``amsgrad_max_of_corrected``.
-        skip_nonfinite: if a gradient holds a NaN or an infinity, skip the whole
-            step, leaving every parameter and all state untouched, and count it
-            in ``skipped_steps`` (default False: as in torch.optim, a non-finite
-            gradient flows into the parameters).
-        state_dtype: keep the state tensors (moments, accumulators) in this
-            floating dtype, and do the rule's arithmetic in it, whatever the
-            parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
-            parameters, whose 8-bit mantissa cannot hold Adam's second moment
-            (default None: the parameter's dtype, as torch.optim).
-        lean_state: keep the state of parameters with at least 4096 elements in
-            ``"bfloat16"`` (2 bytes an element) or ``"8bit"`` (1 byte an element
-            and a float32 scale per block of 256), computing in float32 and
-            writing back with deterministic stochastic rounding; smaller and
-            complex parameters keep full precision (``state_dtype``). Default
-            None: full precision. See :mod:`descentlab.optim._lean` and
-            ``docs/lean-state.md`` for the error bounds.
-        stochastic_rounding: round bfloat16 parameters stochastically after
-            each step, with the rule computed on a float32 copy: updates smaller
-            than half a bfloat16 step then move the parameter on average
-            instead of being lost (default False; other dtypes are unaffected;
-            both paths, the same numbers; needs a step count, so not for SGD
-            without momentum).
+            ``eps_hat`` and ``amsgrad_max_of_corrected``.{common}
 
     State (per parameter):
         ``step`` (0-dim float tensor), ``exp_avg``, ``exp_avg_sq``, and
@@ -111,6 +89,7 @@ class Adam(Optimizer):
         + _RULE
         + _ARGS.format(
             weight_decay=0,
+            common=common_args(),
             extra=r"""
         decoupled_weight_decay: decay the weights as AdamW does instead of adding
             :math:`\lambda\theta` to the gradient (default False).""",
@@ -219,7 +198,7 @@ class AdamW(Adam):
         r"""AdamW: Adam with decoupled weight decay (a drop-in for ``torch.optim.AdamW``).
 """
         + _RULE
-        + _ARGS.format(weight_decay="1e-2", extra="")
+        + _ARGS.format(weight_decay="1e-2", extra="", common=common_args())
         + _CONVENTIONS
         + r"""
     Example:

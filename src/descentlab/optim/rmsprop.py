@@ -7,11 +7,12 @@ from typing import Any
 import torch
 
 from . import _checks
-from ._base import Optimizer, is_set
+from ._base import Optimizer, common_args, is_set
 
 
 class RMSprop(Optimizer):
-    r"""RMSprop (a drop-in for ``torch.optim.RMSprop``), centered and with momentum.
+    __doc__ = (
+        r"""RMSprop (a drop-in for ``torch.optim.RMSprop``), centered and with momentum.
 
     With :math:`\gamma` = ``lr``, :math:`\alpha` = ``alpha``, :math:`\epsilon` =
     ``eps``, :math:`\lambda` = ``weight_decay``, :math:`\mu` = ``momentum`` and
@@ -56,31 +57,13 @@ class RMSprop(Optimizer):
         differentiable: must be False.
         convention: ``"torch"`` (default), ``"keras"``, ``"optax"`` or a
             :class:`~descentlab.optim.conventions.Convention`; RMSprop reads
-            ``eps_inside_sqrt`` and ``lr_inside_momentum``.
-        skip_nonfinite: if a gradient holds a NaN or an infinity, skip the whole
-            step, leaving every parameter and all state untouched, and count it
-            in ``skipped_steps`` (default False: as in torch.optim, a non-finite
-            gradient flows into the parameters).
-        state_dtype: keep the state tensors (moments, accumulators) in this
-            floating dtype, and do the rule's arithmetic in it, whatever the
-            parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
-            parameters, whose 8-bit mantissa cannot hold Adam's second moment
-            (default None: the parameter's dtype, as torch.optim).
-        lean_state: keep the state of parameters with at least 4096 elements in
-            ``"bfloat16"`` (2 bytes an element) or ``"8bit"`` (1 byte an element
-            and a float32 scale per block of 256), computing in float32 and
-            writing back with deterministic stochastic rounding; smaller and
-            complex parameters keep full precision (``state_dtype``). Default
-            None: full precision. See :mod:`descentlab.optim._lean` and
-            ``docs/lean-state.md`` for the error bounds. Not ``"8bit"`` with
+            ``eps_inside_sqrt`` and ``lr_inside_momentum``."""
+        + common_args(
+            """ Not ``"8bit"`` with
             ``centered``, whose variance, a difference of two rounded moments,
-            could turn negative.
-        stochastic_rounding: round bfloat16 parameters stochastically after
-            each step, with the rule computed on a float32 copy: updates smaller
-            than half a bfloat16 step then move the parameter on average
-            instead of being lost (default False; other dtypes are unaffected;
-            both paths, the same numbers; needs a step count, so not for SGD
-            without momentum).
+            could turn negative."""
+        )
+        + r"""
 
     State (per parameter):
         ``step`` (0-dim float tensor), ``square_avg``, ``momentum_buffer`` if
@@ -113,6 +96,7 @@ class RMSprop(Optimizer):
         Tieleman and Hinton, Lecture 6.5 of "Neural Networks for Machine Learning", 2012.
         Graves, "Generating sequences with recurrent neural networks", 2013 (centered form).
     """
+    )
 
     name = "rmsprop"
     summary = "RMSprop: steps scaled by a moving RMS of recent gradients; centered, momentum."

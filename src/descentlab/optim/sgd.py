@@ -7,11 +7,12 @@ from typing import Any
 import torch
 
 from . import _checks
-from ._base import Optimizer, is_set
+from ._base import Optimizer, common_args, is_set
 
 
 class SGD(Optimizer):
-    r"""Stochastic gradient descent, optionally with momentum (a drop-in for ``torch.optim.SGD``).
+    __doc__ = (
+        r"""Stochastic gradient descent, optionally with momentum (a drop-in for ``torch.optim.SGD``).
 
     With :math:`\gamma` = ``lr``, :math:`\mu` = ``momentum``, :math:`\tau` =
     ``dampening``, :math:`\lambda` = ``weight_decay`` and :math:`g_t` the
@@ -63,29 +64,9 @@ class SGD(Optimizer):
         debias: divide the EMA buffer by :math:`1-\mu^t`; EMA form only (default False).
         convention: ``"torch"`` (default), ``"keras"``, ``"optax"`` or a
             :class:`~descentlab.optim.conventions.Convention`; SGD reads
-            ``lr_inside_momentum``.
-        skip_nonfinite: if a gradient holds a NaN or an infinity, skip the whole
-            step, leaving every parameter and all state untouched, and count it
-            in ``skipped_steps`` (default False: as in torch.optim, a non-finite
-            gradient flows into the parameters).
-        state_dtype: keep the state tensors (moments, accumulators) in this
-            floating dtype, and do the rule's arithmetic in it, whatever the
-            parameters' dtype: ``torch.float32`` for ``torch.bfloat16``
-            parameters, whose 8-bit mantissa cannot hold Adam's second moment
-            (default None: the parameter's dtype, as torch.optim).
-        lean_state: keep the state of parameters with at least 4096 elements in
-            ``"bfloat16"`` (2 bytes an element) or ``"8bit"`` (1 byte an element
-            and a float32 scale per block of 256), computing in float32 and
-            writing back with deterministic stochastic rounding; smaller and
-            complex parameters keep full precision (``state_dtype``). Default
-            None: full precision. See :mod:`descentlab.optim._lean` and
-            ``docs/lean-state.md`` for the error bounds.
-        stochastic_rounding: round bfloat16 parameters stochastically after
-            each step, with the rule computed on a float32 copy: updates smaller
-            than half a bfloat16 step then move the parameter on average
-            instead of being lost (default False; other dtypes are unaffected;
-            both paths, the same numbers; needs a step count, so not for SGD
-            without momentum).
+            ``lr_inside_momentum``."""
+        + common_args()
+        + r"""
 
     State (per parameter, only when ``momentum > 0``):
         ``momentum_buffer`` (:math:`b`) and ``step`` (:math:`t`, a 0-dim float tensor).
@@ -120,6 +101,7 @@ class SGD(Optimizer):
         Sutskever et al., "On the importance of initialization and momentum in deep
         learning", ICML 2013.
     """
+    )
 
     name = "sgd"
     summary = "Gradient descent; heavy-ball or EMA momentum, Nesterov, weight decay."
