@@ -358,7 +358,47 @@ def _dtensor_run(world: int) -> dict[str, Any]:
     small.grad = distribute_tensor(torch.full((64,), 0.5), mesh, [Shard(0)])
     opt.step()
     out["small"] = {k: (type(v).__name__, v.dtype) for k, v in opt.state[small].items()}
+    out.update(_switched_to_8bit(mesh, columns))
     return out
+
+
+def _switched_to_8bit(mesh: Any, columns: torch.nn.Parameter) -> dict[str, Any]:
+    """lean_state="8bit" set on a group (then a step, or a load) that holds ``columns``: refused, nothing changed."""
+    out: dict[str, Any] = {}
+    for fast in (True, False):
+        plain = torch.nn.Parameter(torch.ones(64, 64))  # takes 8-bit state: it would be stepped first
+        opt = OPTIMIZERS["adam"]([plain, columns], lr=0.01, foreach=fast)
+        for p in (plain, columns):
+            p.grad = torch.full_like(p, 0.5)
+        opt.step()
+        saved = copy.deepcopy(opt.state_dict())
+        before = [_local(p).clone() for p in (plain, columns)], copy.deepcopy(opt.state_dict())
+        opt.param_groups[0]["lean_state"] = "8bit"
+        errors = []
+        for act, arguments in ((opt.step, ()), (opt.load_state_dict, (saved,))):
+            try:
+                act(*arguments)
+                errors.append(None)
+            except ValueError as err:
+                errors.append(str(err))
+        after = [_local(p) for p in (plain, columns)], opt.state_dict()
+        out[f"switched {fast}"] = {
+            "errors": errors,
+            "unchanged": all(map(torch.equal, before[0], after[0]))
+            and _same_state(before[1]["state"], after[1]["state"]),
+        }
+    return out
+
+
+def _local(t: torch.Tensor) -> torch.Tensor:
+    return t.to_local() if isinstance(t, DTensor) else t.detach()
+
+
+def _same_state(a: dict[Any, Any], b: dict[Any, Any]) -> bool:
+    return a.keys() == b.keys() and all(
+        a[i].keys() == b[i].keys() and all(torch.equal(_local(a[i][k]), _local(b[i][k])) for k in a[i])
+        for i in a
+    )
 
 
 def _local_forms(state: Any, params: list[torch.Tensor]) -> list[dict[str, tuple[str, torch.dtype, Any]]]:

@@ -262,3 +262,19 @@ def test_8bit_state_is_refused_where_a_dtensor_s_shards_are_not_runs_of_whole_bl
             assert "lean_state='bfloat16'" in refused and "lean_state=None" in refused, refused
         assert run["small"] == {"step": ("Tensor", torch.float32), "exp_avg": ("DTensor", torch.float32),
                                 "exp_avg_sq": ("DTensor", torch.float32)}  # fmt: skip
+
+
+def test_8bit_state_set_later_on_such_a_dtensor_s_group_is_refused_before_anything_changes(results):
+    # by an assignment to the group, then a step (the step would otherwise update the plain
+    # parameter before it reached the DTensor) or a load_state_dict (which would have built
+    # scales that do not match the shards)
+    for rank in results:
+        for fast in (True, False):
+            run = rank["dtensor"][f"switched {fast}"]
+            step, load = run["errors"]
+            assert step is not None and load is not None, run
+            for refused in (step, load):
+                assert "param group 0, params[1] is a DTensor" in refused, refused
+                assert "placement Shard(dim=1) is not Shard(dim=0)" in refused, refused
+            assert "no parameter was updated" in step, step
+            assert run["unchanged"], "parameters and state as they were"

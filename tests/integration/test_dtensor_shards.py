@@ -188,3 +188,26 @@ def test_switching_lean_state_converts_dtensor_state_as_it_converts_a_tensor_s(g
     u8, f32, bf16 = torch.uint8, torch.float32, torch.bfloat16
     # sorted names: exp_avg, exp_avg_absmax, exp_avg_sq, exp_avg_sq_absmax
     assert forms == [(f32, f32), (u8, f32, u8, f32), (u8, f32, u8, f32), (bf16, bf16), (f32, f32)], forms
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+def test_a_column_placement_on_a_mesh_dimension_of_one_keeps_8bit_state_as_one_process(group, fast):
+    # Shard(1) over one rank cuts nothing: the shard is the whole tensor, in its order
+    from torch.distributed.device_mesh import init_device_mesh
+    from torch.distributed.tensor import Shard, distribute_tensor
+
+    mesh = init_device_mesh("cpu", (1,))
+    start = torch.randn(64, 80, generator=torch.Generator().manual_seed(0))
+    column = torch.nn.Parameter(distribute_tensor(start.clone(), mesh, [Shard(1)]))
+    plain = torch.nn.Parameter(start.clone())
+    opts = [OPTIMIZERS["adam"]([p], lr=0.01, lean_state="8bit", foreach=fast) for p in (column, plain)]
+    for step in range(3):
+        grad = gradients(step)[0]
+        column.grad, plain.grad = distribute_tensor(grad, mesh, [Shard(1)]), grad
+        for opt in opts:
+            opt.step()
+    assert torch.equal(column.to_local(), plain.detach())
+    state, reference = opts[0].state[column], opts[1].state[plain]
+    assert sorted(state) == sorted(reference) and "exp_avg_absmax" in state
+    for k, v in reference.items():
+        assert torch.equal(v if k == "step" else state[k].to_local(), v), k

@@ -761,7 +761,8 @@ def test_stochastic_rounding_needs_a_step_count():
 
 
 # Shapes, placements and meshes for the DTensor block rule: even and uneven rows, rows of 256
-# elements and of other lengths, 1-D, HSDP (Replicate, Shard(0)) and two Shard(0) mesh dims.
+# elements and of other lengths, 1-D, HSDP (Replicate, Shard(0)), two Shard(0) mesh dims, and
+# Shard(1) ("C") on mesh dimensions of one and two.
 DTENSOR_LAYOUTS = [
     ((64, 64), ("S",), (2,), True),
     ((4096, 4096), ("S",), (8,), True),
@@ -774,6 +775,9 @@ DTENSOR_LAYOUTS = [
     ((50257, 768), ("S",), (8,), False),  # GPT-2's embedding on 8 ranks: 6283 rows a rank, uneven
     ((4100,), ("S",), (2,), False),  # 2050 elements a rank: not whole blocks
     ((64, 64), ("R",), (2,), True),
+    ((64, 64), ("S", "C"), (2, 1), True),  # Shard(1) on a mesh dimension of one cuts nothing
+    ((64, 64), ("C", "S"), (1, 2), True),
+    ((64, 64), ("C",), (2,), False),  # on two, it cuts the rows
 ]
 
 
@@ -785,14 +789,19 @@ def test_the_dtensor_block_rule_agrees_with_torchs_own_sharding_of_the_tensor_an
     tensor = pytest.importorskip("torch.distributed.tensor", reason="this torch has no torch.distributed")
     from torch.distributed.tensor._utils import _compute_local_shape_and_global_offset as local_of
 
-    placements = tuple(tensor.Shard(0) if k == "S" else tensor.Replicate() for k in kinds)
+    placements = tuple(
+        {"S": tensor.Shard(0), "C": tensor.Shard(1), "R": tensor.Replicate()}[k] for k in kinds
+    )
+    # the scales are sharded on dim 0 wherever the tensor is sharded (_lean._new_scales)
+    by_blocks = [tensor.Replicate() if k == "R" else tensor.Shard(0) for k in kinds]
     numel, scales = math.prod(shape), (_lean.blocks(math.prod(shape)),)
     row = numel // shape[0]
     agree = []
     for coordinate in itertools.product(*map(range, mesh)):
-        (rows, *_), (first, *_) = local_of(shape, mesh, list(coordinate), placements)
-        (count,), (block,) = local_of(scales, mesh, list(coordinate), placements)
-        elements = (first * row, (first + rows) * row)
+        (rows, *columns), (first, *_) = local_of(shape, mesh, list(coordinate), placements)
+        (count,), (block,) = local_of(scales, mesh, list(coordinate), by_blocks)
+        # a run of the row-major order only where the shard holds whole rows
+        elements = (first * row, (first + rows) * row) if math.prod(columns) == row else None
         agree.append(elements == (min(block * _lean.BLOCK, numel), min((block + count) * _lean.BLOCK, numel)))
     assert all(agree) == fits, agree
     problem = _lean._shards_problem(shape, placements, mesh)

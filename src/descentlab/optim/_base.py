@@ -173,7 +173,8 @@ class Optimizer(torch.optim.Optimizer):
     ) -> None:
         self._fast_path: _flat.FastPath | None = None
         self._auto: dict[int, tuple[tuple[int, int], bool]] = {}  # group id -> (params layout, large enough)
-        self._checked: list[tuple[Any, ...]] = []  # each group's options when last checked
+        # each group's options and lean_state when last checked (see _check_changed_groups)
+        self._checked: list[tuple[Any, str | None]] = []
         owner = type(self).__name__
         rule = conventions.resolve(convention, owner)
         defaults = {
@@ -436,18 +437,26 @@ class Optimizer(torch.optim.Optimizer):
         every option; a value put into ``param_groups`` another way (an
         assignment, a scheduler, or ZeroRedundancyOptimizer, which copies a
         checkpoint's options into each rank's optimizer without them) is
-        checked here. An option counts as changed when it is another object (or
-        a list whose items changed): a tensor's value is read when it is
-        checked, not at every step, as at construction.
+        checked here, with ``lean_state="8bit"`` newly set refused for a
+        DTensor whose shards cannot keep it. An option counts as changed when
+        it is another object (or a list whose items changed): a tensor's value
+        is read when it is checked, not at every step, as at construction. A
+        step compiled by torch.compile skips this (the compiler traces the
+        step, and a check there would break its graph).
         """
         checked = self._checked
         del checked[len(self.param_groups) :]
+        owner = type(self).__name__
         for index, group in enumerate(self.param_groups):
             options = _options(group)
-            if index < len(checked) and _same_options(checked[index], options):
+            if index < len(checked) and _same_options(checked[index][0], options):
                 continue
             try:
                 self._check_group(group)
+                was = checked[index][1] if index < len(checked) else None
+                if group["lean_state"] == "8bit" and was != "8bit":
+                    for i, p in enumerate(group["params"]):  # a DTensor whose shards cannot keep it
+                        _lean_kind(owner, f"param group {index}, params[{i}]", group, p)
             except (TypeError, ValueError) as error:
                 raise type(error)(
                     f"{error} (in param group {index}, whose options were changed after they were "
@@ -455,9 +464,9 @@ class Optimizer(torch.optim.Optimizer):
                     "ZeroRedundancyOptimizer.load_state_dict; no parameter was updated)"
                 ) from None
             if index < len(checked):
-                checked[index] = options
+                checked[index] = (options, group["lean_state"])
             else:
-                checked.append(options)
+                checked.append((options, group["lean_state"]))
 
     def _check_state(self, p: torch.Tensor, group: dict[str, Any]) -> None:
         """Raise ValueError for a state tensor of ``p`` whose shape is not ``p``'s.
@@ -714,6 +723,9 @@ class Optimizer(torch.optim.Optimizer):
                 )
             merged = {**self.defaults, **{k: v for k, v in saved.items() if k != "params"}}
             self._check_group(merged)
+            kept = {**merged, "lean_state": group["lean_state"]}  # the form this optimizer keeps
+            for i, p in enumerate(group["params"]):
+                _lean_kind(owner, f"param group {index}, params[{i}]", kept, p)
             params.update(zip(saved["params"], group["params"], strict=True))
         scales = {_lean.ABSMAX.format(n): n for n in self.state_names}
         known = set(self.state_names) | {"step"} | set(scales)

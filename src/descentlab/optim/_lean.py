@@ -451,7 +451,7 @@ def _shards_problem(shape: tuple[int, ...], placements: tuple[Any, ...], mesh: t
     row = numel // shape[0]
     shards, scales = [(0, shape[0])], [(0, blocks(numel))]
     for placement, n in zip(placements, mesh, strict=True):
-        if type(placement) is Replicate:
+        if type(placement) is Replicate or n == 1:  # a mesh dimension of one cuts nothing
             continue
         if type(placement) is not Shard or placement.dim != 0:
             return f"its placement {placement!r} is not Shard(dim=0) or Replicate()"
@@ -472,6 +472,9 @@ def _new_scales(x: torch.Tensor) -> torch.Tensor:
     local = torch.empty(blocks(_local(x).numel()), dtype=torch.float32, device=x.device)
     if not is_dtensor(x):
         return local
+    problem = dtensor_blocks(x)
+    if problem is not None:  # the optimizer refuses such a parameter first: a guard against silent harm
+        raise RuntimeError(f"8-bit state for a DTensor whose shards cannot keep it: {problem}")
     from torch.distributed.tensor import DTensor, Replicate, Shard
 
     placements = [Shard(0) if isinstance(q, Shard) else Replicate() for q in x.placements]
