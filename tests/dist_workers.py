@@ -372,7 +372,7 @@ def _switched_to_8bit(mesh: Any, columns: torch.nn.Parameter) -> dict[str, Any]:
             p.grad = torch.full_like(p, 0.5)
         opt.step()
         saved = copy.deepcopy(opt.state_dict())
-        before = [_local(p).clone() for p in (plain, columns)], copy.deepcopy(opt.state_dict())
+        values = [_local(p).detach().clone() for p in (plain, columns)]
         opt.param_groups[0]["lean_state"] = "8bit"
         errors = []
         for act, arguments in ((opt.step, ()), (opt.load_state_dict, (saved,))):
@@ -381,17 +381,12 @@ def _switched_to_8bit(mesh: Any, columns: torch.nn.Parameter) -> dict[str, Any]:
                 errors.append(None)
             except ValueError as err:
                 errors.append(str(err))
-        after = [_local(p) for p in (plain, columns)], opt.state_dict()
         out[f"switched {fast}"] = {
             "errors": errors,
-            "unchanged": all(map(torch.equal, before[0], after[0]))
-            and _same_state(before[1]["state"], after[1]["state"]),
+            "unchanged": all(map(torch.equal, values, (_local(p) for p in (plain, columns))))
+            and _same_state(saved["state"], opt.state_dict()["state"]),
         }
     return out
-
-
-def _local(t: torch.Tensor) -> torch.Tensor:
-    return t.to_local() if isinstance(t, DTensor) else t.detach()
 
 
 def _same_state(a: dict[Any, Any], b: dict[Any, Any]) -> bool:
