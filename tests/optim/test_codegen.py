@@ -189,3 +189,21 @@ def test_the_8bit_cpu_step_allocates_no_temporary_as_large_as_its_chunk():
     assert code.count("def call(") == 2, "two compiled passes"
     shapes = re.findall(r"empty_strided_cpu\(\(([^)]*)\)", code)
     assert shapes and all(len([d for d in shape.split(",") if d.strip()]) == 1 for shape in shapes), shapes
+
+
+@pytest.mark.slow
+@needs_vectors
+def test_the_bench_probe_of_bfloat16_state_reads_and_writes_full_vectors(monkeypatch):
+    # The probe beside a bfloat16-state step has a float32-only pass (the parameters) beside
+    # bfloat16 ones: compiled as inductor writes it, it read half vectors and timed that, not the memory.
+    from descentlab import bench
+
+    p = torch.zeros(_lean.BLOCK * 16, requires_grad=True)
+    p.grad = torch.linspace(-1, 1, p.numel())
+    opt = Adam([p], lr=1e-3, fused=True, lean_state="bfloat16")
+    opt.step()
+    monkeypatch.setattr(bench, "_PROBE_KERNELS", {})  # compiled here, not taken from an earlier test's
+    probe = bench.StreamingProbe.beside(opt)
+    with inductor_config.patch(force_disable_caches=True):
+        _, codes = run_and_get_code(probe.step)
+    assert _bfloat16_load_widths("\n".join(codes)) == {_VECTORS.nelements(torch.bfloat16)}
