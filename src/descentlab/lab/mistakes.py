@@ -182,7 +182,8 @@ MISTAKES: Mapping[str, Mistake] = MappingProxyType(
                 "θ ← θ − γ m̂ / (√v̂ + ε)",
                 adam_no_bias_correction,
                 "m and v start at 0, so early m is too small by 1 - 0.9^t and sqrt(v) by sqrt(1 - "
-                "0.999^t): the first steps are up to 3 times larger than Adam's.",
+                "0.999^t): with a steady gradient a step is (1 - 0.9^t) / sqrt(1 - 0.999^t) times "
+                "Adam's, 3.2 at the first, 6.6 near the 12th and still 3.2 at the 100th.",
             ),
         )
     }
