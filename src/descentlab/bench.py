@@ -63,8 +63,8 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from . import __version__
-from .optim import OPTIMIZERS, Optimizer, _codegen
-from .optim._flat import _COMPILE_OPTIONS, _compiled, _with_codegen
+from .optim import OPTIMIZERS, Optimizer
+from .optim._flat import _corrected
 
 if TYPE_CHECKING:
     from ._progress import Phases
@@ -612,9 +612,7 @@ class StreamingProbe:
             # them a pass of bfloat16 state beside the float32 parameters' pass reads and writes
             # half vectors, and the probe of a bfloat16-state step measured inductor, not the
             # memory (Adam's, 15.8M parameters: 8.3 ms, against 5.9 ms with them, 2026-12-07)
-            options = {**_COMPILE_OPTIONS, **_codegen.CACHE_MARK}
-            name = f"descentlab_probe_{len(_PROBE_KERNELS)}"
-            _PROBE_KERNELS[signature] = _with_codegen(_compiled(_stream, name, options)).fn
+            _PROBE_KERNELS[signature] = _corrected(_stream, f"descentlab_probe_{len(_PROBE_KERNELS)}").fn
         self.kernel = _PROBE_KERNELS[signature]
 
     @classmethod

@@ -289,16 +289,20 @@ def _kernel(
             param.copy_(_lean.bfloat16_blocks(exact, seed, salt))
 
         name = f"descentlab_{update.__name__}_{len(_KERNELS)}"
-        if rounding or upcast is not None:  # bfloat16 beside float32: see _codegen
-            kernel = _with_codegen(_compiled(flat_step, name, {**_COMPILE_OPTIONS, **_codegen.CACHE_MARK}))
-        else:
-            kernel = _compiled(flat_step, name)
-        _KERNELS[key] = kernel
+        mixed = rounding or upcast is not None  # bfloat16 beside float32: see _codegen
+        kernel = _KERNELS[key] = (_corrected if mixed else _compiled)(flat_step, name)
     return kernel
 
 
-def _with_codegen(kernel: _Kernel) -> _Kernel:
-    """``kernel`` with each call (inside which inductor writes its code) under ``fast_path_codegen``."""
+def _corrected(flat_step: Callable[..., None], name: str, options: dict[str, Any] | None = None) -> _Kernel:
+    """``flat_step`` compiled as :func:`_compiled` does, with inductor's code corrected.
+
+    Each call (inside which inductor writes its code) runs under
+    ``_codegen.fast_path_codegen``, and ``_codegen.CACHE_MARK`` keeps the
+    kernels apart from uncorrected ones in inductor's cache; ``options``:
+    compile options besides the fast path's.
+    """
+    kernel = _compiled(flat_step, name, {**_COMPILE_OPTIONS, **_codegen.CACHE_MARK, **(options or {})})
     compiled = kernel.fn
 
     def with_codegen(*args: Any) -> Any:
@@ -422,15 +426,14 @@ def _lean_kernel(
         name = f"descentlab_lean_{update.__name__}_{len(_KERNELS)}"
         # Inductor's default thresholds for keeping a value in a temporary, but for the
         # 8-bit CPU passes (see _EIGHT_BIT_OPTIONS).
-        options = {**_COMPILE_OPTIONS, **_codegen.CACHE_MARK, **(_EIGHT_BIT_OPTIONS if two_passes else {})}
-        kernel = _KERNELS[key] = _with_codegen(_compiled(flat_step, name, options))
+        kernel = _KERNELS[key] = _corrected(flat_step, name, _EIGHT_BIT_OPTIONS if two_passes else None)
         if two_passes:
-            kernel.encode = _encoder(unsigned, salts, present, options)
+            kernel.encode = _encoder(unsigned, salts, present)
     return kernel
 
 
 def _encoder(
-    unsigned: tuple[bool, ...], salts: tuple[int, ...], present: tuple[bool, ...], options: dict[str, Any]
+    unsigned: tuple[bool, ...], salts: tuple[int, ...], present: tuple[bool, ...]
 ) -> Callable[..., Any]:
     """The 8-bit CPU step's second pass (see :func:`_lean_kernel`), one per rule's states.
 
@@ -452,7 +455,7 @@ def _encoder(
             return tuple(absmax)
 
         name = f"descentlab_lean_encode_{len(_ENCODERS)}"
-        encode = _ENCODERS[key] = _with_codegen(_compiled(encode_step, name, options)).fn
+        encode = _ENCODERS[key] = _corrected(encode_step, name, _EIGHT_BIT_OPTIONS).fn
     return encode
 
 
