@@ -296,6 +296,10 @@ def test_a_checkpoint_with_invalid_values_or_state_is_refused():
         ValueError, match=r"Adam: lr must be a finite number in \[0, inf\); received lr=-1\.0"
     ):
         opt.load_state_dict(bad_lr)
+    bad_step = copy.deepcopy(saved)
+    bad_step["state"][0]["step"] = "3"
+    with pytest.raises(ValueError, match=r"the step of parameter 0 must be a count >= 0; received '3'"):
+        opt.load_state_dict(bad_step)
     foreign = copy.deepcopy(saved)
     foreign["state"][0]["square_avg"] = torch.zeros(2, 3)
     with pytest.raises(ValueError, match=r"the state of parameter 0 has 'square_avg'; Adam keeps"):

@@ -349,6 +349,24 @@ def test_mixed_dtypes_complex_and_non_contiguous_parameters(name):
 
 
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_a_complex_parameter_may_come_first_in_a_bucket(name):
+    """The bucket's state buffers hold real parts whichever parameter leads it."""
+
+    def build():
+        g = torch.Generator().manual_seed(4)
+        return [
+            torch.randn(6, dtype=torch.complex128, generator=g).requires_grad_(),
+            torch.randn(3, 2, dtype=torch.float64, generator=g).requires_grad_(),
+        ]
+
+    kwargs = {"lr": 0.01, **({"momentum": 0.9} if name in ("sgd", "rmsprop") else {})}
+    (a, fa), (b, _) = _pair(name, build, kwargs, 10)
+    assert_close([torch.view_as_real(a[0]), a[1]], [torch.view_as_real(b[0]), b[1]])
+    assert "1 flat bucket(s)" in fa.implementation()[0]
+    assert fa.state[a[0]][next(k for k in fa.state[a[0]] if k != "step")].dtype == torch.complex128
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_moved_parameters_and_changed_options_rebuild_the_buckets(name):
     """model.to(...), a parameter whose data is replaced, and amsgrad/momentum turned on mid-run."""
     switch = {"sgd": {"momentum": 0.9}, "rmsprop": {"momentum": 0.9, "centered": True},
@@ -395,6 +413,30 @@ def test_state_set_from_outside_is_what_the_next_step_uses(name):
     assert fa.implementation()[0].startswith("fast")
     (c, _), _ = _pair(name, lambda: Problem().params(), kwargs, 24, lambda *args: step(*args, meddle=False))
     assert all(relative_error(x, y) > 1e-6 for x, y in zip(a[:2], c[:2])), "each change made a difference"
+
+
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_state_written_in_place_is_what_the_next_step_uses(name):
+    """The state tensors are views into the fast path's buffers: a step count or a moment written in
+    place (``state[p]["step"].zero_()``, an in-place checkpoint load) counts from the next step on."""
+    kwargs = {"lr": 0.01, **{"sgd": {"momentum": 0.9}, "adagrad": {"lr_decay": 0.5}}.get(name, {})}
+
+    def step(t, params, opt, meddle=True):
+        p = params[0]
+        if meddle and t == 6:
+            opt.state[p]["step"].zero_()
+        if meddle and t == 10:
+            moment = next(k for k in opt.state[p] if k != "step")
+            opt.state[p][moment].mul_(0.5)
+        for x in params:
+            x.grad = wiggle(x, t)
+
+    (a, fa), (b, _) = _pair(name, lambda: Problem().params(), kwargs, 14, step)
+    assert_close(a, b)
+    assert fa.implementation()[0].startswith("fast")
+    assert fa.state[a[0]]["step"].item() == 9, "counted afresh from step 6"
+    (c, _), _ = _pair(name, lambda: Problem().params(), kwargs, 14, lambda *args: step(*args, meddle=False))
+    assert relative_error(a[0], c[0]) > 1e-6, "the writes made a difference"
 
 
 def test_the_state_dict_of_a_fast_optimizer_holds_plain_dicts(tmp_path):

@@ -222,6 +222,44 @@ def test_state_dict_resumes_bit_exactly(name, config, tmp_path):
             assert torch.equal(opt.state[a][key], opt2.state[b][key])
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+@pytest.mark.parametrize("name", ["adagrad", "rmsprop", "adam", "adamw"])
+def test_a_torch_checkpoint_with_the_step_saved_as_a_number_loads_as_in_torch(name, fast):
+    """torch < 1.12 saved ``step`` as a Python number; torch.optim's classes still load such checkpoints."""
+    make, reference = OPTIMIZERS[name], CASES[name].torch_cls
+    flag = "fused" if "fused" in inspect.signature(make.__init__).parameters else "foreach"
+    w = torch.tensor([3.0, 2.0, -1.0], requires_grad=True)
+    source = reference([w], lr=0.1)
+    for _ in range(3):
+        w.grad = torch.tensor([0.5, -1.0, 2.0])
+        source.step()
+    saved = source.state_dict()
+    saved["state"][0]["step"] = 3
+    out = []
+    for load in (reference, lambda p, **kw: make(p, **kw, **{flag: fast})):
+        v = w.detach().clone().requires_grad_()
+        opt = load([v], lr=0.1)
+        opt.load_state_dict(copy.deepcopy(saved))
+        for _ in range(2):
+            v.grad = torch.tensor([0.5, -1.0, 2.0])
+            opt.step()
+        out.append((v.detach(), opt.state[v]["step"]))
+    (a, step_a), (b, step_b) = out
+    assert torch.equal(step_a, step_b) and step_b.item() == 5
+    assert relative_error(a, b) <= 1e-6
+
+
+def test_load_state_dict_post_hooks_see_the_state_as_the_optimizer_keeps_it():
+    w = torch.randn(64, 64, requires_grad=True)
+    opt = OPTIMIZERS["adam"]([w], lr=0.1, lean_state="8bit")
+    w.grad = torch.randn(64, 64)
+    opt.step()
+    seen = []
+    opt.register_load_state_dict_post_hook(lambda o: seen.append(o.state[w]["exp_avg"].dtype))
+    opt.load_state_dict(opt.state_dict())
+    assert seen == [torch.uint8]
+
+
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
 @pytest.mark.parametrize(("name", "config"), all_configs())
 def test_parameters_and_state_keep_their_dtype(name, config, dtype):

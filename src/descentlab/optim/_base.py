@@ -18,6 +18,8 @@ The state-dict format is torch.optim's: the same keys, tensors per parameter,
 
 from __future__ import annotations
 
+import math
+import numbers
 import operator
 from collections import OrderedDict
 from collections.abc import Callable
@@ -627,6 +629,15 @@ class Optimizer(torch.optim.Optimizer):
         for group in self.param_groups:
             for key, value in self.defaults.items():
                 group.setdefault(key, value)
+            # ... and a step saved as a number (torch < 1.12) becomes the tensor it is now,
+            # as torch.optim's own classes convert it
+            for p in group["params"]:
+                entry = self.state.get(p) if isinstance(p, torch.Tensor) else None
+                if entry is not None and "step" in entry and not isinstance(entry["step"], torch.Tensor):
+                    device = p.device if group.get("capturable") else "cpu"
+                    entry["step"] = torch.tensor(
+                        float(entry["step"]), dtype=_flat.step_dtype(), device=device
+                    )
 
     def state_dict(self) -> dict[str, Any]:
         """torch.optim's state_dict, each parameter's state a plain dict as torch.optim's are.
@@ -660,12 +671,15 @@ class Optimizer(torch.optim.Optimizer):
         # lean_state is how this optimizer stores its state, not a hyperparameter of
         # the run: a checkpoint's state is converted to it, whatever form it was saved in.
         lean = [group["lean_state"] for group in self.param_groups]
-        hooks = self._optimizer_load_state_dict_pre_hooks
-        self._optimizer_load_state_dict_pre_hooks = OrderedDict()  # already run above
+        # torch's load_state_dict runs the hooks too: the pre-hooks have run above, and
+        # the post-hooks run below, once the state is in the form this optimizer keeps.
+        hooks = self._optimizer_load_state_dict_pre_hooks, self._optimizer_load_state_dict_post_hooks
+        self._optimizer_load_state_dict_pre_hooks = OrderedDict()
+        self._optimizer_load_state_dict_post_hooks = OrderedDict()
         try:
             super().load_state_dict(state_dict)
         finally:
-            self._optimizer_load_state_dict_pre_hooks = hooks
+            self._optimizer_load_state_dict_pre_hooks, self._optimizer_load_state_dict_post_hooks = hooks
         for group, kind in zip(self.param_groups, lean, strict=True):
             group["lean_state"] = kind
         # torch.optim casts floating state to the parameter's dtype (8-bit codes
@@ -693,6 +707,8 @@ class Optimizer(torch.optim.Optimizer):
                 if absmax in entry:
                     state[absmax] = entry[absmax].to(device=p.device, dtype=torch.float32, copy=True)
                 _lean.convert(state, key, kind, key not in self.unsigned_state, full)
+        for hook in self._optimizer_load_state_dict_post_hooks.values():
+            hook(self)
 
     def _check_checkpoint(self, state_dict: dict[str, Any]) -> dict[Any, torch.Tensor]:
         """Check all of ``state_dict``; return its parameter ids mapped to this optimizer's parameters."""
@@ -746,6 +762,14 @@ class Optimizer(torch.optim.Optimizer):
                 if key == "step":
                     if isinstance(value, torch.Tensor) and value.numel() != 1:
                         raise ValueError(f"{owner}: the step of parameter {pid} must be a scalar")
+                    if not isinstance(value, torch.Tensor) and (
+                        isinstance(value, bool)
+                        or not isinstance(value, numbers.Real)
+                        or not (math.isfinite(value) and value >= 0)
+                    ):
+                        raise ValueError(
+                            f"{owner}: the step of parameter {pid} must be a count >= 0; received {value!r}"
+                        )
                 elif key in scales:
                     self._check_scales(owner, pid, p, scales[key], entry)
                 elif (

@@ -132,6 +132,12 @@ def state_dtype(group: dict[str, Any], p: torch.Tensor) -> torch.dtype:
     return p.dtype if wanted is None or p.is_complex() else wanted
 
 
+def _kept(group: dict[str, Any], lean: str | None, p: torch.Tensor) -> torch.dtype:
+    """The dtype of the state buffers of a bucket led by ``p``: a complex state's parts are real."""
+    dtype = _STORED.get(lean) or state_dtype(group, p)
+    return dtype.to_real() if dtype.is_complex else dtype
+
+
 def compute_dtype(dtype: torch.dtype, state: torch.dtype) -> torch.dtype:
     """The dtype of the rule's arithmetic on the fast path: float64 if either side is, else float32.
 
@@ -668,6 +674,9 @@ class Bucket:
     steps: torch.Tensor  # the step count of each parameter: the truth, viewed by state[p]["step"]
     uniform: int | None  # the count all parameters share, or None
     grad_views: list[torch.Tensor]
+    # ``steps``' version counter when ``uniform`` was last read from it: a write into a
+    # ``state[p]["step"]`` view (``.zero_()``, an in-place checkpoint load) bumps it
+    counted: int = -1
     pointers: list[int] = field(default_factory=list)
     scalars: torch.Tensor | None = None
     scalar_views: list[torch.Tensor] = field(default_factory=list)
@@ -705,7 +714,7 @@ class Bucket:
         kw = {"dtype": dtype, "device": device}
         param_buffer = torch.zeros(total, **kw) if align > 1 else torch.empty(total, **kw)
         grad_buffer = torch.zeros(total, **kw)
-        kept = {"dtype": _STORED.get(lean) or state_dtype(group, params[0]), "device": device}
+        kept = {"dtype": _kept(group, lean, params[0]), "device": device}
         # lean state's padding must be zero, so that the rule leaves it zero (and out of the block's absmax)
         state_buffers = {n: (torch.zeros if align > 1 else torch.empty)(total, **kept) for n in names}
         scales = {}
@@ -767,7 +776,7 @@ class Bucket:
         # The per-parameter check runs at every step, so it runs in C (map over a
         # method descriptor), not in a Python loop: about 0.1 us per parameter.
         lean = _lean.kind(group, self.params[0]) if self.names else None
-        stored = _STORED.get(lean) or state_dtype(group, self.params[0])
+        stored = _kept(group, lean, self.params[0])
         return (
             tuple(n for n in optimizer.state_names if n in active) == self.names
             and lean == self.lean
@@ -807,6 +816,8 @@ class Bucket:
     def runs(self, has: list[bool]) -> list[tuple[int, int, int]]:
         """(first, end, step) for each run of consecutive parameters with a gradient and one step count."""
         n = len(self.params)
+        if self.steps._version != self.counted:  # a step count was written in place
+            self._recount()
         if self.uniform is not None and all(has):  # the usual case: one run
             return [(0, n, self.uniform + 1)]
         counts = [int(c) for c in self.steps.tolist()]
@@ -847,9 +858,15 @@ class Bucket:
         self.steps.add_(torch.tensor(has, dtype=self.steps.dtype) if not all(has) else 1)
         if self.uniform is not None and all(has):
             self.uniform += 1
+            self.counted = self.steps._version
         else:
-            counts = self.steps.tolist()
-            self.uniform = int(counts[0]) if counts.count(counts[0]) == len(counts) else None
+            self._recount()
+
+    def _recount(self) -> None:
+        """Read ``uniform`` from the step counts themselves."""
+        counts = self.steps.tolist()
+        self.uniform = int(counts[0]) if counts.count(counts[0]) == len(counts) else None
+        self.counted = self.steps._version
 
     def set_scalars(self, values: list[float], dtype: torch.dtype) -> list[torch.Tensor]:
         """0-dim tensors of ``dtype`` holding ``values``: what the kernel reads its hyperparameters from.

@@ -283,9 +283,11 @@ def sgd_torch_fused(
     torch._fused_sgd_(
         params, grads, buffers if buffers is not None else [],
         weight_decay=float(weight_decay), momentum=float(momentum), lr=float(lr),
-        dampening=float(dampening), nesterov=nesterov, maximize=maximize,
-        # torch's kernel copies the gradient into the buffer at the first step, as our rule does
-        is_first_step=first,
+        # At the first step our rule weighs the gradient by 1 whatever the dampening:
+        # b = mu b + g, which from a zero buffer is the copy torch's first step makes,
+        # and from a buffer written before a step count set back to 0 is still our rule.
+        dampening=0.0 if first else float(dampening), nesterov=nesterov, maximize=maximize,
+        is_first_step=False,
     )  # fmt: skip
     return True
 
