@@ -241,6 +241,78 @@ def test_the_view_exports_as_png_and_the_animation_as_gif(page, tmp_path):
 
 
 @pytest.mark.slow
+def test_a_gif_over_the_request_budget_keeps_every_second_frame(page):
+    # The budget a view of 2,000 updates exceeds (121 frames of ~300 kB), made small for the test.
+    page.evaluate("playground.gifBudget = 20 * document.getElementById('contour').toDataURL().length")
+    with page.expect_download(timeout=120_000) as gif:
+        page.click("#gif")
+    frames = Image.open(io.BytesIO(Path(gif.value.path()).read_bytes())).n_frames
+    assert frames in (26, 13), frames  # updates 0, 8, ..., 200 (or every 16th): 101 halved until under it
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "address",
+    ['#s=rosenbrock&o=[{"optimizer":"nosuch","hyperparameters":{}}]', "#s=rosenbrock&t=abc", "#s=nowhere"],
+    ids=["unknown optimizer", "unreadable update", "unknown surface"],
+)
+def test_an_address_naming_what_the_server_lacks_opens_the_default_view(browser, server, address):
+    page, errors, _ = open_page(browser, server + address)
+    assert page.locator(".card").count() == 2 and page.locator("#t").inner_text() == "0 / 200"
+    assert not errors, errors
+    page.context.close()
+
+
+@pytest.mark.slow
+def test_a_refused_setting_is_named_by_its_label_in_the_reader_s_language(browser, server):
+    context = browser.new_context(locale="zh-CN", viewport=VIEWPORT)
+    page = context.new_page()
+    errors = []
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.goto(server + "#s=rosenbrock&n=5000&lang=zh")  # the server allows 2,000 updates
+    page.wait_for_selector("#message:not([hidden])")
+    assert page.locator("#message").inner_text() == "更新次数 必须是 1 到 2000 之间的整数。"
+    assert all("status of 400" in e for e in errors), errors
+    page.context.close()
+
+
+@pytest.mark.slow
+def test_the_start_moves_from_the_keyboard_and_every_input_has_a_name(page):
+    before = page.evaluate("playground.paths.start")
+    page.focus("#contour")
+    page.keyboard.press("ArrowRight")
+    page.keyboard.press("ArrowUp")
+    ready(page)
+    after = page.evaluate("playground.paths.start")
+    assert after[0] > before[0] and after[1] > before[1]  # right and up, in the surface's coordinates
+    unnamed = page.evaluate(
+        """() => [...document.querySelectorAll('input, select, button, canvas[tabindex]')]
+            .filter((el) => el.checkVisibility() || el.id === 'x1')
+            .filter((el) => !el.getAttribute('aria-label') && !(el.labels && [...el.labels].some(
+                (l) => l.textContent.trim() && [...l.querySelectorAll('input, select')][0] === el))
+                && !(el.tagName === 'BUTTON' && el.textContent.trim()))
+            .map((el) => el.id || el.outerHTML.slice(0, 60))"""
+    )
+    assert unnamed == [], unnamed
+
+
+@pytest.mark.slow
+def test_a_narrow_screen_gets_one_column_without_sideways_scrolling(browser, server):
+    context = browser.new_context(
+        viewport={"width": 375, "height": 800}, is_mobile=True, device_scale_factor=2
+    )
+    page = context.new_page()
+    page.goto(server)
+    ready(page)
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= 375, width
+    plot = page.locator("#contour").bounding_box()
+    assert plot["width"] <= 375 and plot["width"] > 300
+    context.close()
+
+
+@pytest.mark.slow
 def test_play_animates_the_paths_and_pause_stops_them(page):
     before = drawn(page)
     page.click("#play")

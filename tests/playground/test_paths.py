@@ -149,6 +149,24 @@ def test_a_mistaken_rule_runs_beside_the_correct_one_and_does_what_its_formula_s
     assert wrong["effective_lr"] is None and wrong["mistake"] == "sgd-added"
 
 
+@pytest.mark.parametrize("betas", [(0.9, 0.999), (0.5, 0.7)])
+def test_a_mistaken_form_runs_with_its_run_s_betas_and_eps(betas):
+    """Without epsilon, Adam on Rosenbrock (gradients far from 0) moves as Adam does, whatever its betas;
+    with epsilon as large as the gradients, it does not: the form takes the run's settings."""
+    hyper = {"lr": 0.05, "betas": list(betas)}
+    adam, no_eps, big_eps = paths(
+        surface="rosenbrock", updates=50,
+        runs=[{"optimizer": "adam", "hyperparameters": hyper}, {"mistake": "adam-no-eps", "hyperparameters": hyper},
+              {"mistake": "adam-no-bias-correction", "hyperparameters": {**hyper, "eps": 10.0}}],
+    )  # fmt: skip
+    assert len(no_eps["points"]) == 51
+    assert torch.tensor(no_eps["points"]).sub(torch.tensor(adam["points"])).abs().max() < 1e-6
+    assert no_eps["hyperparameters"] == hyper
+    v_hat = term(no_eps, "v_hat")[-1][0]
+    assert v_hat == pytest.approx(term(no_eps, "exp_avg_sq")[-1][0] / (1 - betas[1] ** 50), rel=1e-12)
+    assert abs(big_eps["points"][-1][0] - adam["points"][-1][0]) > 0.1
+
+
 def test_a_diverging_path_ends_where_its_loss_stops_being_finite():
     (result,) = paths(
         surface="quadratic2d", updates=400, runs=[{"optimizer": "sgd", "hyperparameters": {"lr": 0.9}}]
@@ -231,7 +249,21 @@ def test_the_schema_offers_the_registry_s_defaults_and_every_mistake():
         ({"regime": "batch", "runs": [{"optimizer": "sgd"}]}, "regime must be one of"),
         ({"batch_size": 0, "runs": [{"optimizer": "sgd"}]}, "batch_size must be an integer"),
         ({"start": [0, float("nan")], "runs": [{"optimizer": "sgd"}]}, "start[1] must be a finite number"),
-        ({"runs": [{"mistake": "adam-no-sqrt", "hyperparameters": {"lr": 0.1, "eps": 1}}]}, "takes only lr"),
+        (
+            {"runs": [{"mistake": "adam-no-sqrt", "hyperparameters": {"lr": 0.1, "amsgrad": True}}]},
+            "the mistaken rule adam-no-sqrt takes only lr, betas, eps",
+        ),
+        ({"runs": [{"mistake": "adam-no-eps", "hyperparameters": {"betas": [1.2, 0.9]}}]}, "betas[0]=1.2"),
+        ({"runs": [{"optimizer": "sgd", "hyperparameters": {"lr": 10**400}}]}, "an integer of 401 digits"),
+        (
+            {
+                "surface": "custom",
+                "formula": "x",
+                "bounds": [[-1e7, 1e7], [0, 1]],
+                "runs": [{"optimizer": "sgd"}],
+            },
+            "bounds of x must span at most 1e+06",
+        ),
         ({"runs": [{"optimizer": "sgd"}], "udpates": 5}, "unknown request field 'udpates'"),
         ([1, 2], "must be a JSON object"),
     ],

@@ -50,6 +50,13 @@ def test_paths_over_http(server):
     }
 
 
+def _png(width: int, height: int) -> str:
+    """A one-bit PNG of the size asked, as a data URL: small to send, however many pixels it has."""
+    buffer = io.BytesIO()
+    Image.new("1", (width, height)).save(buffer, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buffer.getvalue()).decode()
+
+
 @pytest.mark.parametrize(
     "path, body, status, message",
     [
@@ -66,6 +73,15 @@ def test_paths_over_http(server):
         ("/api/surface", {"surface": "nowhere"}, 400, "unknown surface 'nowhere'"),
         ("/api/gif", {"frames": ["data:image/png;base64,AAAA"]}, 400, "not a readable PNG"),
         ("/api/gif", {"frames": []}, 400, "frames must be a list of 1 to"),
+        ("/api/gif", {"frames": [_png(20000, 20000)]}, 400, "must be a PNG of at most 1920000 pixels"),
+        ("/api/gif", {"frames": [_png(2000, 1000)]}, 400, "must be a PNG of at most 1920000 pixels"),
+        ("/api/surface", {"surfac": "beale"}, 400, "unknown request field 'surfac'; did you mean 'surface'"),
+        (
+            "/api/paths",
+            {"runs": [{"optimizer": "sgd", "hyperparameters": {"lr": 10**400}}]},
+            400,
+            "finite number",
+        ),
     ],
 )
 def test_bad_requests_get_a_4xx_with_one_line(server, path, body, status, message):
@@ -79,6 +95,12 @@ def test_malformed_and_oversized_bodies_are_refused_and_the_server_keeps_serving
     assert call(server, "/api/paths", raw=b"\xff\xfe")[0] == 400
     status, answer = call(server, "/api/paths", raw=b"[" * 100_000)
     assert status == 413 and "too large" in answer["error"]
+    status, answer = call(server, "/api/paths", raw=b"[" * 30_000 + b"]" * 30_000)  # under the size limit
+    assert status == 400 and "nested too deeply" in answer["error"]
+    for path, code in (("/api/nowhere", 404), ("/api/paths", 405)):  # GET: no body
+        status, answer = call(server, path)
+        assert status == code and answer["key"] == {404: "error.not_found", 405: "error.method"}[code]
+        assert path in answer["error"] and "\n" not in answer["error"]
     status, _ = call(server, "/api/schema")
     assert status == 200
 

@@ -10,8 +10,9 @@ is the plumbing that applies it.
 
 With :math:`g` the gradient, :math:`\gamma` the learning rate,
 :math:`\beta_1 = 0.9`, :math:`\beta_2 = 0.999`, :math:`\epsilon = 10^{-8}`
-(AdaGrad: :math:`10^{-10}`) and :math:`m, v, s` as in
-:mod:`descentlab.optim`:
+(AdaGrad: :math:`10^{-10}`) unless given (:attr:`Mistake.options`: the
+playground runs a mistaken form with its run's betas and eps; the lab with
+these constants) and :math:`m, v, s` as in :mod:`descentlab.optim`:
 
 - ``sgd-added``: :math:`\theta \leftarrow \theta + \gamma g` (correct: :math:`\theta - \gamma g`);
 - ``adagrad-momentum``: :math:`\theta \leftarrow \theta - \gamma m / (\sqrt{s} + \epsilon)` with
@@ -31,6 +32,7 @@ tensor([1.2000], requires_grad=True)
 
 from __future__ import annotations
 
+import inspect
 import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -51,51 +53,80 @@ def sgd_added(p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], *, lr: fl
     p.add_(g, alpha=lr)
 
 
-def adagrad_momentum(p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], *, lr: float) -> None:
+def adagrad_momentum(
+    p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], *, lr: float, eps: float = ADAGRAD_EPS
+) -> None:
     """AdaGrad dividing a momentum buffer instead of the gradient by the root of the summed squares."""
     s = state.setdefault("sum", torch.zeros_like(p))
     m = state.setdefault("momentum_buffer", torch.zeros_like(p))
     s.addcmul_(g, g)
     m.mul_(MOMENTUM).add_(g)
-    p.addcdiv_(m, s.sqrt().add_(ADAGRAD_EPS), value=-lr)
+    p.addcdiv_(m, s.sqrt().add_(eps), value=-lr)
 
 
-def _adam_moments(p: torch.Tensor, g: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, ...]:
+def _adam_moments(
+    p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], betas: tuple[float, float]
+) -> tuple[torch.Tensor, ...]:
     """Adam's moments after this step, and the bias corrections 1 - beta^t."""
+    beta1, beta2 = betas
     m = state.setdefault("exp_avg", torch.zeros_like(p))
     v = state.setdefault("exp_avg_sq", torch.zeros_like(p))
     state["t"] = t = state.get("t", 0) + 1
-    m.lerp_(g, 1 - BETA1)
-    v.mul_(BETA2).addcmul_(g, g, value=1 - BETA2)
-    return m, v, torch.tensor(1 - BETA1**t), torch.tensor(1 - BETA2**t)
+    m.lerp_(g, 1 - beta1)
+    v.mul_(beta2).addcmul_(g, g, value=1 - beta2)
+    return m, v, torch.tensor(1 - beta1**t), torch.tensor(1 - beta2**t)
 
 
-def adam_no_sqrt(p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], *, lr: float) -> None:
+def adam_no_sqrt(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    state: dict[str, Any],
+    *,
+    lr: float,
+    betas: tuple[float, float] = (BETA1, BETA2),
+    eps: float = EPS,
+) -> None:
     """Adam dividing by the second moment itself instead of its square root."""
-    m, v, c1, c2 = _adam_moments(p, g, state)
-    p.addcdiv_(m / c1, (v / c2).add_(EPS), value=-lr)
+    m, v, c1, c2 = _adam_moments(p, g, state, betas)
+    p.addcdiv_(m / c1, (v / c2).add_(eps), value=-lr)
 
 
-def adam_no_eps(p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], *, lr: float) -> None:
+def adam_no_eps(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    state: dict[str, Any],
+    *,
+    lr: float,
+    betas: tuple[float, float] = (BETA1, BETA2),
+) -> None:
     """Adam without epsilon: 0/0 wherever a coordinate has had only zero gradients."""
-    m, v, c1, c2 = _adam_moments(p, g, state)
+    m, v, c1, c2 = _adam_moments(p, g, state, betas)
     p.addcdiv_(m / c1, (v / c2).sqrt(), value=-lr)
 
 
-def adam_no_bias_correction(p: torch.Tensor, g: torch.Tensor, state: dict[str, Any], *, lr: float) -> None:
+def adam_no_bias_correction(
+    p: torch.Tensor,
+    g: torch.Tensor,
+    state: dict[str, Any],
+    *,
+    lr: float,
+    betas: tuple[float, float] = (BETA1, BETA2),
+    eps: float = EPS,
+) -> None:
     """Adam without the bias corrections of its zero-initialised moments."""
-    m, v, _, _ = _adam_moments(p, g, state)
-    p.addcdiv_(m, v.sqrt().add_(EPS), value=-lr)
+    m, v, _, _ = _adam_moments(p, g, state, betas)
+    p.addcdiv_(m, v.sqrt().add_(eps), value=-lr)
 
 
 class MistakenRule(torch.optim.Optimizer):
     """Applies one mistaken per-tensor ``update`` to every parameter with a gradient (plumbing only)."""
 
-    def __init__(self, params: Iterable[torch.Tensor], update: Update, lr: float) -> None:
+    def __init__(self, params: Iterable[torch.Tensor], update: Update, lr: float, **constants: Any) -> None:
         if not (isinstance(lr, int | float) and math.isfinite(lr) and lr >= 0):
             raise ValueError(f"lr must be a finite number >= 0; received lr={lr!r}")
-        super().__init__(params, {"lr": lr})
+        super().__init__(params, {"lr": lr, **constants})
         self.update = update
+        self.constants = tuple(constants)
 
     @torch.no_grad()
     def step(self, closure: Callable[[], Any] | None = None) -> Any:
@@ -106,7 +137,8 @@ class MistakenRule(torch.optim.Optimizer):
         for group in self.param_groups:
             for p in group["params"]:
                 if p.grad is not None:
-                    self.update(p, p.grad, self.state[p], lr=group["lr"])
+                    constants = {k: group[k] for k in self.constants}
+                    self.update(p, p.grad, self.state[p], lr=group["lr"], **constants)
         return loss
 
 
@@ -122,12 +154,24 @@ class Mistake:
     update: Update
     mechanism: str = ""
 
+    @property
+    def options(self) -> tuple[str, ...]:
+        """The hyperparameters of the correct method this rule takes besides ``lr`` (its betas, its eps).
+
+        Left out, each is the constant of the module docstring; the momentum of
+        ``adagrad-momentum`` is part of the mistake, not an option.
+        """
+        keywords = inspect.signature(self.update).parameters.values()
+        return tuple(p.name for p in keywords if p.kind is p.KEYWORD_ONLY and p.name != "lr")
+
     def build(self, params: Iterable[torch.Tensor], hyperparameters: Mapping[str, Any]) -> MistakenRule:
-        """The optimizer applying this rule (``hyperparameters``: just ``lr``)."""
-        unknown = set(hyperparameters) - {"lr"}
+        """The optimizer applying this rule (``hyperparameters``: ``lr``, and any of :attr:`options`)."""
+        unknown = set(hyperparameters) - {"lr", *self.options}
         if unknown:
-            raise ValueError(f"{self.name} takes only lr; received {sorted(unknown)}")
-        return MistakenRule(params, self.update, hyperparameters["lr"])
+            allowed = ", ".join(("lr", *self.options))
+            raise ValueError(f"{self.name} takes only {allowed}; received {sorted(unknown)}")
+        constants = {k: v for k, v in hyperparameters.items() if k != "lr"}
+        return MistakenRule(params, self.update, hyperparameters["lr"], **constants)
 
 
 #: The mistaken rules by name, each with the method (:data:`~descentlab.lab.methods.METHODS`) it gets wrong.

@@ -27,6 +27,7 @@ draws from the seed, so a path here is the ``path`` observer's record of
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import inspect
 import math
@@ -56,6 +57,8 @@ MAX_SEED = 2**31 - 1
 MAX_SPAN = 1e6
 GRID = 96  # contour grid points per axis
 CUSTOM = "custom"
+#: The fields that name a surface (``POST /api/surface`` takes these alone).
+SURFACE_FIELDS = ("surface", "formula", "bounds")
 
 
 class RequestError(ValueError):
@@ -225,7 +228,13 @@ def schema() -> dict[str, Any]:
             ],
             "formula": list(FORMULAS[name]),
             "mistakes": [
-                {"name": m.name, "summary": m.summary, "wrong": m.wrong, "right": m.right}
+                {
+                    "name": m.name,
+                    "summary": m.summary,
+                    "wrong": m.wrong,
+                    "right": m.right,
+                    "options": list(m.options),
+                }
                 for m in MISTAKES.values()
                 if m.correct == name
             ],
@@ -324,11 +333,20 @@ def _finite(value: float) -> float | None:
 
 
 def _number(where: str, value: object) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not math.isfinite(value):
-        raise RequestError(
-            f"{where} must be a finite number; received {where}={value!r}", "error.number", field=where
+    number = math.nan
+    if isinstance(value, numbers.Real) and not isinstance(value, bool):
+        with contextlib.suppress(OverflowError):  # an integer beyond any float stays NaN
+            number = float(value)
+    if not math.isfinite(number):
+        shown = (
+            value
+            if not isinstance(value, int) or abs(value) < 10**30
+            else f"an integer of {len(str(value))} digits"
         )
-    return float(value)
+        raise RequestError(
+            f"{where} must be a finite number; received {where}={shown!r}", "error.number", field=where
+        )
+    return number
 
 
 def _integer(where: str, value: object, low: int, high: int) -> int:
@@ -351,6 +369,15 @@ def _point(where: str, value: object) -> tuple[float, float]:
     return (_number(f"{where}[0]", value[0]), _number(f"{where}[1]", value[1]))
 
 
+def known_fields(data: Mapping[str, Any], known: set[str]) -> None:
+    """Refuse a field the request cannot have (a misspelt one would be ignored), with the closest names."""
+    for key in data:
+        try:
+            lookup("request field", key, dict.fromkeys(sorted(known)))
+        except UnknownNameError as err:
+            raise RequestError(str(err), "error.field", name=str(key)) from None
+
+
 def landscape(data: Mapping[str, Any]) -> Landscape:
     """The surface a request names: a 2-D problem of the registry, or ``"custom"`` (a formula, bounds)."""
     name = data.get("surface", "rosenbrock")
@@ -364,11 +391,16 @@ def landscape(data: Mapping[str, Any]) -> Landscape:
             )
         bounds = (_point("bounds[0]", bounds_value[0]), _point("bounds[1]", bounds_value[1]))
         for axis, (low, high) in zip("xy", bounds, strict=True):
-            if not low < high or high - low > MAX_SPAN:
+            if not low < high:
                 raise RequestError(
-                    f"bounds of {axis} must have min < max and a span of at most {MAX_SPAN:g}; "
-                    f"received [{low:g}, {high:g}]",
-                    "error.bounds",
+                    f"bounds of {axis} must have min < max; received [{low:g}, {high:g}]", "error.bounds"
+                )
+            if high - low > MAX_SPAN:
+                raise RequestError(
+                    f"bounds of {axis} must span at most {MAX_SPAN:g}; received [{low:g}, {high:g}]",
+                    "error.span",
+                    axis=axis,
+                    limit=f"{MAX_SPAN:g}",
                 )
         start = ((bounds[0][0] + bounds[0][1]) / 2, (bounds[1][0] + bounds[1][1]) / 2)
         text = str(data["formula"]).strip()
@@ -445,40 +477,47 @@ def _run_spec(i: int, value: object) -> RunSpec:
             mistake: Mistake = lookup("mistaken rule", mistake_name, MISTAKES)
         except UnknownNameError as err:
             raise RequestError(str(err), "error.mistake", name=str(mistake_name)) from None
+        # The rule runs with its run's learning rate, betas and eps (those of them it has):
+        # checked as the correct method's, by its class.
         hyper = value.get("hyperparameters") or {}
-        if not isinstance(hyper, Mapping) or set(hyper) - {"lr"}:
+        allowed = ("lr", *mistake.options)
+        if not isinstance(hyper, Mapping) or set(hyper) - set(allowed):
             raise RequestError(
-                f"{where}: a mistaken rule takes only lr; received hyperparameters={hyper!r}",
+                f"{where}: the mistaken rule {mistake.name} takes only {', '.join(allowed)}; "
+                f"received hyperparameters={hyper!r}",
                 "error.mistake_lr",
+                allowed=", ".join(allowed),
             )
-        lr = _number(f"{where}.hyperparameters.lr", hyper.get("lr", 0.01))
-        if lr < 0:
-            raise RequestError(f"{where}: lr must be >= 0; received lr={lr!r}", "error.number", field="lr")
-        return RunSpec(mistake.correct, {"lr": lr}, mistake.name, regime)
+        checked = _hyperparameters(mistake.correct, f"{where}.hyperparameters", {"lr": 0.01, **hyper})
+        _check_with_class(where, mistake.correct, checked)
+        return RunSpec(mistake.correct, checked, mistake.name, regime)
     try:
         name = lookup("optimizer", value.get("optimizer"), OPTIMIZERS).name
     except UnknownNameError as err:
         raise RequestError(str(err), "error.optimizer", name=str(value.get("optimizer"))) from None
     hyper = _hyperparameters(name, f"{where}.hyperparameters", value.get("hyperparameters"))
+    _check_with_class(where, name, hyper)
+    return RunSpec(name, hyper, regime=regime)
+
+
+def _check_with_class(where: str, name: str, hyper: Mapping[str, Any]) -> None:
+    """The class's own validation, before any work: out-of-range values and
+    combinations it refuses (nesterov without momentum) are the request's error."""
     try:
-        # The class's own validation, before any work: out-of-range values and
-        # combinations it refuses (nesterov without momentum) are the request's error.
         OPTIMIZERS[name]([torch.zeros(2, dtype=torch.float64, requires_grad=True)], **hyper)
     except (ValueError, TypeError) as err:
-        raise RequestError(f"{where}: {err}", "error.optimizer_value", detail=str(err)) from None
-    return RunSpec(name, hyper, regime=regime)
+        run = where.removeprefix("runs[").removesuffix("]")
+        index = int(run) + 1 if run.isdigit() else run
+        raise RequestError(
+            f"{where}: {err}", "error.optimizer_value", detail=str(err), run=index, optimizer=name
+        ) from None
 
 
 def parse_request(data: object) -> PathRequest:
     """Check a request (the JSON body of ``POST /api/paths``); RequestError names what is wrong."""
     if not isinstance(data, Mapping):
         raise RequestError(f"the request must be a JSON object; received {type(data).__name__}", "error.json")
-    known = {"surface", "formula", "bounds", "start", "updates", "regime", "batch_size", "seed", "runs"}
-    for key in data:
-        try:
-            lookup("request field", key, dict.fromkeys(sorted(known)))
-        except UnknownNameError as err:
-            raise RequestError(str(err), "error.field", name=str(key)) from None
+    known_fields(data, {*SURFACE_FIELDS, "start", "updates", "regime", "batch_size", "seed", "runs"})
     try:
         land = landscape(data)
     except FormulaError as err:
@@ -568,7 +607,9 @@ def _optimizer(spec: RunSpec, start: torch.Tensor) -> tuple[Optimizer | None, li
     if spec.mistake is not None:
         # A mistaken rule creates its state at its first step: one step on scratch tensors shows which.
         state: dict[str, Any] = {}
-        MISTAKES[spec.mistake].update(start.clone(), torch.ones_like(start), state, lr=0.0)
+        MISTAKES[spec.mistake].update(
+            start.clone(), torch.ones_like(start), state, **{**spec.hyperparameters, "lr": 0.0}
+        )
         return None, [k for k, v in state.items() if isinstance(v, torch.Tensor) and v.shape == start.shape]
     optimizer = OPTIMIZERS[spec.optimizer]([start.clone().requires_grad_(True)], **spec.hyperparameters)
     return optimizer, list(optimizer._active_state(optimizer.param_groups[0]))
@@ -594,8 +635,8 @@ class _Run:
         self.group: dict[str, Any] | None = None
         if optimizer is None:
             assert spec.mistake is not None  # _optimizer() builds an optimizer for every other run
-            update, lr, state = MISTAKES[spec.mistake].update, spec.hyperparameters["lr"], dict(self.state)
-            self.step: Callable[[int], None] = lambda t: update(p, grad, state, lr=lr)
+            update, hyper, state = MISTAKES[spec.mistake].update, spec.hyperparameters, dict(self.state)
+            self.step: Callable[[int], None] = lambda t: update(p, grad, state, **hyper)
             return
         group = self.group = optimizer.param_groups[0]
         created: dict[str, Any] = {}
@@ -628,8 +669,9 @@ class _Run:
         state = {key: buffer.column(rows, view) for key, view in self.state.items()}
         terms = dict(state)
         if "exp_avg" in terms:
-            # Adam's m̂ and v̂ as its docstring defines them (the lab's constants for its mistaken forms).
-            beta1, beta2 = self.group["betas"] if self.group is not None else (BETA1, BETA2)
+            # Adam's m̂ and v̂ as its docstring defines them (a mistaken form's betas: its run's or the lab's).
+            group = self.group if self.group is not None else spec.hyperparameters
+            beta1, beta2 = group.get("betas", (BETA1, BETA2))
             terms["m_hat"] = terms["exp_avg"] / (1 - beta1**t)
             terms["v_hat"] = terms.get("max_exp_avg_sq", terms["exp_avg_sq"]) / (1 - beta2**t)
         terms["step"] = points[1:] - points[:-1]

@@ -12,8 +12,9 @@ contour grid of a registry surface or a formula), ``POST /api/paths`` (the
 paths, see :func:`.paths.compute_paths`) and ``POST /api/gif`` (the page's
 frames as one animated GIF). A bad request gets status 400 (413 when too
 large) and ``{"error": "<one line>", "key": ..., "params": ...}``, where
-``key`` names the message in the page's catalogue; any other failure is a
-500 with one line, and the server goes on serving.
+``key`` names the message in the page's catalogue (404 and 405, for an
+address or method the server does not have, answer the same way); any other
+failure is a 500 with one line, and the server goes on serving.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ from typing import Any
 
 from PIL import Image, UnidentifiedImageError
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from .formula import FormulaError
-from .paths import RequestError, compute_paths, landscape, parse_request, schema
+from .paths import SURFACE_FIELDS, RequestError, compute_paths, known_fields, landscape, parse_request, schema
 
 STATIC = Path(__file__).parent / "static"
 #: Request bodies above these sizes are refused before they are parsed.
@@ -68,6 +70,10 @@ async def _json(request: Request, limit: int = MAX_BODY) -> Any:
         return json.loads(body)
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise RequestError(f"the request is not valid JSON: {err}", "error.json") from None
+    except RecursionError:
+        raise RequestError(
+            "the request is not valid JSON here: it is nested too deeply", "error.json"
+        ) from None
 
 
 def _guarded(handler):
@@ -98,6 +104,7 @@ async def _surface(request: Request) -> Response:
     data = await _json(request)
     if not isinstance(data, dict):
         raise RequestError("the request must be a JSON object", "error.json")
+    known_fields(data, set(SURFACE_FIELDS))
     land = landscape(data)
     # Off the event loop: a large grid or a slow formula must not stall other requests.
     return JSONResponse(await asyncio.to_thread(land.grid))
@@ -116,10 +123,12 @@ def _frames_to_gif(frames: list[str], delay_ms: int) -> bytes:
         try:
             image = Image.open(io.BytesIO(base64.b64decode(frame.split(",", 1)[1], validate=True)))
             if image.format != "PNG" or image.width * image.height > MAX_FRAME_PIXELS:
-                raise RequestError(
-                    f"frames[{i}] must be a PNG of at most {MAX_FRAME_PIXELS} pixels", "error.gif"
-                )
+                raise Image.DecompressionBombError
             images.append(image.convert("RGB").quantize(colors=255))
+        except Image.DecompressionBombError:  # Pillow's own check, above its limit, comes first
+            raise RequestError(
+                f"frames[{i}] must be a PNG of at most {MAX_FRAME_PIXELS} pixels", "error.gif"
+            ) from None
         except (binascii.Error, UnidentifiedImageError, OSError):
             raise RequestError(f"frames[{i}] is not a readable PNG", "error.gif") from None
     out = io.BytesIO()
@@ -145,9 +154,17 @@ async def _index(request: Request) -> Response:
     return Response((STATIC / "index.html").read_bytes(), media_type="text/html; charset=utf-8")
 
 
+async def _http_error(request: Request, err: HTTPException) -> Response:
+    """No such address (404) or method (405): the API's error body, in place of Starlette's plain text."""
+    key = {404: "error.not_found", 405: "error.method"}.get(err.status_code, "error.internal")
+    message = f"{request.method} {request.url.path}: {err.detail}"
+    return _error(message, err.status_code, key, {"path": request.url.path, "method": request.method})
+
+
 def create_app() -> Starlette:
     """The ASGI application: the page at ``/``, its assets under ``/static``, the API under ``/api``."""
     return Starlette(
+        exception_handlers={404: _http_error, 405: _http_error},
         routes=[
             Route("/", _index),
             Route("/api/schema", _guarded(_schema)),
@@ -155,5 +172,5 @@ def create_app() -> Starlette:
             Route("/api/paths", _guarded(_paths), methods=["POST"]),
             Route("/api/gif", _guarded(_gif), methods=["POST"]),
             Mount("/static", StaticFiles(directory=STATIC), name="static"),
-        ]
+        ],
     )

@@ -15,6 +15,9 @@ const app = {
   playing: false,
   pending: 0, // requests in flight
   waiting: false, // a change waits for its request to be sent
+  // The GIF's frames (data URLs) together stay under this, just below the server's 32 MiB limit on
+  // a request: a view whose frames would pass it sends every second frame (or fourth) instead of failing.
+  gifBudget: 31 * 1024 * 1024,
 };
 window.playground = app; // read by the browser tests
 
@@ -57,7 +60,10 @@ function showError(body) {
   }
   // The server names its message in the catalogue where it can; the English line is the fallback.
   const known = body.key && app.catalogue[body.key] !== undefined;
-  box.textContent = known ? t(body.key, body.params) : `${t("error.server")} ${body.error}`;
+  // A field the page has a label for (updates, seed, batch size) is named by its label.
+  const params = { ...body.params };
+  if (params.field && typeof app.catalogue[params.field] === "string") params.field = t(params.field);
+  box.textContent = known ? t(body.key, params) : `${t("error.server")} ${body.error}`;
   box.hidden = false;
 }
 
@@ -98,11 +104,44 @@ function stateFromURL() {
     if (params.has("o")) state.runs = JSON.parse(params.get("o"));
     if (params.has("t")) state.t = Number(params.get("t"));
     if (params.has("v")) state.speed = Number(params.get("v"));
+    checkState(state);
   } catch (err) {
     console.warn("the address holds a view that cannot be read; starting from the default", err);
     return defaultState();
   }
   return state;
+}
+
+// An address names only what this server offers, in the form the page keeps (values the server
+// must range-check, such as a learning rate, are left to it: it answers with a message).
+function checkState(state) {
+  const fail = (what) => {
+    throw new Error(`unreadable ${what}`);
+  };
+  const surfaces = [...app.schema.surfaces.map((x) => x.name), "custom"];
+  if (!surfaces.includes(state.surface)) fail(`surface ${state.surface}`);
+  for (const key of ["updates", "batch_size", "seed", "t", "speed"]) {
+    if (!Number.isFinite(state[key])) fail(key);
+  }
+  if (!Array.isArray(state.runs) || state.runs.length === 0) fail("runs");
+  for (const run of state.runs) {
+    const info = run && app.schema.optimizers[run.optimizer];
+    if (!info) fail(`optimizer ${run && run.optimizer}`);
+    if (typeof run.hyperparameters !== "object" || run.hyperparameters === null) fail("hyperparameters");
+    run.mistakes = run.mistakes || [];
+    if (!Array.isArray(run.mistakes) || run.mistakes.some((m) => !info.mistakes.some((x) => x.name === m))) {
+      fail("mistakes");
+    }
+  }
+  if (state.surface === "custom") {
+    const pair = (p) => Array.isArray(p) && p.length === 2 && p.every(Number.isFinite);
+    if (typeof state.formula !== "string" || !Array.isArray(state.bounds) || !state.bounds.every(pair)) {
+      fail("custom surface");
+    }
+  }
+  if (state.start !== null && !(Array.isArray(state.start) && state.start.length === 2 && state.start.every(Number.isFinite))) {
+    fail("start");
+  }
 }
 
 function saveURL() {
@@ -151,8 +190,12 @@ function pathRequest() {
     const regime = run.regime ? { regime: run.regime } : {};
     runs.push({ optimizer: run.optimizer, hyperparameters: run.hyperparameters, ...regime });
     for (const mistake of run.mistakes || []) {
-      const lr = run.hyperparameters.lr ?? defaults(run.optimizer).lr;
-      runs.push({ mistake, hyperparameters: { lr }, ...regime });
+      // The mistaken form runs with its run's learning rate, betas and eps (those the rule has).
+      const values = { ...defaults(run.optimizer), ...run.hyperparameters };
+      const options = app.schema.optimizers[run.optimizer].mistakes.find((m) => m.name === mistake).options;
+      const hyperparameters = { lr: values.lr };
+      for (const key of options) hyperparameters[key] = values[key];
+      runs.push({ mistake, hyperparameters, ...regime });
     }
   }
   const body = { ...surfaceRequest(), updates: s.updates, regime: s.regime, seed: s.seed, runs };
@@ -771,15 +814,25 @@ async function exportGIF() {
   setPlaying(false);
   const keep = app.state.t;
   const n = app.state.updates;
-  const every = Math.max(1, Math.ceil(n / MAX_GIF_FRAMES));
+  let every = Math.max(1, Math.ceil(n / MAX_GIF_FRAMES));
   const canvas = $("contour");
-  const frames = [];
+  let frames = [];
+  let size = 0;
   for (let k = 0; k <= n; k += every) {
     app.state.t = k;
     const ctx = canvas.getContext("2d");
     drawSurface(ctx, canvas);
     drawPaths(ctx, canvas, k);
     frames.push(canvas.toDataURL("image/png"));
+    size += frames[frames.length - 1].length;
+    while (size > app.gifBudget && frames.length > 1) {
+      // Over the budget: keep every second frame (updates 0, 2·every, 4·every, ...) and go on at that pace.
+      const last = k - ((frames.length - 1) % 2) * every;
+      frames = frames.filter((_, i) => i % 2 === 0);
+      size = frames.reduce((total, frame) => total + frame.length, 0);
+      every *= 2;
+      k = last;
+    }
   }
   app.state.t = keep;
   draw();
@@ -848,6 +901,18 @@ function wire() {
     const py = ((event.clientY - rect.top) * canvas.height) / rect.height;
     // The update shown stays: the new paths are compared with the old at the same update.
     app.state.start = fromCanvas(canvas, px, py).map((v) => Number(v.toPrecision(4)));
+    changed();
+  });
+  // From the keyboard: the arrow keys move the start by a 32nd of the plot (with Shift, a 128th).
+  $("contour").addEventListener("keydown", (event) => {
+    const moves = { ArrowLeft: [-1, 0], ArrowRight: [1, 0], ArrowUp: [0, -1], ArrowDown: [0, 1] };
+    if (!(event.key in moves) || !app.paths) return;
+    event.preventDefault();
+    const canvas = $("contour");
+    const [px, py] = toCanvas(canvas, ...(app.state.start || app.paths.start));
+    const pixels = canvas.width / (event.shiftKey ? 128 : 32);
+    const [dx, dy] = moves[event.key];
+    app.state.start = fromCanvas(canvas, px + dx * pixels, py + dy * pixels).map((v) => Number(v.toPrecision(4)));
     changed();
   });
   $("play").addEventListener("click", () => setPlaying(!app.playing));
