@@ -156,3 +156,10 @@ def same(a: Any, b: Any) -> bool:
     if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
         return type(a) is type(b) and len(a) == len(b) and all(same(x, y) for x, y in zip(a, b))
     return a == b
+
+
+class BrokenSGD(torch.optim.SGD):
+    """A user's optimizer that fails at its first step (the lab's tests name it ``helpers:BrokenSGD``)."""
+
+    def step(self, closure=None):
+        raise RuntimeError("broken on purpose")

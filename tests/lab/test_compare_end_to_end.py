@@ -187,6 +187,21 @@ def test_report_renders_the_same_page_and_figures_from_the_store(first_run, caps
     assert _rows(out / STORE_FILENAME) == rows  # nothing trained, nothing added
 
 
+@pytest.mark.slow
+def test_report_of_a_store_that_lacks_runs_marks_their_cases_not_measured(first_run, tmp_path, capsys):
+    # As an interrupted comparison leaves it: a third of the runs and every surface result missing.
+    out = tmp_path / "partial"
+    shutil.copytree(first_run[0], out)
+    with sqlite3.connect(out / STORE_FILENAME) as db:
+        db.execute("DELETE FROM runs WHERE id % 3 = 0")
+        db.execute("DELETE FROM results")
+    assert main(["report", str(out)]) == 0, capsys.readouterr().err
+    findings = json.loads((out / FINDINGS).read_text())
+    cases = [c for claim in findings["claims"] for sub in claim["subclaims"] for c in sub["cases"]]
+    assert any(c["effect"] == "nan" and c["units"] == 0 for c in cases)  # not measured: no rows
+    assert "planned runs are missing or failed" in (out / REPORT).read_text()
+
+
 ENGLISH_WORDS = re.compile(r"[A-Za-z][A-Za-z'-]*(?:[ ,]+[A-Za-z][A-Za-z'-]*){2,}")
 
 

@@ -91,3 +91,10 @@ def test_a_comparison_of_an_older_format_is_refused_with_what_to_do(tmp_path, ca
     (tmp_path / MANIFEST).write_text('{"format": 1, "suite": {}}')
     line = fails(["report", str(tmp_path)], capsys)
     assert "has format 1" in line and "use a new --out directory" in line
+
+
+def test_report_leaves_an_empty_store_file_as_it_was(tmp_path, capsys):
+    (tmp_path / MANIFEST).write_text(Manifest(get_suite("tiny"), "0", "today").to_json())
+    (tmp_path / STORE_FILENAME).write_bytes(b"")
+    assert "no descentlab store at" in fails(["report", str(tmp_path)], capsys)
+    assert (tmp_path / STORE_FILENAME).read_bytes() == b""

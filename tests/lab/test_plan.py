@@ -89,6 +89,35 @@ def test_a_users_method_fills_its_roles_and_gets_its_own_cases():
     ).optimizer == ("torch.optim:SGD")
 
 
+def test_lean_state_reads_the_built_in_methods_only_each_once():
+    # lean_state is an option of descentlab's classes: a user's optimizer has no lean form to compare.
+    mine = parse_method("mine=torch.optim:SGD;role=momentum,adam;momentum=0.5")
+    suite = get_suite("tiny").with_methods((mine,))
+    c8 = CLAIMS["C8"]
+    assert all(t.method != "mine" for t in c8.tunes(suite))
+    runs = c8.runs(suite, _rates(suite))
+    assert runs and all(r.method != "mine" for r in runs) and len(runs) == len(set(runs))
+
+
+def test_a_users_method_failing_on_a_surface_is_named_in_one_line():
+    bad = parse_method("bad=helpers:BrokenSGD;role=adam")
+    suite = get_suite("tiny").with_methods((bad,))
+    run = next(
+        r
+        for r in compare._judging(suite, _rates(suite), False)
+        if isinstance(r, SurfaceRun) and r.method == "bad"
+    )
+    task = plan.SurfaceTask(suite, run, plan.surface_key(suite, run))
+    with pytest.raises(plan.UserMethodFailed) as caught:
+        plan.compute_surface(task)
+    message = str(caught.value)
+    assert (
+        message.startswith("method bad (helpers:BrokenSGD) failed on the 2-D surface ")
+        and "\n" not in message
+    )
+    assert "RuntimeError: broken on purpose" in message
+
+
 @pytest.mark.parametrize(
     ("text", "message"),
     [

@@ -274,12 +274,22 @@ def calibration_checks(suite: Suite) -> tuple[dict[str, Any], ...]:
     return tuple(check.to_data() for check in calibrate(quick=suite.name != "default"))
 
 
-def prepare(out: str | Path) -> Path:
-    """Check that ``out`` can hold a comparison before anything runs; return the report's path."""
+def prepare(out: str | Path, *, runs: bool = True) -> Path:
+    """Check that ``out`` can hold a comparison before anything runs; return the report's path.
+
+    ``runs``: whether runs will be stored (``compare``), so the store must take
+    writes; ``report`` only reads it, and an empty file is no store to it.
+    """
     path = _files.check_writable(Path(out) / REPORT)
     store = Path(out) / STORE_FILENAME
     if store.exists():
-        Store(store).close()  # refuses a store of another version (or a damaged one) before writing to it
+        # refuses a store of another version (or a damaged one) before writing to it
+        Store(store, create=runs).close()
+        if runs:
+            try:
+                open(store, "r+b").close()  # opened for writing, nothing written
+            except OSError as err:
+                raise OSError(f"store {str(store)!r} cannot be written: {err.strerror or err}") from None
     return path
 
 
@@ -385,7 +395,7 @@ def render(out: str | Path, lang: str = "en") -> tuple[Path, Findings]:
     if not out.is_dir():
         raise FileNotFoundError(f"no such directory: {str(out)!r}")
     manifest = Manifest.read(out)
-    prepare(out)
+    prepare(out, runs=False)
     suite = manifest.suite
     with Store(out / STORE_FILENAME, create=False) as store:
         evidence = evidence_of(store, suite, with_formula=True)

@@ -263,11 +263,31 @@ class SurfaceTask:
     key: str
 
 
+class UserMethodFailed(ValueError):
+    """The user's optimizer raised on a 2-D surface: the comparison stops with one line naming it."""
+
+
 def compute_surface(task: SurfaceTask) -> tuple[str, bytes]:
-    """Run a surface task; returns its key and the result archive (the worker's function)."""
+    """Run a surface task; returns its key and the result archive (the worker's function).
+
+    The user's optimizer failing here is the user's to mend: it becomes a
+    :class:`UserMethodFailed` naming the method and the surface (a data run
+    is stored as failed instead; a surface batch runs every start at once, so
+    there is no failed run to store). Any other failure is a bug and raised as is.
+    """
     inputs = surface_inputs(task.suite, task.run)
     method = task.suite.methods()[task.run.method]
-    batch: Batch = run_batch(inputs.pop("land"), method, **inputs)
+    land = inputs.pop("land")
+    try:
+        batch: Batch = run_batch(land, method, **inputs)
+    except Exception as err:
+        if not method.user:
+            raise
+        raise UserMethodFailed(
+            f"method {method.name} ({method.optimizer}) failed on the 2-D surface {land.name}: "
+            f"{type(err).__name__}: {err}; the runs stored so far are kept, so a rerun after the "
+            "fix resumes"
+        ) from None
     return task.key, batch.to_bytes()
 
 

@@ -110,13 +110,17 @@ def judge(claim: Claim, evidence: Evidence) -> ClaimFinding:
         for case in sub.cases(evidence):
             name = f"{claim.id}/{sub.id}/{case.label}"
             statistic = case.statistic or sub.statistic
-            if statistic is None:
+            # A case with no rows (a partial store: a method's runs missing) is not measured,
+            # whatever it would have been measured with.
+            if statistic is None and len(case.rows):
                 raise ValueError(f"{name}: neither the case nor the sub-claim has a statistic")
             estimate = (
-                stats.bootstrap(case.rows, statistic, name=name) if len(case.rows) else stats.NOT_MEASURED
+                stats.bootstrap(case.rows, statistic, name=name)
+                if len(case.rows) and statistic is not None
+                else stats.NOT_MEASURED
             )
             control = None
-            if case.control is not None and len(case.control):
+            if case.control is not None and len(case.control) and statistic is not None:
                 key = (case.control.shape, case.control.tobytes(), statistic)
                 if key not in shared:
                     shared[key] = stats.bootstrap(case.control, statistic, name=name + "/control")

@@ -123,7 +123,8 @@ def _stops(ev: Evidence) -> list[Case]:
     for _, _, label, ada, rms, sgd in _groups(ev):
         ends = [_end(r) for r in ada + rms + sgd]
         best = min((e[1] for e in ends if math.isfinite(e[1])), default=math.nan)
-        start = float(np.nanmedian([e[0] for e in ends])) if ends else math.nan
+        starts = [e[0] for e in ends if not math.isnan(e[0])]
+        start = float(np.median(starts)) if starts else math.nan  # none: missing runs (a partial store)
         if not ada or not rms or not (start > best):
             out.append(Case(label, np.zeros((0, 2)), note="a method has no tuned rate or no runs"))
             continue

@@ -51,7 +51,7 @@ from ..evidence import Evidence
 from ..plan import Rates, Run, Tune
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim
-from ._runs import fmt, judged, records, tunes_for
+from ._runs import fmt, judged, records
 
 ID = "C8"
 ROLES = ("momentum", "adagrad", "rmsprop", "adam", "adamw")
@@ -64,8 +64,18 @@ TOLERANCE = 0.02
 OBSERVER = "lean-state"
 
 
+def methods(suite: Suite) -> list[str]:
+    """The built-in methods filling :data:`ROLES`, each once.
+
+    Lean state is an option of descentlab's classes (``lean_state``): a user's
+    optimizer, whatever roles it fills, has no lean form to compare.
+    """
+    every = suite.methods()
+    return list(dict.fromkeys(m for role in ROLES for m in suite.in_role(role) if not every[m].user))
+
+
 def tunes(suite: Suite) -> list[Tune]:
-    return tunes_for(suite, ROLES, suite.reads(ID))
+    return [Tune(m, p) for p in suite.reads(ID) for m in methods(suite)]
 
 
 def _runs(suite: Suite, rates: Rates, method: str, problem: str, state: tuple = ()) -> list[Run]:
@@ -80,10 +90,9 @@ def _adam(suite: Suite) -> str:
 def runs(suite: Suite, rates: Rates) -> list[Run]:
     out: list[Run] = []
     for problem in suite.reads(ID):
-        for role in ROLES:
-            for method in suite.in_role(role):
-                for state in ((), *FORMS.values()):
-                    out += _runs(suite, rates, method, problem, state)
+        for method in methods(suite):
+            for state in ((), *FORMS.values()):
+                out += _runs(suite, rates, method, problem, state)
         out += _runs(suite, rates, _adam(suite), problem, PLAIN)
     return out
 
@@ -143,41 +152,40 @@ def _cases(form: str):
             adam_full = records(ev, _runs(ev.suite, ev.rates, adam, problem))
             plain = records(ev, _runs(ev.suite, ev.rates, adam, problem, PLAIN))
             control = paired(plain, adam_full) if plain and adam_full else None
-            for role in ROLES:
-                for method in ev.suite.in_role(role):
-                    label = f"{problem}, {method}"
-                    full = records(ev, _runs(ev.suite, ev.rates, method, problem))
-                    lean = records(ev, _runs(ev.suite, ev.rates, method, problem, FORMS[form]))
-                    if not full or not lean:
-                        out.append(Case(label, np.zeros((0, 2)), note="a method has no tuned rate"))
-                        continue
-                    shares = [lean_share(r) for r in lean if r is not None]
-                    if not shares or not all(s > 0 for s in shares):
-                        # The model has no parameter large enough: lean and full precision are the same runs.
-                        out.append(Case(label, np.zeros((0, 2)), note="lean state did not apply"))
-                        continue
-                    table = paired(lean, full)
-                    diverged = sum(r is None or r.diverged for r in lean)
-                    finite = table[np.isfinite(table).all(axis=1)]
-                    out.append(
-                        Case(
-                            label,
-                            table,
-                            control,
-                            {
-                                "lr (full precision's tuned rate, every form)": ev.lr(method, problem),
-                                "final training loss, full precision / lean": _means(finite),
-                                "held-out loss, mean of log(lean / full)": _mean_log(
-                                    paired(lean, full, _held_out)
-                                ),
-                                "share of the parameters with lean state": f"{100 * min(shares):.0f}%",
-                                "state bytes per parameter, full precision / lean": (
-                                    f"{fmt(_state_bytes(full[0]))} / {fmt(_state_bytes(lean[0]))}"
-                                ),
-                                "lean runs diverged or failed": f"{diverged}/{len(lean)}",
-                            },
-                        )
+            for method in methods(ev.suite):
+                label = f"{problem}, {method}"
+                full = records(ev, _runs(ev.suite, ev.rates, method, problem))
+                lean = records(ev, _runs(ev.suite, ev.rates, method, problem, FORMS[form]))
+                if not full or not lean:
+                    out.append(Case(label, np.zeros((0, 2)), note="a method has no tuned rate"))
+                    continue
+                shares = [lean_share(r) for r in lean if r is not None]
+                if not shares or not all(s > 0 for s in shares):
+                    # The model has no parameter large enough: lean and full precision are the same runs.
+                    out.append(Case(label, np.zeros((0, 2)), note="lean state did not apply"))
+                    continue
+                table = paired(lean, full)
+                diverged = sum(r is None or r.diverged for r in lean)
+                finite = table[np.isfinite(table).all(axis=1)]
+                out.append(
+                    Case(
+                        label,
+                        table,
+                        control,
+                        {
+                            "lr (full precision's tuned rate, every form)": ev.lr(method, problem),
+                            "final training loss, full precision / lean": _means(finite),
+                            "held-out loss, mean of log(lean / full)": _mean_log(
+                                paired(lean, full, _held_out)
+                            ),
+                            "share of the parameters with lean state": f"{100 * min(shares):.0f}%",
+                            "state bytes per parameter, full precision / lean": (
+                                f"{fmt(_state_bytes(full[0]))} / {fmt(_state_bytes(lean[0]))}"
+                            ),
+                            "lean runs diverged or failed": f"{diverged}/{len(lean)}",
+                        },
                     )
+                )
         return out
 
     return cases
