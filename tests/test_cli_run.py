@@ -126,6 +126,14 @@ BAD = {
         ["--problem", "saddle-noisy", "--option", "n_samples=-5"],
         "n_samples must be a positive integer",
     ),
+    "bad data seed": (
+        ["--problem", "saddle-noisy", "--option", "data_seed=-1"],
+        "saddle-noisy: data_seed must be an integer from 0 to 2**32 - 1; received data_seed=-1",
+    ),
+    "fractional data seed": (
+        ["--problem", "quadratic-deep", "--option", "data_seed=1.5"],
+        "received data_seed=1.5",
+    ),
     "no data directory": (
         ["--problem", "mnist-mlp"],
         "mnist-mlp reads MNIST from a local directory and downloads nothing",
@@ -151,6 +159,18 @@ def test_bad_input_is_one_line_and_exit_code_2(case, tmp_path, capsys):
     assert message in captured.err
     assert len(captured.err.strip().splitlines()) == 1 and captured.err.startswith("descentlab run: error: ")
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_the_record_may_not_overwrite_the_checkpoint(tmp_path, capsys):
+    same = tmp_path / "run.ckpt"
+    for out in (same, tmp_path / "run.ckpt.columns"):
+        code = exit_code(
+            ["run", "--problem", "saddle", "--steps", "3", "--out", str(out), "--checkpoint", str(same)]
+        )
+        err = capsys.readouterr().err
+        assert code == 2 and "--out and --checkpoint must be different files" in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_data_directory_without_the_files_names_both(tmp_path, capsys):

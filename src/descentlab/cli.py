@@ -55,6 +55,7 @@ def _run(args: argparse.Namespace) -> int:
 
     from ._files import check_writable, write_text_atomic
     from .train import Budget, Every, default_config, run
+    from .train.checkpoint import columns_path
 
     if args.threads is not None:
         if args.threads < 1:
@@ -91,6 +92,13 @@ def _run(args: argparse.Namespace) -> int:
     check_writable(out)
     if args.checkpoint:
         check_writable(args.checkpoint)
+        # the record written over the checkpoint (or its columns file) would lose the run's state
+        kept = {Path(args.checkpoint).resolve(), columns_path(args.checkpoint).resolve()}
+        if out.resolve() in kept:
+            raise ValueError(
+                f"--out and --checkpoint must be different files: the record would overwrite the "
+                f"checkpoint; received --out={str(out)!r} and --checkpoint={args.checkpoint!r}"
+            )
     record = run(
         config,
         checkpoint=args.checkpoint,

@@ -122,3 +122,52 @@ def test_limit_keeps_the_first_training_images(tmp_path):
     problem = make_problem("mnist-mlp", data_dir=str(tmp_path), limit=7)
     assert problem.splits().train[0].shape == (7, 28, 28) and problem.splits().test[0].shape == (10, 28, 28)
     assert problem.model(0)(problem.splits().train[0]).shape == (7, 10)
+
+
+def test_mnist_refuses_images_of_another_size_and_empty_files(tmp_path):
+    write_mnist(tmp_path, n_train=10, n_test=10)
+    write_idx(tmp_path / MNIST_FILES[0], np.zeros((10, 10, 10), np.uint8))
+    with pytest.raises(
+        ValueError, match=r"train-images-idx3-ubyte': expected uint8 images of 28 x 28 pixels"
+    ):
+        read_mnist(tmp_path)
+    write_idx(tmp_path / MNIST_FILES[0], np.zeros((0, 28, 28), np.uint8))
+    write_idx(tmp_path / MNIST_FILES[1], np.zeros(0, np.uint8))
+    with pytest.raises(ValueError, match=r"train-images-idx3-ubyte': holds no images"):
+        read_mnist(tmp_path)
+
+
+def test_a_damaged_gzip_and_a_huge_header_are_named(tmp_path):
+    path = write_idx(
+        tmp_path / "a-idx3-ubyte", np.arange(4000, dtype=np.uint8).reshape(40, 10, 10) % 7, gz=True
+    )
+    data = bytearray(path.read_bytes())
+    data[50:60] = bytes(10)  # a corrupt deflate block (zlib.error, not OSError)
+    path.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match="not a readable gzip file"):
+        read_idx(path)
+    huge = tmp_path / "huge"
+    huge.write_bytes(bytes([0, 0, 8, 3]) + b"\xff\xff\xff\xff" * 3)
+    with pytest.raises(
+        ValueError, match=r"its header \(shape \(4294967295, 4294967295, 4294967295\), uint8\) says \d{25,}"
+    ):
+        read_idx(huge)
+
+
+def test_labels_must_be_whole_numbers_from_0_to_9(tmp_path):
+    write_mnist(tmp_path, n_train=10, n_test=10)
+    header = bytes([0, 0, 0x0E, 1]) + (10).to_bytes(4, "big")  # float64 labels
+    for labels, shown in ((np.full(10, np.nan), "nan"), (np.full(10, 1.25), "1.25")):
+        (tmp_path / MNIST_FILES[1]).write_bytes(header + labels.astype(">f8").tobytes())
+        with pytest.raises(
+            ValueError,
+            match=f"train-labels-idx1-ubyte': labels must be whole numbers 0 to 9; found \\[{shown}",
+        ):
+            read_mnist(tmp_path)
+    write_cifar10(tmp_path / "cifar", per_batch=4)
+    for labels in (["a"] * 4, [[0, 1]] * 3 + [[0]]):
+        (tmp_path / "cifar" / "test_batch").write_bytes(
+            pickle.dumps({b"data": np.zeros((4, 3072), np.uint8), b"labels": labels})
+        )
+        with pytest.raises(ValueError, match="test_batch': the labels must be whole numbers 0 to 9"):
+            read_cifar10(tmp_path / "cifar")

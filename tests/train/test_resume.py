@@ -188,6 +188,16 @@ def test_checkpoints_load_with_weights_only_and_bad_files_are_named(tmp_path):
     torch.save({"something": "else"}, checkpoint)
     with pytest.raises(ValueError, match="is not a descentlab run checkpoint"):
         load_checkpoint(checkpoint)
+    whole = {k: v for k, v in payload.items() if k != "identity"}
+    torch.save(whole, checkpoint)
+    with pytest.raises(ValueError, match="is not a complete run checkpoint: it lacks identity"):
+        load_checkpoint(checkpoint)
+    torch.save(payload, checkpoint)
+    checkpoint.write_bytes(checkpoint.read_bytes()[:3000])  # cut short, as a full disk leaves it
+    with pytest.raises(
+        ValueError, match=r"run\.ckpt' is not a readable run checkpoint \(damaged or cut short"
+    ):
+        load_checkpoint(checkpoint)
 
 
 def test_a_checkpoint_writes_what_changed_not_the_whole_record(tmp_path, monkeypatch):
@@ -254,6 +264,29 @@ def test_a_missing_or_cut_columns_file_is_named(tmp_path):
     columns.unlink()
     with pytest.raises(ValueError, match=r"needs its columns file .* which is missing"):
         train("mini-batch", torch.nn.functional.cross_entropy, checkpoint, resume=True)
+
+
+def test_a_damaged_columns_file_is_named_with_its_line(tmp_path):
+    checkpoint = tmp_path / "run.ckpt"
+    train("mini-batch", torch.nn.functional.cross_entropy, checkpoint)
+    columns = tmp_path / "run.ckpt.columns"
+    data = bytearray(columns.read_bytes())
+    data[20:22] = b"xx"
+    columns.write_bytes(bytes(data))
+    with pytest.raises(ValueError, match=r"columns file .*run\.ckpt\.columns' is damaged at line 1"):
+        train("mini-batch", torch.nn.functional.cross_entropy, checkpoint, resume=True)
+
+
+def test_resuming_with_a_budget_the_checkpoint_went_past_is_refused(tmp_path):
+    # Else the record would say "budget 10 steps" and hold the checkpoint's 24 updates.
+    checkpoint = tmp_path / "run.ckpt"
+    train("mini-batch", torch.nn.functional.cross_entropy, checkpoint)
+    model, optimizer, scheduler = setup()
+    with pytest.raises(ValueError, match=r"went past this run's budget \(24 updates made, against 10\)"):
+        fit(model, optimizer, (X, Y), loss=torch.nn.functional.cross_entropy, regime=MiniBatch(8),
+            budget=Budget(steps=10), held_out=HELD_OUT, accuracy=accuracy, scheduler=scheduler,
+            eval_every=Every(4), observers=[parameter_path(), effective_lr(every=Every(3))], seed=7,
+            checkpoint=checkpoint, resume=True)  # fmt: skip
 
 
 def test_run_resumes_from_its_config(tmp_path):

@@ -83,6 +83,12 @@ def make_problem(name: str, **option_values: Any) -> Problem:
             if not known:
                 raise UnknownNameError(f"problem {name!r} takes no options; received {key!r}")
             lookup(f"option of problem {name!r}", key, known)
+    # Every problem with generated data draws it from data_seed: checked here, once for all of them.
+    seed = option_values.get("data_seed", 0)
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**32:
+        raise ValueError(
+            f"{name}: data_seed must be an integer from 0 to 2**32 - 1; received data_seed={seed!r}"
+        )
     return factory(**option_values)
 
 

@@ -19,7 +19,9 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import pickle
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Literal
@@ -52,7 +54,7 @@ def read_idx(path: str | Path) -> np.ndarray:
     if raw[:2] == b"\x1f\x8b":
         try:
             raw = gzip.decompress(raw)
-        except (OSError, EOFError) as err:
+        except (OSError, EOFError, zlib.error) as err:
             raise ValueError(f"{str(path)!r} is not a readable gzip file ({err})") from None
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] not in _IDX_TYPES:
         raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number {raw[:4].hex()})")
@@ -62,7 +64,7 @@ def read_idx(path: str | Path) -> np.ndarray:
         raise ValueError(f"{str(path)!r} is truncated: its header names {ndim} dimensions")
     shape = tuple(int.from_bytes(raw[4 + 4 * i : 8 + 4 * i], "big") for i in range(ndim))
     dtype = np.dtype(_IDX_TYPES[raw[2]])
-    expected = header + int(np.prod(shape)) * dtype.itemsize
+    expected = header + math.prod(shape) * dtype.itemsize  # Python ints: a huge header cannot overflow
     if len(raw) != expected:
         raise ValueError(
             f"{str(path)!r} has {len(raw)} bytes; its header (shape {shape}, {dtype}) says {expected}"
@@ -102,15 +104,19 @@ def read_mnist(data_dir: str | Path, dataset: Literal["mnist", "fashion-mnist"] 
     parts = []
     for images_name, labels_name in (MNIST_FILES[:2], MNIST_FILES[2:]):
         images, labels = read_idx(files[images_name]), read_idx(files[labels_name])
-        if images.ndim != 3 or images.dtype != np.uint8:
-            raise ValueError(f"{str(files[images_name])!r}: expected uint8 images (N, rows, columns)")
+        if images.ndim != 3 or images.dtype != np.uint8 or images.shape[1:] != (28, 28):
+            raise ValueError(
+                f"{str(files[images_name])!r}: expected uint8 images of 28 x 28 pixels (N, 28, 28); "
+                f"found {images.dtype} {images.shape}"
+            )
+        if len(images) == 0:
+            raise ValueError(f"{str(files[images_name])!r}: holds no images")
         if labels.ndim != 1 or len(labels) != len(images):
             raise ValueError(
                 f"{str(files[labels_name])!r}: expected {len(images)} labels, one per image; "
                 f"found shape {labels.shape}"
             )
-        if labels.size and (labels.min() < 0 or labels.max() > 9):
-            raise ValueError(f"{str(files[labels_name])!r}: labels must be 0 to 9")
+        _check_labels(files[labels_name], labels)
         parts.append((torch.from_numpy(images.copy()), torch.from_numpy(labels.astype(np.int64))))
     return Splits(train=parts[0], test=parts[1])
 
@@ -153,15 +159,29 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
     if "data" not in batch or "labels" not in batch:
         raise ValueError(f"{str(path)!r} is not a CIFAR-10 batch (no 'data' and 'labels')")
     data = np.asarray(batch["data"])
-    labels = np.asarray(batch["labels"], dtype=np.int64)
+    try:
+        labels = np.asarray(batch["labels"])
+        if labels.dtype.kind not in "iuf":
+            raise ValueError(f"they are {labels.dtype}")
+    except ValueError as err:
+        raise ValueError(f"{str(path)!r}: the labels must be whole numbers 0 to 9 ({err})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
         raise ValueError(
             f"{str(path)!r}: expected uint8 data of shape (N, 3072) and N labels; found data "
             f"{data.dtype} {data.shape} and {len(labels)} labels"
         )
-    if labels.size and (labels.min() < 0 or labels.max() > 9):
-        raise ValueError(f"{str(path)!r}: labels must be 0 to 9")
-    return data.reshape(-1, 3, 32, 32), labels
+    if len(data) == 0:
+        raise ValueError(f"{str(path)!r}: holds no images")
+    return data.reshape(-1, 3, 32, 32), _check_labels(path, labels)
+
+
+def _check_labels(path: Path, labels: np.ndarray) -> np.ndarray:
+    """``labels`` as int64 if every one is a whole number from 0 to 9; else ValueError naming the file."""
+    whole = labels.dtype.kind in "iu" or bool(np.all(np.isfinite(labels) & (labels == np.round(labels))))
+    if not whole or (labels.size and (labels.min() < 0 or labels.max() > 9)):
+        bad = labels[~np.isin(labels, np.arange(10))][:3].tolist()
+        raise ValueError(f"{str(path)!r}: labels must be whole numbers 0 to 9; found {bad}")
+    return labels.astype(np.int64)
 
 
 def read_cifar10(data_dir: str | Path) -> Splits:

@@ -34,6 +34,8 @@ FORMAT = "descentlab-run-checkpoint"
 #: 2: the record's columns live in the columns file; 1 (still read): all in the checkpoint
 VERSION = 2
 READABLE = (1, 2)
+#: What every checkpoint holds (a version 2 one also "columns"; one of a stream "stream")
+REQUIRED = ("identity", "model", "optimizer", "rng", "position", "record")
 
 
 def save_checkpoint(path: str | os.PathLike[str], payload: dict[str, Any]) -> None:
@@ -53,11 +55,19 @@ def load_checkpoint(path: str | os.PathLike[str]) -> dict[str, Any]:
         payload = torch.load(path, weights_only=True, map_location="cpu")
     except FileNotFoundError:
         raise
-    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError) as err:
-        first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        raise ValueError(f"{str(path)!r} is not a readable run checkpoint ({first})") from None
+    except IsADirectoryError:
+        raise
+    except (pickle.UnpicklingError, RuntimeError, EOFError, ValueError, OSError) as err:
+        # (torch's own advice to load with weights_only=False is not given on: a damaged file stays damaged)
+        first = str(err).strip().splitlines()[0].split(". ")[0] if str(err).strip() else type(err).__name__
+        raise ValueError(
+            f"{str(path)!r} is not a readable run checkpoint (damaged or cut short: {first})"
+        ) from None
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise ValueError(f"{str(path)!r} is not a descentlab run checkpoint")
+    missing = [k for k in REQUIRED if k not in payload]
+    if missing:
+        raise ValueError(f"{str(path)!r} is not a complete run checkpoint: it lacks {', '.join(missing)}")
     if payload.get("version") not in READABLE:
         raise ValueError(
             f"{str(path)!r} is a run checkpoint of version {payload.get('version')}; this "
@@ -106,9 +116,15 @@ def read_columns(path: str | os.PathLike[str], length: int) -> dict[tuple[str, .
             f"needs {length}"
         )
     columns: dict[tuple[str, ...], list[Any]] = {}
-    for line in data.splitlines():
-        for key, start, values in json.loads(line):
-            column = columns.setdefault(tuple(key), [])
-            del column[start:]
-            column.extend(values)
+    for number, line in enumerate(data.splitlines(), start=1):
+        try:
+            chunk = json.loads(line)
+            for key, start, values in chunk:
+                column = columns.setdefault(tuple(key), [])
+                del column[start:]
+                column.extend(values)
+        except (ValueError, TypeError) as err:
+            raise ValueError(
+                f"{str(path)!r}: its columns file {str(file)!r} is damaged at line {number} ({err})"
+            ) from None
     return columns

@@ -315,6 +315,21 @@ class _Loop:
             return "seconds"
         return None
 
+    def _budget_passed(self) -> str:
+        """Where the position is already past the budget (a checkpoint of a longer run), else ''."""
+        b, p = self.budget, self.position
+        passed = [
+            f"{done:g} {unit} made, against {limit:g}"
+            for done, limit, unit in (
+                (p.step, b.steps, "updates"),
+                (p.epoch, b.epochs, "epochs"),
+                (p.samples, b.samples, "samples"),
+                (p.seconds, b.seconds, "seconds"),
+            )
+            if limit is not None and done > limit
+        ]
+        return "; ".join(passed)
+
     def _show(self, force: bool = False) -> None:
         # At most ten times a second: the loop's steps can be microseconds long.
         if self.progress is None:
@@ -554,6 +569,12 @@ class _Loop:
         for index in self.cuda_devices:
             torch.cuda.set_rng_state(payload["rng"][f"cuda:{index}"], index)  # pragma: no cover
         self.position = _Position(**payload["position"])
+        past = self._budget_passed()
+        if past:
+            raise ValueError(
+                f"cannot resume from {str(self.checkpoint)!r}: the run it holds went past this run's "
+                f"budget ({past}); give a budget at least that large, or start afresh without --resume"
+            )
         self.record = RunRecord.from_json(payload["record"])
         if "columns" in payload:  # version 2: the columns are in the columns file
             stored = payload["columns"]
