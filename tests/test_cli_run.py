@@ -126,6 +126,14 @@ BAD = {
         ["--problem", "saddle-noisy", "--option", "n_samples=-5"],
         "n_samples must be a positive integer",
     ),
+    "resume without a checkpoint": (
+        ["--problem", "saddle", "--resume"],
+        "--resume needs --checkpoint PATH: without it the run keeps no checkpoint",
+    ),
+    "checkpoint interval without a checkpoint": (
+        ["--problem", "saddle", "--checkpoint-every", "5"],
+        "--checkpoint-every needs --checkpoint PATH",
+    ),
     "bad data seed": (
         ["--problem", "saddle-noisy", "--option", "data_seed=-1"],
         "saddle-noisy: data_seed must be an integer from 0 to 2**32 - 1; received data_seed=-1",
@@ -159,6 +167,19 @@ def test_bad_input_is_one_line_and_exit_code_2(case, tmp_path, capsys):
     assert message in captured.err
     assert len(captured.err.strip().splitlines()) == 1 and captured.err.startswith("descentlab run: error: ")
     assert not out.exists() and list(tmp_path.iterdir()) == []
+
+
+def test_a_file_where_a_folder_should_be_is_named(tmp_path, capsys):
+    blocker = tmp_path / "afile"
+    blocker.write_text("")
+    for args, message in (
+        (["--out", str(blocker / "x.json")], f"cannot write '{blocker / 'x.json'}': '{blocker}' is a file, not a folder"),
+        (["--problem", "mnist-mlp", "--data-dir", str(blocker), "--out", str(tmp_path / "r.json")],
+         f"MNIST: data directory '{blocker}' is a file, not a folder"),
+    ):  # fmt: skip
+        assert exit_code(["run", "--problem", "saddle", "--steps", "2", *args]) == 2
+        assert message in capsys.readouterr().err
+    assert [p.name for p in tmp_path.iterdir()] == ["afile"]
 
 
 def test_the_record_may_not_overwrite_the_checkpoint(tmp_path, capsys):

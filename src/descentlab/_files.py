@@ -79,6 +79,9 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
         os.unlink(probe)
     except OSError as err:
         reason = err.strerror or type(err).__name__
+        blocker = next((p for p in path.parents if p.is_file()), None)  # mkdir says only "File exists"
+        if blocker is not None:
+            reason = f"{str(blocker)!r} is a file, not a folder"
         raise OSError(f"cannot write {str(path)!r}: {reason}") from None
     return path
 

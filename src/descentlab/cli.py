@@ -90,6 +90,9 @@ def _run(args: argparse.Namespace) -> int:
     )
     # Checked before training, so a bad path costs nothing and leaves nothing behind.
     check_writable(out)
+    if not args.checkpoint and (args.resume or args.checkpoint_every):
+        given = "--resume" if args.resume else "--checkpoint-every"
+        raise ValueError(f"{given} needs --checkpoint PATH: without it the run keeps no checkpoint")
     if args.checkpoint:
         check_writable(args.checkpoint)
         # the record written over the checkpoint (or its columns file) would lose the run's state

@@ -141,6 +141,8 @@ BAD_SPECS = {
     "zero samples": ('problem = "saddle"\n[optimizers.sgd]\n[random]\nsamples = 0', "s.toml: random.samples: must be a positive integer; received samples=0"),
     "bad interval": ('problem = "saddle"\neval_every = "3 lightyears"\n[optimizers.sgd]', "s.toml: eval_every: an interval is a number and an optional unit"),
     "unknown scheduler": ('problem = "saddle"\nschedule = { name = "CosineAnealingLR" }\n[optimizers.sgd]', "s.toml: saddle with sgd, seed 0: unknown scheduler 'CosineAnealingLR'; did you mean 'CosineAnnealingLR'"),
+    "scheduler argument torch checks when stepping": ('problem = "saddle"\nschedule = { name = "StepLR", options = { step_size = 0 } }\n[optimizers.sgd]', "s.toml: saddle with sgd, seed 0: scheduler StepLR: ZeroDivisionError: integer modulo by zero"),
+    "bad data seed": ('problem = "saddle-noisy"\n[optimizers.sgd]\n[problem_options]\ndata_seed = -1', "s.toml: saddle-noisy with sgd data_seed=-1, seed 0: saddle-noisy: data_seed must be an integer from 0 to 2**32 - 1"),
     "unknown observer": ('problem = "saddle"\nobservers = ["pth"]\n[optimizers.sgd]', "s.toml: saddle with sgd, seed 0: unknown observer 'pth'; did you mean 'path'?"),
     "wrong type of setting": ('problem = "saddle"\ndrop_last = "yes"\n[optimizers.sgd]', "s.toml: drop_last: must be true or false; received 'yes'"),
     "not TOML": ('problem = "saddle\n', "s.toml: not valid TOML:"),

@@ -32,12 +32,14 @@ import inspect
 import itertools
 import math
 import numbers
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from torch.optim.lr_scheduler import ReduceLROnPlateau
 
 from .. import _random
 from .._registry import lookup
@@ -450,6 +452,16 @@ def check_config(config: RunConfig) -> None:
     optimizer = build_optimizer(
         config.optimizer, [torch.zeros(1, requires_grad=True)], config.hyperparameters, config.skip_nonfinite
     )
-    build_scheduler(config.schedule, optimizer)
+    scheduler = build_scheduler(config.schedule, optimizer)
+    if scheduler is not None:
+        # One step on the dummy optimizer: arguments torch checks only when stepping (StepLR's
+        # step_size=0 divides by zero) are refused here, not in every run of the sweep.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # "scheduler.step() before optimizer.step()": a dummy
+            try:
+                scheduler.step(0.0) if isinstance(scheduler, ReduceLROnPlateau) else scheduler.step()
+            except (ArithmeticError, ValueError, TypeError) as err:
+                name = config.schedule.name if config.schedule else ""
+                raise ValueError(f"scheduler {name}: {type(err).__name__}: {err}") from None
     for name in config.observers:
         get_observer(name)

@@ -74,6 +74,10 @@ def read_idx(path: str | Path) -> np.ndarray:
 
 def _find(data_dir: Path, dataset: str, names: tuple[str, ...], gz: bool) -> dict[str, Path]:
     """The path of each expected file, looked for in ``data_dir`` and its usual subdirectory."""
+    if data_dir.is_file():
+        raise NotADirectoryError(
+            f"{_TITLES[dataset]}: data directory {str(data_dir)!r} is a file, not a folder"
+        )
     if not data_dir.is_dir():
         raise FileNotFoundError(f"{_TITLES[dataset]}: data directory {str(data_dir)!r} does not exist")
     places = [data_dir, data_dir / _SUBDIRS[dataset]]
