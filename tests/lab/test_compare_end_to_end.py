@@ -17,6 +17,7 @@ import shutil
 import sqlite3
 import subprocess
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,7 +196,10 @@ def test_report_of_a_store_that_lacks_runs_marks_their_cases_not_measured(first_
     with sqlite3.connect(out / STORE_FILENAME) as db:
         db.execute("DELETE FROM runs WHERE id % 3 = 0")
         db.execute("DELETE FROM results")
-    assert main(["report", str(out)]) == 0, capsys.readouterr().err
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["report", str(out)]) == 0, capsys.readouterr().err
+    assert not [w for w in caught if issubclass(w.category, RuntimeWarning)], [str(w.message) for w in caught]
     findings = json.loads((out / FINDINGS).read_text())
     cases = [c for claim in findings["claims"] for sub in claim["subclaims"] for c in sub["cases"]]
     assert any(c["effect"] == "nan" and c["units"] == 0 for c in cases)  # not measured: no rows

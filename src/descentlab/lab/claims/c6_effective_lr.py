@@ -75,6 +75,12 @@ def _end(record) -> tuple[float, float]:
     return float(losses[0]), float(losses[-k:].mean())
 
 
+def _mean_end(records: list) -> str:
+    """The mean of the runs' final training losses ('-' when none has one: runs missing or diverged)."""
+    ends = np.array([_end(r)[1] for r in records], dtype=float)
+    return fmt(float(np.nanmean(ends))) if (~np.isnan(ends)).any() else "-"
+
+
 def _pair_rows(a: list, b: list, value) -> np.ndarray:
     table = np.array([(value(x), value(y)) for x, y in zip(a, b, strict=False)], dtype=float).reshape(-1, 2)
     return table[np.isfinite(table).all(axis=1)]
@@ -139,10 +145,7 @@ def _stops(ev: Evidence) -> list[Case]:
                 table,
                 _pair_rows(sgd, rms, share) if sgd else None,
                 {
-                    "training loss at the end, AdaGrad / RMSProp": (
-                        f"{fmt(float(np.nanmean([_end(r)[1] for r in ada])))} / "
-                        f"{fmt(float(np.nanmean([_end(r)[1] for r in rms])))}"
-                    ),
+                    "training loss at the end, AdaGrad / RMSProp": f"{_mean_end(ada)} / {_mean_end(rms)}",
                     "best any run reached": best,
                     "budget (x the tuning budget)": ev.suite.long_factor,
                 },
