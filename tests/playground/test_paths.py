@@ -265,6 +265,14 @@ def test_the_schema_offers_the_registry_s_defaults_and_every_mistake():
             "bounds of x must span at most 1e+06",
         ),
         ({"runs": [{"optimizer": "sgd"}], "udpates": 5}, "unknown request field 'udpates'"),
+        (
+            {"surface": "beale", "formula": "x^2", "runs": [{"optimizer": "sgd"}]},
+            "formula are only for surface 'custom'; received surface='beale' with formula",
+        ),
+        (
+            {"formula": "x^2", "bounds": [[-1, 1], [-1, 1]], "runs": [{"optimizer": "sgd"}]},
+            "received surface='rosenbrock' with formula and bounds",
+        ),
         ([1, 2], "must be a JSON object"),
     ],
 )

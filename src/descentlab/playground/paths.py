@@ -407,6 +407,14 @@ def landscape(data: Mapping[str, Any]) -> Landscape:
         return Landscape(CUSTOM, text, text, f, bounds, start)
     if not isinstance(name, str):
         raise RequestError(f"surface must be a name; received surface={name!r}", "error.surface")
+    given = [field for field in ("formula", "bounds") if field in data]
+    if given:  # they would be ignored: a registry surface has its own
+        raise RequestError(
+            f"{' and '.join(given)} are only for surface {CUSTOM!r}; received surface={name!r} "
+            f"with {' and '.join(given)}",
+            "error.custom_only",
+            name=name,
+        )
     try:
         lookup("surface", name, dict.fromkeys((*surface_names(), CUSTOM)))
     except UnknownNameError as err:
