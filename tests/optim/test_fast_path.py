@@ -556,7 +556,10 @@ def test_automatic_choice_follows_the_size_and_the_flags():
     small = [torch.zeros(100, requires_grad=True)]
     large = [torch.zeros(_flat.AUTO_MIN_ELEMENTS, requires_grad=True)]
     cases = [(small, {}, "per-tensor"), (large, {}, "fast"), (large, {"fused": False}, "per-tensor"),
-             (large, {"foreach": False}, "per-tensor"), (small, {"foreach": True}, "fast")]  # fmt: skip
+             (large, {"foreach": False}, "per-tensor"), (small, {"foreach": True}, "fast"),
+             # as in torch, the flag set True wins: fused=True, foreach=False is torch's fused path
+             (small, {"fused": True, "foreach": False}, "fast"), (small, {"fused": False, "foreach": True}, "fast"),
+             (large, {"fused": False, "foreach": False}, "per-tensor")]  # fmt: skip
     for params, flags, expected in cases:
         opt = Adam(params, **flags)
         params[0].grad = torch.ones_like(params[0])

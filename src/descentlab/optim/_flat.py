@@ -151,13 +151,15 @@ def wanted(group: dict[str, Any]) -> bool | None:
 
     ``fused`` and ``foreach`` are torch.optim's flags: False selects the
     per-tensor loop (torch's "for-loop"), True selects the one-pass
-    implementation, which for descentlab is this fast path.
+    implementation, which for descentlab is this fast path. As in torch, a
+    flag set True wins over the other set False (``fused=True,
+    foreach=False`` runs torch's fused kernel there).
     """
     fused, foreach = group.get("fused"), group.get("foreach")
-    if fused is False or foreach is False:
-        return False
     if fused or foreach:
         return True
+    if fused is False or foreach is False:
+        return False
     return None
 
 
