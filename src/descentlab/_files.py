@@ -4,17 +4,34 @@ A reader, or a run resumed after a crash, sees either the previous file or the
 complete new one, never a prefix: the bytes go to a temporary file in the same
 directory (``os.replace`` is atomic only within one file system), are flushed
 to disk, and only then renamed over the destination.
+
+A process killed while it writes leaves its temporary file behind (a
+checkpoint's size). Each writer holds an exclusive ``flock`` on its temporary
+file until the file has its final name, so the next write to the same
+destination can tell an abandoned one (no lock, older than
+:data:`ABANDONED_AFTER` seconds) from one being written, and removes it.
 """
 
 from __future__ import annotations
 
 import contextlib
+import glob
 import os
 import secrets
 import tempfile
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock, so abandoned temporary files stay
+    fcntl = None  # type: ignore[assignment]
+
+#: A temporary file younger than this is never taken for abandoned: it may be
+#: between its creation and its writer's lock.
+ABANDONED_AFTER = 60.0
 
 
 @contextlib.contextmanager
@@ -27,15 +44,42 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     handle, temporary = _create_temporary(path)
     try:
         with os.fdopen(handle, "wb") as file:
+            if fcntl is not None:
+                fcntl.flock(file.fileno(), fcntl.LOCK_EX)  # a new file: nobody else holds it
             yield file
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, path)
+            if fcntl is not None:  # renamed while open, so locked until it has its final name
+                os.replace(temporary, path)
+        if fcntl is None:  # Windows renames no open file
+            os.replace(temporary, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
         raise
     _fsync_directory(path.parent)
+    _remove_abandoned(path)
+
+
+def _remove_abandoned(path: Path) -> None:
+    """Remove the temporary files of writes to ``path`` whose writer died (see the module's docstring)."""
+    if fcntl is None:
+        return
+    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+        try:
+            handle = os.open(temporary, os.O_RDONLY)
+        except OSError:  # renamed or removed meanwhile
+            continue
+        try:
+            if time.time() - os.fstat(handle).st_mtime < ABANDONED_AFTER:
+                continue
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # fails while its writer lives
+            if os.path.samestat(os.fstat(handle), os.stat(temporary)):  # still that file
+                os.unlink(temporary)
+        except OSError:
+            continue
+        finally:
+            os.close(handle)
 
 
 def _create_temporary(path: Path) -> tuple[int, str]:

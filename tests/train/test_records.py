@@ -300,3 +300,35 @@ def test_the_lean_state_observer_records_which_share_of_the_parameters_kept_lean
     first, last = values[0], values[-1]
     assert first == [0.0, 0.0]  # before the first step there is no state
     assert last[0] == share and last[1] == pytest.approx(size, abs=0.05)  # step counts and block scales
+
+
+@pytest.mark.skipif(_files.fcntl is None, reason="no flock: abandoned temporary files are left (documented)")
+def test_a_write_removes_what_a_killed_writer_left_and_spares_a_live_one(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    path = tmp_path / "run.ckpt"
+    killed = subprocess.Popen(
+        [sys.executable, "-c", "import time; from descentlab import _files\n"
+         f"with _files.atomic_writer({str(path)!r}) as f:\n"
+         "    f.write(b'half'); f.flush(); print('writing', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    assert killed.stdout.readline() == "writing\n"
+    killed.send_signal(signal.SIGKILL)
+    killed.wait()
+    (abandoned,) = tmp_path.glob(".run.ckpt.*.tmp")
+    _files.write_text_atomic(path, "first")
+    assert abandoned.exists(), "a fresh temporary file may be one whose writer has not locked it yet"
+    old = abandoned.stat().st_mtime - 2 * _files.ABANDONED_AFTER
+    os.utime(abandoned, (old, old))
+    with _files.atomic_writer(path) as live:  # another writer, still at work, its file as old
+        live.write(b"live")
+        (writing,) = set(tmp_path.glob(".run.ckpt.*.tmp")) - {abandoned}
+        os.utime(writing, (old, old))
+        _files.write_text_atomic(path, "second")
+        assert not abandoned.exists() and writing.exists()
+    assert path.read_text() == "live" and not writing.exists()
+    assert [p.name for p in tmp_path.iterdir()] == [path.name]
