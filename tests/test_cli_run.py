@@ -182,6 +182,32 @@ def test_a_file_where_a_folder_should_be_is_named(tmp_path, capsys):
     assert [p.name for p in tmp_path.iterdir()] == ["afile"]
 
 
+def test_a_run_refused_after_the_path_checks_leaves_no_empty_folders(tmp_path, capsys):
+    # MNIST's files are looked for after --out and --checkpoint were checked
+    out, checkpoint = tmp_path / "runs" / "deep" / "r.json", tmp_path / "ckpt" / "r.ckpt"
+    args = [
+        "--problem",
+        "mnist-mlp",
+        "--data-dir",
+        str(tmp_path),
+        "--out",
+        str(out),
+        "--checkpoint",
+        str(checkpoint),
+    ]
+    assert exit_code(["run", *args]) == 2
+    assert "MNIST" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []
+    # and the folders are made when the files are written
+    assert (
+        exit_code(
+            ["run", "--problem", "saddle", "--steps", "2", "--out", str(out), "--checkpoint", str(checkpoint)]
+        )
+        == 0
+    )
+    assert out.is_file() and checkpoint.is_file() and (checkpoint.parent / "r.ckpt.columns").is_file()
+
+
 def test_the_record_may_not_overwrite_the_checkpoint(tmp_path, capsys):
     same = tmp_path / "run.ckpt"
     for out in (same, tmp_path / "run.ckpt.columns"):

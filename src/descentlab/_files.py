@@ -41,6 +41,7 @@ def atomic_writer(path: str | os.PathLike[str]) -> Iterator[IO[bytes]]:
     If the block raises, the temporary file is removed and ``path`` is left as it was.
     """
     path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = _create_temporary(path)
     try:
         with os.fdopen(handle, "wb") as file:
@@ -105,28 +106,31 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> None:
 
 
 def check_writable(path: str | os.PathLike[str]) -> Path:
-    """Create ``path``'s directory if needed and check that a file can be written there.
+    """Check that a file can be written at ``path``, creating nothing.
 
     Called before a long run, so that an unwritable output path is reported at
-    once rather than after the work is done. Raises :class:`OSError` naming the
-    path; creates nothing but missing parent directories.
+    once rather than after the work is done, and a run refused later (bad
+    data, a bad option) leaves no empty folders behind: missing folders are
+    made when the file is first written (:func:`atomic_writer` makes them),
+    and here the nearest folder that exists must take a new file. Raises
+    :class:`OSError` naming the path.
     """
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {str(path)!r}: it is a directory")
+    existing = next(p for p in path.absolute().parents if p.exists())  # the root exists
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not existing.is_dir():  # mkdir would say only "File exists"
+            raise NotADirectoryError(f"{str(existing)!r} is a file, not a folder")
         # Creating and removing a scratch file is the only reliable test
         # (os.access ignores read-only mounts and ACLs on some systems).
-        handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=path.parent)
+        handle, probe = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".probe", dir=existing)
         os.close(handle)
         os.unlink(probe)
+    except NotADirectoryError as err:
+        raise OSError(f"cannot write {str(path)!r}: {err}") from None
     except OSError as err:
-        reason = err.strerror or type(err).__name__
-        blocker = next((p for p in path.parents if p.is_file()), None)  # mkdir says only "File exists"
-        if blocker is not None:
-            reason = f"{str(blocker)!r} is a file, not a folder"
-        raise OSError(f"cannot write {str(path)!r}: {reason}") from None
+        raise OSError(f"cannot write {str(path)!r}: {err.strerror or type(err).__name__}") from None
     return path
 
 

@@ -222,8 +222,15 @@ def test_check_writable_names_the_path(tmp_path):
         _files.check_writable(blocker / "out.json")
     with pytest.raises(OSError, match="it is a directory"):
         _files.check_writable(tmp_path)
-    assert _files.check_writable(tmp_path / "new" / "out.json").parent.is_dir()
-    assert list((tmp_path / "new").iterdir()) == []
+    with pytest.raises(OSError, match=r"cannot write .*file/deeper/out\.json.*is a file, not a folder"):
+        _files.check_writable(blocker / "deeper" / "out.json")
+    assert (
+        _files.check_writable(tmp_path / "new" / "deeper" / "out.json")
+        == tmp_path / "new" / "deeper" / "out.json"
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["file"], "nothing is created before the write"
+    _files.write_text_atomic(tmp_path / "new" / "deeper" / "out.json", "{}")
+    assert (tmp_path / "new" / "deeper" / "out.json").read_text() == "{}"
 
 
 def fit_with_progress(progress):

@@ -91,6 +91,7 @@ def append_columns(path: str | os.PathLike[str], valid: int, chunk: list[list[An
     """
     line = (json.dumps(chunk, separators=(",", ":")) + "\n").encode()
     file = columns_path(path)
+    file.parent.mkdir(parents=True, exist_ok=True)
     with open(file, "r+b" if file.exists() else "w+b") as f:
         f.truncate(valid)
         f.seek(valid)
