@@ -57,6 +57,8 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--steps", type=int, default=10)
     args = parser.parse_args()
+    if args.rounds < 1 or args.steps < 1:
+        parser.error(f"--rounds and --steps must be at least 1; received {args.rounds} and {args.steps}")
 
     generator = torch.Generator().manual_seed(0)
     shapes = bench.WORKLOADS["transformer"].shapes

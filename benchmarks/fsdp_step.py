@@ -42,6 +42,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=8, help="timed steps per form and round (default 8)")
     parser.add_argument("--rounds", type=int, default=3, help="rounds over the forms (default 3)")
     args = parser.parse_args()
+    if args.rounds < 1 or args.steps < 1:
+        parser.error(f"--rounds and --steps must be at least 1; received {args.rounds} and {args.steps}")
     hyper = {"lr": 1e-3, **({"momentum": 0.9} if args.optimizer in ("sgd", "rmsprop") else {})}
     ours, theirs = OPTIMIZERS[args.optimizer], getattr(torch.optim, TORCH[args.optimizer])
     rounded = {"stochastic_rounding": True, "state_dtype": torch.float32}

@@ -725,3 +725,71 @@ def test_a_peer_with_8bit_state_is_measured_with_its_own_bytes_and_probe(peer, i
     # torch's fastest step is the reference, not torchao's
     torch_rows = [r for i, r in rows.items() if bench.IMPLEMENTATIONS.get(i, ("",))[0] == "torch"]
     assert max(r.ratio_to_torch_best for r in torch_rows) == pytest.approx(1)
+
+
+def _cli(capsys, *args: str) -> tuple[int, str]:
+    from descentlab.cli import main
+
+    code = main(["bench", *args])
+    return code, capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--scale", "inf"], "--scale must be in (0, 4]; received inf"),
+        (["--scale", "nan"], "--scale must be in (0, 4]; received nan"),
+        (["--optimizers", "sgd,adam,sgd"], "a optimizer is named twice; received 'sgd,adam,sgd'"),
+        (["--workloads", "many-small", "--lean-workloads", "transformer"], "--lean-workloads must be among"),
+        (["--compare", "deepspeed, nopeer"], "received --compare 'nopeer'"),
+        pytest.param(
+            ["--device", "cuda:1"], "--device cuda:1: no CUDA device",
+            marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here"),
+        ),
+    ],
+)  # fmt: skip
+def test_bad_bench_input_found_before_measuring_is_named_with_its_value(tmp_path, capsys, args, message):
+    code, err = _cli(capsys, *args, "--out", str(tmp_path / "bench.json"))
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_markdown_of_a_damaged_bench_result_names_the_file_and_what_is_wrong(tmp_path, capsys):
+    stored = json.loads((ROOT / "benchmarks" / "results" / "bench-cpu.json").read_text())
+    no_time = json.loads(json.dumps(stored))
+    del no_time["measurements"][3]["ms_per_step"]
+    for content, message in (
+        ({**stored, "machine": None}, "a field has the wrong type"),
+        ({**stored, "machine": {}}, "it lacks 'processor'"),
+        (no_time, "it lacks 'ms_per_step'"),
+        ({**stored, "probe_gb_per_s": "fast"}, "a field has the wrong type"),
+        (b"\xff\xfe{}", "is not JSON (not UTF-8 text)"),
+    ):
+        path = tmp_path / "damaged.json"
+        path.write_bytes(content if isinstance(content, bytes) else json.dumps(content).encode())
+        code, err = _cli(capsys, "--markdown", str(path))
+        assert code == 2 and f"--markdown: {str(path)!r}" in err and message in err, err
+        assert len(err.strip().splitlines()) == 1, err
+
+
+def test_a_probe_slower_than_the_step_judges_no_probe_target():
+    from descentlab import bench
+
+    def row(algorithm, share, rounds):
+        return {"workload": "transformer", "algorithm": algorithm, "implementation": "descentlab fast",
+                "parameters": 10**6, "ms_per_step": 1.0, "ratio_to_torch_best": 1.5, "percent_of_probe": share,
+                "percent_of_probe_by_round": rounds, "ratio_by_round": [1.5] * len(rounds)}  # fmt: skip
+
+    data = {
+        "machine": {"processor": "cpu", "cpu_count": 2, "torch_threads": 2, "torch": "2", "device": "cpu"},
+        "probe_gb_per_s": 10.0,
+        "steps": 1,
+        "rounds": 3,
+        "measurements": [
+            row("adam", 130.0, [120.0, 130.0, 140.0]),  # every round past 105%: the probe is no ceiling
+            row("sgd", 104.0, [99.0, 104.0, 110.0]),  # noise around the probe: judged as usual
+        ],
+    }
+    verdicts = {line.split("|")[2].strip(): line.split("|")[-2].strip()
+                for line in bench.markdown(data).splitlines() if line.startswith("| transformer |")}  # fmt: skip
+    assert verdicts == {"Adam": "probe invalid", "SGD momentum": "yes"}

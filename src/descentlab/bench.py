@@ -994,8 +994,21 @@ def _verdict(value: float | None, rounds: list[float] | None, want: float | None
     return "yes" if low >= want else "no" if high < want else "unresolved"
 
 
+#: A probe share whose every round lies above this (in %) says the probe ran slower than a step
+#: that moves the same bytes: the probe is no ceiling, and no probe target is judged against it.
+PROBE_SHARE_MAX = 105.0
+
+
+def _probe_verdict(value: float, rounds: list[float] | None, want: float | None) -> str:
+    """:func:`_verdict` of a probe share; "probe invalid" where every round is past the maximum."""
+    if want is not None and min(rounds or [value]) > PROBE_SHARE_MAX:
+        return "probe invalid"
+    return _verdict(value, rounds, want)
+
+
 def _both(*verdicts: str) -> str:
-    return "no" if "no" in verdicts else "unresolved" if "unresolved" in verdicts else "yes"
+    """ "no" if one is; else the first that is not "yes" ("unresolved", "probe invalid"); else "yes"."""
+    return "no" if "no" in verdicts else next((v for v in verdicts if v != "yes"), "yes")
 
 
 def _targets(
@@ -1015,7 +1028,7 @@ def _targets(
         want = None if ratios is None else ratios.get(algorithm, ratios["*"])
         ratio = m.get("ratio_to_torch_best")
         by_ratio, by_share = rounds.get(id(m), (None, None))
-        met = _both(_verdict(ratio, by_ratio, want), _verdict(m["percent_of_probe"], by_share, probe))
+        met = _both(_verdict(ratio, by_ratio, want), _probe_verdict(m["percent_of_probe"], by_share, probe))
         lines.append(
             f"| {workload} | {_NAMES.get(algorithm, algorithm)} | "
             f"{'n/a' if ratio is None else f'{ratio:.2f}{_spread(by_ratio, 2)}'} | "

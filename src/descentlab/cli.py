@@ -121,7 +121,11 @@ def _names(kind: str, text: str, table: dict) -> list:
     names = [n.strip() for n in text.split(",") if n.strip()]
     if not names:
         raise ValueError(f"no {kind} given")
-    return [lookup(kind, n, table) for n in names]
+    found = [lookup(kind, n, table) for n in names]
+    twice = [n for n, f in zip(names, found, strict=True) if sum(g is f for g in found) > 1]
+    if twice:
+        raise ValueError(f"a {kind} is named twice; received {','.join(names)!r}")
+    return found
 
 
 def _bench(args: argparse.Namespace) -> int:
@@ -131,20 +135,26 @@ def _bench(args: argparse.Namespace) -> int:
     from ._files import check_writable, write_text_atomic
 
     if args.markdown is not None:
-        print(bench.markdown(_read_bench_json(args.markdown)))
+        print(_markdown(args.markdown))
         return 0
-    peers = bench.check_peers([n for n in (args.compare or "").split(",") if n])
+    if not 0 < args.scale <= 4:  # before the sizes are scaled (inf or nan would fail there)
+        raise ValueError(f"--scale must be in (0, 4]; received {args.scale}")
+    peers = bench.check_peers([n.strip() for n in (args.compare or "").split(",") if n.strip()])
     workloads = [w.scaled(args.scale) for w in _names("workload", args.workloads, bench.WORKLOADS)]
     algorithms = _names("optimizer", args.optimizers, bench.ALGORITHMS)
     lean = (args.lean_workloads or ",".join(bench.LEAN_WORKLOADS)).strip()
     lean_workloads = [] if lean == "none" else [w.name for w in _names("workload", lean, bench.WORKLOADS)]
+    unmeasured = [name for name in lean_workloads if name not in {w.name for w in workloads}]
+    if args.lean_workloads and unmeasured:
+        raise ValueError(
+            f"--lean-workloads must be among --workloads (lean rows are measured beside them); "
+            f"received --lean-workloads {args.lean_workloads!r} and --workloads {args.workloads!r}"
+        )
     if args.steps < 1 or args.rounds < 1:
         raise ValueError(f"--steps and --rounds must be at least 1; received {args.steps} and {args.rounds}")
     warmup = bench.WARMUP_S if args.warmup is None else args.warmup
     if not 0 <= warmup <= 60:
         raise ValueError(f"--warmup must be in [0, 60] seconds; received {warmup}")
-    if not 0 < args.scale <= 4:
-        raise ValueError(f"--scale must be in (0, 4]; received {args.scale}")
     try:
         device = torch.device(args.device or ("cuda" if torch.cuda.is_available() else "cpu"))
     except RuntimeError:
@@ -152,7 +162,7 @@ def _bench(args: argparse.Namespace) -> int:
     if device.type not in ("cpu", "cuda"):
         raise ValueError(f"--device must be cpu or cuda (cuda:N); received {args.device!r}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available here")
+        raise ValueError(f"--device {args.device or 'cuda'}: no CUDA device is available here")
     out = check_writable(args.out)
     with _phases(args) as phases:
         report = bench.run(
@@ -165,13 +175,30 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def _markdown(path: str) -> str:
+    """The benchmarks page's tables of a bench JSON file; ValueError naming the file if it is not one."""
+    from . import bench
+
+    data = _read_bench_json(path)
+    try:
+        return bench.markdown(data)
+    except KeyError as err:
+        raise ValueError(f"--markdown: {path!r} is not a descentlab bench result: it lacks {err}") from None
+    except (TypeError, AttributeError, ValueError) as err:
+        raise ValueError(
+            f"--markdown: {path!r} is not a descentlab bench result: a field has the wrong type ({err})"
+        ) from None
+
+
 def _read_bench_json(path: str) -> dict[str, Any]:
     """A ``descentlab bench --out`` file; ValueError naming the file if it is not one."""
     try:
-        with open(path) as f:
+        with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except OSError as err:
         raise ValueError(f"--markdown: cannot read {path!r} ({err.strerror})") from None
+    except UnicodeDecodeError:
+        raise ValueError(f"--markdown: {path!r} is not JSON (not UTF-8 text)") from None
     except json.JSONDecodeError as err:
         raise ValueError(f"--markdown: {path!r} is not JSON ({err.msg} at line {err.lineno})") from None
     if not isinstance(data, dict) or not {"machine", "probe_gb_per_s", "measurements"} <= set(data):
@@ -417,7 +444,8 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument(
         "--markdown",
         metavar="JSON",
-        help="measure nothing: print the results in JSON (a file --out wrote) as the README's Markdown table",
+        help="measure nothing: print the results in JSON (a file --out wrote) as the benchmarks page's "
+        "Markdown tables",
     )
     _add_quiet_flag(timing)
     timing.set_defaults(func=_bench)

@@ -54,3 +54,12 @@ def test_fewer_than_one_repeat_is_refused(capsys):
     assert exit_.value.code == 2 and "--repeats must be at least 1; received 0" in capsys.readouterr().err
     with pytest.raises(ValueError, match="repeats must be at least 1; received 0"):
         bench.measure(0)
+
+
+def test_an_unwritable_out_is_refused_before_anything_is_measured(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench, "measure", lambda repeats: pytest.fail("measured before --out was checked"))
+    (tmp_path / "afile").write_text("")
+    for out in (tmp_path, tmp_path / "afile" / "x.json"):
+        with pytest.raises(SystemExit) as exit_:
+            bench.main(["--out", str(out)])
+        assert exit_.value.code == 2 and f"--out: cannot write {str(out)!r}" in capsys.readouterr().err

@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from .. import _files
 from ..bench import machine_info  # the optimizer benchmark's machine record, the same way
 from ..optim import OPTIMIZERS
 from .paths import compute_paths, parse_request
@@ -162,10 +163,15 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error(f"--repeats must be at least 1; received {args.repeats}")
+    if args.out is not None:
+        try:  # before the minutes of measuring
+            _files.check_writable(args.out)
+        except OSError as err:
+            parser.error(f"--out: {err}")
     data = measure(args.repeats)
     print(markdown(data))
     if args.out is not None:
-        args.out.write_text(json.dumps(data, indent=1) + "\n")
+        _files.write_text_atomic(args.out, json.dumps(data, indent=1) + "\n")
         print(f"written to {args.out}")
 
 
