@@ -97,3 +97,34 @@ def test_the_markdown_of_a_findings_file_reads_in_both_languages():
     assert "| 说法 | 子说法 | 结论 |" in chinese and "校准：" in chinese
     assert not re.search(r"\b(supported|contradicted|inconclusive|depends|yes|no)\b", chinese)
     assert markdown(findings).startswith("Suite `default`, started ")
+
+
+def test_report_markdown_prints_a_findings_file_s_tables_and_refuses_what_is_not_one(tmp_path, capsys):
+    from descentlab.cli import main
+
+    stored = Path(__file__).parents[2] / "docs" / "findings" / "default.json"
+    data = json.loads(stored.read_text())
+    for lang in ("en", "zh"):
+        assert main(["report", "--markdown", str(stored), "--lang", lang]) == 0
+        assert capsys.readouterr().out == markdown(data, lang)
+    (tmp_path / "bad.json").write_text("{")
+    (tmp_path / "other.json").write_text('{"a": 1}')
+    (tmp_path / "cut.json").write_text(json.dumps({**data, "claims": [{"id": "C1"}]}))
+    for args, message in (
+        (
+            ["--markdown", str(tmp_path / "none.json")],
+            f"--markdown: {str(tmp_path / 'none.json')!r}: cannot read",
+        ),
+        (["--markdown", str(tmp_path / "bad.json")], "is not JSON"),
+        (
+            ["--markdown", str(tmp_path / "other.json")],
+            "is not a findings.json (written by descentlab compare)",
+        ),
+        (["--markdown", str(tmp_path / "cut.json")], "is not a findings.json: it lacks"),
+        (["--markdown", str(stored), "--lang", "fr"], "fr"),
+        ([str(tmp_path), "--markdown", str(stored)], "give DIR or --markdown FILE, not both"),
+        ([], "give DIR (a descentlab compare output directory), or --markdown FILE"),
+    ):
+        assert main(["report", *args]) == 2
+        err = capsys.readouterr().err
+        assert message in err and len(err.strip().splitlines()) == 1, err

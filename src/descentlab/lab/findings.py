@@ -246,7 +246,7 @@ def markdown(data: dict[str, Any], lang: str = "en") -> str:
     """A ``findings.json`` (as data) as Markdown: the run, calibration, and every sub-claim's verdict.
 
     The documentation's "what one run found" page is this, for each stored findings file
-    (``python -m descentlab.lab.findings FILE [--lang zh]`` prints it), so no figure in it
+    (``descentlab report --markdown FILE [--lang zh]`` prints it), so no figure in it
     is typed. ``lang`` is the language of its words (the file itself is the same in every
     language).
     """
@@ -313,16 +313,3 @@ def markdown(data: dict[str, Any], lang: str = "en") -> str:
                 f"{threshold(sub)} | {robust} |"
             )
     return "\n".join(lines) + "\n"
-
-
-if __name__ == "__main__":  # pragma: no cover - a documentation tool
-    import argparse
-
-    parser = argparse.ArgumentParser(
-        prog="python -m descentlab.lab.findings", description="Print a findings.json as Markdown."
-    )
-    parser.add_argument("file", help="a findings.json")
-    parser.add_argument("--lang", default="en", help="en (default) or zh")
-    args = parser.parse_args()
-    with open(args.file) as file:
-        print(markdown(json.load(file), args.lang), end="")
