@@ -111,7 +111,7 @@ BAD = {
         "epochs must be a positive integer; received epochs=-3",
     ),
     "infinite seconds": (["--problem", "saddle", "--seconds", "inf"], "seconds must be a finite number > 0"),
-    "negative seed": (["--problem", "saddle", "--seed", "-1"], "seed must be an integer >= 0"),
+    "negative seed": (["--problem", "saddle", "--seed", "-1"], "seed must be an integer from 0 to 2**63 - 1"),
     "zero threads": (["--problem", "saddle", "--threads", "0"], "--threads must be a positive integer"),
     "bad interval": (
         ["--problem", "saddle", "--eval-every", "often"],

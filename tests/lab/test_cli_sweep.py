@@ -133,3 +133,15 @@ def test_the_ray_executor_without_ray_says_how_to_install_it(tmp_path, capsys, m
     err = capsys.readouterr().err
     assert "the Ray executor needs Ray: pip install 'descentlab[ray]'" in err and err.count("\n") == 1
     assert not store.exists()
+
+
+def test_the_largest_seed_a_run_may_have_is_stored(tmp_path, capsys):
+    # seeds are SQLite INTEGERs (64-bit signed): 2**63 is refused before anything runs (test_space)
+    spec = tmp_path / "s.toml"
+    spec.write_text(
+        'problem = "saddle"\nseed = 9223372036854775807\nbudget = { steps = 2 }\n[optimizers.sgd]\n'
+    )
+    store = tmp_path / "lab.sqlite"
+    assert main(["sweep", str(spec), "--store", str(store), "--workers", "1"]) == 0
+    with Store(store) as kept:
+        assert [(r.status, r.config.seed) for r in kept.runs("s")] == [("finished", 2**63 - 1)]

@@ -146,6 +146,10 @@ BAD_SPECS = {
     "unknown observer": ('problem = "saddle"\nobservers = ["pth"]\n[optimizers.sgd]', "s.toml: saddle with sgd, seed 0: unknown observer 'pth'; did you mean 'path'?"),
     "wrong type of setting": ('problem = "saddle"\ndrop_last = "yes"\n[optimizers.sgd]', "s.toml: drop_last: must be true or false; received 'yes'"),
     "not TOML": ('problem = "saddle\n', "s.toml: not valid TOML:"),
+    "seed past 64 bits": ('problem = "saddle"\nseed = 9223372036854775808\n[optimizers.sgd]', "s.toml: saddle with sgd, seed 9223372036854775808: RunConfig: seed must be an integer from 0 to 2**63 - 1"),
+    "huge grid": ('problem = "saddle"\n[optimizers.sgd]\nlr = { low = 0.001, high = 1, n = 100000000000 }', "s.toml: optimizers.sgd.lr: Grid: n must be at most 10,000; received n=100000000000"),
+    "too many runs": ('problem = "saddle"\nseed = { low = 0, high = 9999, n = 9999 }\n[optimizers.sgd]\nlr = { low = 0.001, high = 1, n = 20 }', "s.toml: space: it makes 199,980 runs, more than the 100,000 one sweep may have"),
+    "too many samples": ('problem = "saddle"\n[random]\nsamples = 100000000000\n[optimizers.sgd]\nlr = { low = 0.001, high = 1 }', "s.toml: space: it makes 100,000,000,000 runs"),
 }  # fmt: skip
 
 
@@ -164,6 +168,11 @@ def test_spec_files_that_cannot_be_read(tmp_path):
     (tmp_path / "s.json").write_text("{nope")
     with pytest.raises(ValueError, match=r"s.json: not valid JSON"):
         load_spec(tmp_path / "s.json")
+    (tmp_path / "twice.json").write_text(
+        '{"problem": "saddle", "optimizers": {"sgd": {}}, "optimizers": {"adam": {}}}'
+    )
+    with pytest.raises(ValueError, match=r"twice.json: not valid JSON: the key 'optimizers' appears twice"):
+        load_spec(tmp_path / "twice.json")  # json would keep the last silently; TOML refuses it too
     (tmp_path / "list.json").write_text("[1, 2]")
     with pytest.raises(ValueError, match=r"list.json: a spec is a table of keys; received list"):
         load_spec(tmp_path / "list.json")

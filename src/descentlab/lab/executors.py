@@ -25,6 +25,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import signal
+import socket
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
@@ -259,6 +260,26 @@ def _exit_with_parent(sentinel: int) -> None:
     os._exit(1)
 
 
+def _check_reachable(address: str, timeout: float = 10.0) -> None:
+    """Refuse a Ray address that takes no connection (``ray.init`` would retry it for minutes).
+
+    ``auto`` and ``local`` are Ray's own words and pass; ``HOST:PORT`` (a head
+    node's GCS) and ``ray://HOST:PORT`` (Ray Client) must accept a TCP
+    connection within ``timeout`` seconds. Raises ValueError for an address of
+    another form and ConnectionError (an OSError) naming the address.
+    """
+    if address in ("auto", "local"):
+        return
+    host, colon, port = address.removeprefix("ray://").rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise ValueError(f"--address must be HOST:PORT, ray://HOST:PORT, auto or local; received {address!r}")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise ConnectionError(f"cannot reach a Ray cluster at {address!r}: {reason}") from None
+
+
 class RayExecutor:
     """Ray tasks, one core and one torch thread each, on a Ray cluster or a local Ray instance.
 
@@ -280,6 +301,8 @@ class RayExecutor:
             ) from None
         self._ray = ray
         self._connected = False
+        if address is not None and not ray.is_initialized():
+            _check_reachable(address)
         if not ray.is_initialized():
             ray_init_kwargs.setdefault("include_dashboard", False)
             ray_init_kwargs.setdefault("log_to_driver", False)

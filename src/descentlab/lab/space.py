@@ -83,10 +83,27 @@ def _integral(low: object, high: object) -> bool:
     return all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in (low, high))
 
 
+#: The most values one grid may give, and the most runs one space may expand to: a slip
+#: (``n = 100000000000``) is refused at once instead of filling the memory with configurations.
+MAX_POINTS = 10_000
+MAX_RUNS = 100_000
+
+
 def _check_count(owner: str, n: object) -> None:
     if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
         raise ValueError(
             f"{owner}: n must be an integer >= 2 (for one value, give the value itself); received n={n!r}"
+        )
+    if n > MAX_POINTS:
+        raise ValueError(f"{owner}: n must be at most {MAX_POINTS:,}; received n={n!r}")
+
+
+def _check_runs(runs: int) -> None:
+    if runs > MAX_RUNS:
+        raise SpaceError(
+            "space",
+            f"it makes {runs:,} runs, more than the {MAX_RUNS:,} one sweep may have: "
+            "split it into several specs, or give fewer values or samples",
         )
 
 
@@ -242,15 +259,19 @@ def _draw(value: Any, rng: np.random.Generator) -> Any:
     return value.draw(rng) if isinstance(value, DIMENSIONS) else value
 
 
-def _product(space: Mapping[str, Any], prefix: str = "") -> list[dict[str, Any]]:
-    names = list(space)
+def _axes(space: Mapping[str, Any], prefix: str = "") -> list[tuple[Any, ...]]:
     axes = []
-    for name in names:
+    for name, value in space.items():
         try:
-            axes.append(_grid_points(space[name]))
+            axes.append(_grid_points(value))
         except ValueError as err:
             raise SpaceError(prefix + name, str(err)) from None
-    return [dict(zip(names, values, strict=True)) for values in itertools.product(*axes)]
+    return axes
+
+
+def _product(space: Mapping[str, Any], prefix: str = "") -> list[dict[str, Any]]:
+    names = list(space)
+    return [dict(zip(names, values, strict=True)) for values in itertools.product(*_axes(space, prefix))]
 
 
 # -- the space ----------------------------------------------------------------------------------
@@ -377,6 +398,9 @@ class Space:
         A continuous dimension (Uniform, LogUniform) cannot be expanded: use
         its grid counterpart, or :meth:`sample`.
         """
+        each = math.prod(map(len, _axes(self._others()))) * len(_grid_points(self.seed))
+        hyper = sum(math.prod(map(len, _axes(h, f"optimizers.{o}."))) for o, h in self.optimizers.items())
+        _check_runs(len(_grid_points(self.problem)) * hyper * each)
         configs = []
         for problem in _grid_points(self.problem):
             for optimizer, hyper_space in self.optimizers.items():
@@ -396,6 +420,9 @@ class Space:
             raise SpaceError("samples", f"must be a positive integer; received samples={samples!r}")
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise SpaceError("random seed", f"must be an integer >= 0; received seed={seed!r}")
+        _check_runs(
+            len(_grid_points(self.problem)) * len(self.optimizers) * samples * len(_grid_points(self.seed))
+        )
         configs = []
         for problem in _grid_points(self.problem):
             for optimizer, hyper_space in self.optimizers.items():

@@ -93,12 +93,26 @@ def load_spec(path: str | Path) -> Spec:
         raise OSError(f"cannot read spec {str(path)!r}: {err.strerror or type(err).__name__}") from None
     try:
         text = raw.decode("utf-8")
-        data = json.loads(text) if path.suffix.lower() == ".json" else tomllib.loads(text)
-    except (UnicodeDecodeError, json.JSONDecodeError, tomllib.TOMLDecodeError) as err:
+        data = (
+            json.loads(text, object_pairs_hook=_unique_keys)
+            if path.suffix.lower() == ".json"
+            else tomllib.loads(text)
+        )
+    except (ValueError, tomllib.TOMLDecodeError) as err:  # UnicodeDecodeError, JSONDecodeError, a key twice
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise ValueError(f"{path.name}: not valid {kind}: {err}") from None
     spec = parse_spec(data, source=path.name)
     return spec if spec.name is not None else dataclasses.replace(spec, name=path.stem)
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object, refused if it names a key twice (json keeps the last silently; TOML refuses)."""
+    seen: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in seen:
+            raise ValueError(f"the key {key!r} appears twice in one object")
+        seen[key] = value
+    return seen
 
 
 def parse_spec(data: Any, source: str = "spec") -> Spec:

@@ -30,12 +30,27 @@ HELD_OUT: tuple[str, ...] = ("all", "split")
 # kept as they are (a run's key is the JSON of its configuration).
 
 
-def _positive_int(obj: object, name: str, *, allow_none: bool = False, minimum: int = 1) -> None:
+#: The largest seed: seeds are 64-bit signed integers in the store (SQLite) and in torch.
+MAX_SEED = 2**63 - 1
+
+
+def _positive_int(
+    obj: object, name: str, *, allow_none: bool = False, minimum: int = 1, maximum: int | None = None
+) -> None:
     value = getattr(obj, name)
     if value is None and allow_none:
         return
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < minimum:
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, numbers.Integral)
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
         wanted = "a positive integer" if minimum == 1 else f"an integer >= {minimum}"
+        if maximum is not None:  # 2**63 - 1 written so
+            power = (maximum + 1).bit_length() - 1
+            top = f"2**{power} - 1" if maximum + 1 == 2**power else str(maximum)
+            wanted = f"an integer from {minimum} to {top}"
         raise ValueError(f"{type(obj).__name__}: {name} must be {wanted}; received {name}={value!r}")
     object.__setattr__(obj, name, int(value))
 
@@ -293,7 +308,7 @@ class RunConfig:
         _positive_int(self, "chunk_size")
         _flag(self, "drop_last")
         _flag(self, "skip_nonfinite")
-        _positive_int(self, "seed", minimum=0)
+        _positive_int(self, "seed", minimum=0, maximum=MAX_SEED)
         for name in ("hyperparameters", "problem_options"):
             value = getattr(self, name)
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
