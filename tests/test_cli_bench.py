@@ -739,7 +739,7 @@ def _cli(capsys, *args: str) -> tuple[int, str]:
     [
         (["--scale", "inf"], "--scale must be in (0, 4]; received inf"),
         (["--scale", "nan"], "--scale must be in (0, 4]; received nan"),
-        (["--optimizers", "sgd,adam,sgd"], "a optimizer is named twice; received 'sgd,adam,sgd'"),
+        (["--optimizers", "sgd,adam,sgd"], "optimizers may be named once each; received 'sgd,adam,sgd'"),
         (["--workloads", "many-small", "--lean-workloads", "transformer"], "--lean-workloads must be among"),
         (["--compare", "deepspeed, nopeer"], "received --compare 'nopeer'"),
         pytest.param(
@@ -758,11 +758,15 @@ def test_markdown_of_a_damaged_bench_result_names_the_file_and_what_is_wrong(tmp
     stored = json.loads((ROOT / "benchmarks" / "results" / "bench-cpu.json").read_text())
     no_time = json.loads(json.dumps(stored))
     del no_time["measurements"][3]["ms_per_step"]
+    no_size = json.loads(json.dumps(stored))
+    for m in no_size["measurements"]:
+        m["parameters"] = 0
     for content, message in (
-        ({**stored, "machine": None}, "a field has the wrong type"),
+        ({**stored, "machine": None}, "a field has a wrong type or value"),
         ({**stored, "machine": {}}, "it lacks 'processor'"),
         (no_time, "it lacks 'ms_per_step'"),
-        ({**stored, "probe_gb_per_s": "fast"}, "a field has the wrong type"),
+        (no_size, "a field has a wrong type or value (division by zero)"),
+        ({**stored, "probe_gb_per_s": "fast"}, "a field has a wrong type or value"),
         (b"\xff\xfe{}", "is not JSON (not UTF-8 text)"),
     ):
         path = tmp_path / "damaged.json"

@@ -18,6 +18,7 @@ import contextlib
 import glob
 import os
 import secrets
+import stat
 import tempfile
 import time
 from collections.abc import Iterator
@@ -66,9 +67,11 @@ def _remove_abandoned(path: Path) -> None:
     """Remove the temporary files of writes to ``path`` whose writer died (see the module's docstring)."""
     if fcntl is None:
         return
-    for temporary in path.parent.glob(f".{glob.escape(path.name)}.*.tmp"):
+    for temporary in path.parent.glob(f".{glob.escape(path.name)}.{'[0-9a-f]' * 8}.tmp"):
         try:
-            handle = os.open(temporary, os.O_RDONLY)
+            if not stat.S_ISREG(os.lstat(temporary).st_mode):  # a link, a FIFO: not one of ours
+                continue
+            handle = os.open(temporary, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except OSError:  # renamed or removed meanwhile
             continue
         try:
@@ -118,9 +121,11 @@ def check_writable(path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     if path.is_dir():
         raise IsADirectoryError(f"cannot write {str(path)!r}: it is a directory")
-    existing = next(p for p in path.absolute().parents if p.exists())  # the root exists
+    existing = next(p for p in path.absolute().parents if os.path.lexists(p))  # the root exists
     try:
-        if not existing.is_dir():  # mkdir would say only "File exists"
+        if existing.is_symlink() and not existing.exists():  # mkdir would say only "File exists"
+            raise NotADirectoryError(f"{str(existing)!r} is a link to nothing")
+        if not existing.is_dir():
             raise NotADirectoryError(f"{str(existing)!r} is a file, not a folder")
         # Creating and removing a scratch file is the only reliable test
         # (os.access ignores read-only mounts and ACLs on some systems).

@@ -124,7 +124,7 @@ def _names(kind: str, text: str, table: dict) -> list:
     found = [lookup(kind, n, table) for n in names]
     twice = [n for n, f in zip(names, found, strict=True) if sum(g is f for g in found) > 1]
     if twice:
-        raise ValueError(f"a {kind} is named twice; received {','.join(names)!r}")
+        raise ValueError(f"{kind}s may be named once each; received {','.join(names)!r}")
     return found
 
 
@@ -184,9 +184,10 @@ def _markdown(path: str) -> str:
         return bench.markdown(data)
     except KeyError as err:
         raise ValueError(f"--markdown: {path!r} is not a descentlab bench result: it lacks {err}") from None
-    except (TypeError, AttributeError, ValueError) as err:
+    except (TypeError, AttributeError, ValueError, ArithmeticError) as err:
         raise ValueError(
-            f"--markdown: {path!r} is not a descentlab bench result: a field has the wrong type ({err})"
+            f"--markdown: {path!r} is not a descentlab bench result: "
+            f"a field has a wrong type or value ({err})"
         ) from None
 
 
@@ -367,8 +368,10 @@ def _findings_markdown(path: str, lang: str) -> str:
         return markdown(data, lang)
     except KeyError as err:
         raise ValueError(f"{where} is not a findings.json: it lacks {err}") from None
-    except (TypeError, AttributeError, ValueError, IndexError) as err:
-        raise ValueError(f"{where} is not a findings.json: a field has the wrong type ({err})") from None
+    except (TypeError, AttributeError, ValueError, IndexError, ArithmeticError) as err:
+        raise ValueError(
+            f"{where} is not a findings.json: a field has a wrong type or value ({err})"
+        ) from None
 
 
 def _playground(args: argparse.Namespace) -> int:

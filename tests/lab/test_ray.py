@@ -126,34 +126,3 @@ def test_a_comparisons_surface_and_data_runs_run_on_ray_as_on_the_pool(tmp_path,
             found[name] = compare.judge_all(evidence, {})
             assert store.result_keys(compare.SURFACES) and len(store) > 0
     assert found["ray"].to_json() == found["local"].to_json()
-
-
-def test_a_ray_address_that_takes_no_connection_is_one_line_not_minutes_of_retries(tmp_path, capsys):
-    import socket
-
-    with socket.socket() as free:  # bound, then closed: nothing listens on that port
-        free.bind(("127.0.0.1", 0))
-        port = free.getsockname()[1]
-    (tmp_path / "s.toml").write_text(
-        'problem = "saddle"\nbudget = { steps = 2 }\n[optimizers.sgd]\nlr = 0.1\n'
-    )
-    store = tmp_path / "lab.sqlite"
-    for address, message in (
-        (f"127.0.0.1:{port}", f"cannot reach a Ray cluster at '127.0.0.1:{port}': Connection refused"),
-        (f"ray://127.0.0.1:{port}", "cannot reach a Ray cluster at 'ray://127.0.0.1:"),
-        ("127.0.0.1", "--address must be HOST:PORT, ray://HOST:PORT, auto or local; received '127.0.0.1'"),
-    ):
-        args = [
-            "sweep",
-            str(tmp_path / "s.toml"),
-            "--executor",
-            "ray",
-            "--address",
-            address,
-            "--store",
-            str(store),
-        ]
-        assert main(args) == 2
-        err = capsys.readouterr().err
-        assert message in err and len(err.strip().splitlines()) == 1, err
-    assert not ray.is_initialized() and not store.exists()

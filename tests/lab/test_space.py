@@ -148,8 +148,8 @@ BAD_SPECS = {
     "not TOML": ('problem = "saddle\n', "s.toml: not valid TOML:"),
     "seed past 64 bits": ('problem = "saddle"\nseed = 9223372036854775808\n[optimizers.sgd]', "s.toml: saddle with sgd, seed 9223372036854775808: RunConfig: seed must be an integer from 0 to 2**63 - 1"),
     "huge grid": ('problem = "saddle"\n[optimizers.sgd]\nlr = { low = 0.001, high = 1, n = 100000000000 }', "s.toml: optimizers.sgd.lr: Grid: n must be at most 10,000; received n=100000000000"),
-    "too many runs": ('problem = "saddle"\nseed = { low = 0, high = 9999, n = 9999 }\n[optimizers.sgd]\nlr = { low = 0.001, high = 1, n = 20 }', "s.toml: space: it makes 199,980 runs, more than the 100,000 one sweep may have"),
-    "too many samples": ('problem = "saddle"\n[random]\nsamples = 100000000000\n[optimizers.sgd]\nlr = { low = 0.001, high = 1 }', "s.toml: space: it makes 100,000,000,000 runs"),
+    "too many runs": ('problem = "saddle"\nseed = { low = 0, high = 9999, n = 9999 }\n[optimizers.sgd]\nlr = { low = 0.001, high = 1, n = 20 }', "s.toml: size: it makes 199,980 runs, more than the 100,000 one sweep may have"),
+    "too many samples": ('problem = "saddle"\n[random]\nsamples = 100000000000\n[optimizers.sgd]\nlr = { low = 0.001, high = 1 }', "s.toml: size: it makes 100,000,000,000 runs"),
 }  # fmt: skip
 
 

@@ -267,11 +267,16 @@ def test_the_schema_offers_the_registry_s_defaults_and_every_mistake():
         ({"runs": [{"optimizer": "sgd"}], "udpates": 5}, "unknown request field 'udpates'"),
         (
             {"surface": "beale", "formula": "x^2", "runs": [{"optimizer": "sgd"}]},
-            "formula are only for surface 'custom'; received surface='beale' with formula",
+            "formula is only for surface 'custom'; received formula with surface='beale'",
         ),
         (
             {"formula": "x^2", "bounds": [[-1, 1], [-1, 1]], "runs": [{"optimizer": "sgd"}]},
-            "received surface='rosenbrock' with formula and bounds",
+            "formula and bounds are only for surface 'custom'; received formula and bounds with no surface "
+            "(the default, 'rosenbrock')",
+        ),
+        (  # a misspelt custom: the name is what is wrong
+            {"surface": "costum", "formula": "x^2", "runs": [{"optimizer": "sgd"}]},
+            "unknown surface 'costum'; did you mean 'custom'",
         ),
         ([1, 2], "must be a JSON object"),
     ],

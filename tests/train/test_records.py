@@ -340,3 +340,27 @@ def test_a_write_removes_what_a_killed_writer_left_and_spares_a_live_one(tmp_pat
         assert not abandoned.exists() and writing.exists()
     assert path.read_text() == "live" and not writing.exists()
     assert [p.name for p in tmp_path.iterdir()] == [path.name]
+
+
+@pytest.mark.skipif(_files.fcntl is None, reason="no flock: abandoned temporary files are left (documented)")
+def test_only_our_own_abandoned_temporary_files_are_removed(tmp_path):
+    import os
+
+    old = 0.0  # 1970: past any age limit
+    ours = tmp_path / ".data.0123abcd.tmp"
+    others = [tmp_path / ".data.backup.tmp", tmp_path / ".data.json.0123abcd.tmp"]  # a user's; another file's
+    for path in (ours, *others):
+        path.write_text("")
+        os.utime(path, (old, old))
+    link = tmp_path / ".data.89abcdef.tmp"
+    link.symlink_to(tmp_path / "elsewhere")
+    fifo = tmp_path / ".data.fedcba98.tmp"
+    os.mkfifo(fifo)  # opening it to read would wait for a writer
+    _files.write_text_atomic(tmp_path / "data", "x")
+    assert not ours.exists() and all(p.exists() for p in others) and link.is_symlink() and fifo.exists()
+
+
+def test_a_link_to_nothing_where_a_folder_should_be_is_refused_before_the_run(tmp_path):
+    (tmp_path / "out").symlink_to(tmp_path / "gone")
+    with pytest.raises(OSError, match=r"cannot write .*out/x\.json.*out' is a link to nothing"):
+        _files.check_writable(tmp_path / "out" / "x.json")

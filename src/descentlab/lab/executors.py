@@ -263,15 +263,22 @@ def _exit_with_parent(sentinel: int) -> None:
 def _check_reachable(address: str, timeout: float = 10.0) -> None:
     """Refuse a Ray address that takes no connection (``ray.init`` would retry it for minutes).
 
-    ``auto`` and ``local`` are Ray's own words and pass; ``HOST:PORT`` (a head
-    node's GCS) and ``ray://HOST:PORT`` (Ray Client) must accept a TCP
-    connection within ``timeout`` seconds. Raises ValueError for an address of
-    another form and ConnectionError (an OSError) naming the address.
+    ``auto`` and ``local`` are Ray's own words and pass, and so does another
+    package's scheme (``anyscale://``), which Ray hands on; ``HOST:PORT`` (a
+    head node's GCS, as Ray requires it) and ``ray://HOST[:PORT]`` (Ray Client,
+    port 10001 by default) must accept a TCP connection within ``timeout``
+    seconds. Raises ValueError for a plain address without a port and
+    ConnectionError (an OSError) naming the address.
     """
     if address in ("auto", "local"):
         return
-    host, colon, port = address.removeprefix("ray://").rpartition(":")
-    if not colon or not host or not port.isdigit():
+    scheme, sep, rest = address.partition("://")
+    if sep and scheme != "ray":
+        return
+    host, colon, port = (rest if sep else address).rpartition(":")
+    if sep and not (colon and host and port.isdigit()):
+        host, port = rest, "10001"
+    elif not (colon and host and port.isdigit()):
         raise ValueError(f"--address must be HOST:PORT, ray://HOST:PORT, auto or local; received {address!r}")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=timeout).close()
@@ -301,8 +308,9 @@ class RayExecutor:
             ) from None
         self._ray = ray
         self._connected = False
-        if address is not None and not ray.is_initialized():
-            _check_reachable(address)
+        given = address if address is not None else os.environ.get("RAY_ADDRESS")
+        if given and not ray.is_initialized():
+            _check_reachable(given)
         if not ray.is_initialized():
             ray_init_kwargs.setdefault("include_dashboard", False)
             ray_init_kwargs.setdefault("log_to_driver", False)

@@ -101,7 +101,7 @@ def _check_count(owner: str, n: object) -> None:
 def _check_runs(runs: int) -> None:
     if runs > MAX_RUNS:
         raise SpaceError(
-            "space",
+            "size",
             f"it makes {runs:,} runs, more than the {MAX_RUNS:,} one sweep may have: "
             "split it into several specs, or give fewer values or samples",
         )

@@ -407,18 +407,19 @@ def landscape(data: Mapping[str, Any]) -> Landscape:
         return Landscape(CUSTOM, text, text, f, bounds, start)
     if not isinstance(name, str):
         raise RequestError(f"surface must be a name; received surface={name!r}", "error.surface")
-    given = [field for field in ("formula", "bounds") if field in data]
-    if given:  # they would be ignored: a registry surface has its own
-        raise RequestError(
-            f"{' and '.join(given)} are only for surface {CUSTOM!r}; received surface={name!r} "
-            f"with {' and '.join(given)}",
-            "error.custom_only",
-            name=name,
-        )
     try:
         lookup("surface", name, dict.fromkeys((*surface_names(), CUSTOM)))
     except UnknownNameError as err:
         raise RequestError(str(err), "error.surface_unknown", name=name) from None
+    given = " and ".join(field for field in ("formula", "bounds") if field in data)
+    if given:  # they would be ignored: a registry surface has its own
+        surface = f"surface={name!r}" if "surface" in data else f"no surface (the default, {name!r})"
+        raise RequestError(
+            f"{given} {'are' if ' and ' in given else 'is'} only for surface {CUSTOM!r}; "
+            f"received {given} with {surface}",
+            "error.custom_only",
+            name=name,
+        )
     problem = make_problem(name)
     assert isinstance(problem, Surface)  # only surfaces are in the table above
     return Landscape(
