@@ -741,7 +741,7 @@ def _cli(capsys, *args: str) -> tuple[int, str]:
         (["--scale", "nan"], "--scale must be in (0, 4]; received nan"),
         (["--optimizers", "sgd,adam,sgd"], "optimizers may be named once each; received 'sgd,adam,sgd'"),
         (["--workloads", "many-small", "--lean-workloads", "transformer"], "--lean-workloads must be among"),
-        (["--compare", "deepspeed, nopeer"], "received --compare 'nopeer'"),
+        (["--compare", " nopeer, deepspeed"], "received --compare 'nopeer'"),  # checked first: no install needed
         pytest.param(
             ["--device", "cuda:1"], "--device cuda:1: no CUDA device",
             marks=pytest.mark.skipif(torch.cuda.is_available(), reason="a CUDA device is here"),
