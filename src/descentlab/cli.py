@@ -6,7 +6,7 @@ import argparse
 import json
 import sys
 import unicodedata
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -135,7 +135,8 @@ def _bench(args: argparse.Namespace) -> int:
     from ._files import check_writable, write_text_atomic
 
     if args.markdown is not None:
-        print(_markdown(args.markdown))
+        keys = {"machine", "probe_gb_per_s", "measurements"}
+        print(_render_json(args.markdown, bench.markdown, "a descentlab bench result", keys, "--out"))
         return 0
     if not 0 < args.scale <= 4:  # before the sizes are scaled (inf or nan would fail there)
         raise ValueError(f"--scale must be in (0, 4]; received {args.scale}")
@@ -175,36 +176,30 @@ def _bench(args: argparse.Namespace) -> int:
     return 0
 
 
-def _markdown(path: str) -> str:
-    """The benchmarks page's tables of a bench JSON file; ValueError naming the file if it is not one."""
-    from . import bench
-
-    data = _read_bench_json(path)
-    try:
-        return bench.markdown(data)
-    except KeyError as err:
-        raise ValueError(f"--markdown: {path!r} is not a descentlab bench result: it lacks {err}") from None
-    except (TypeError, AttributeError, ValueError, ArithmeticError) as err:
-        raise ValueError(
-            f"--markdown: {path!r} is not a descentlab bench result: "
-            f"a field has a wrong type or value ({err})"
-        ) from None
-
-
-def _read_bench_json(path: str) -> dict[str, Any]:
-    """A ``descentlab bench --out`` file; ValueError naming the file if it is not one."""
+def _render_json(
+    path: str, render: Callable[[dict[str, Any]], str], kind: str, keys: set[str], origin: str
+) -> str:
+    """``render`` of the JSON object in ``path`` (a --markdown file); ValueError naming the file if it is
+    not ``kind`` (written by ``origin``): unreadable, not JSON, without ``keys``, or damaged.
+    """
+    where = f"--markdown: {path!r}"
     try:
         with open(path, encoding="utf-8") as f:
             data = json.load(f)
     except OSError as err:
         raise ValueError(f"--markdown: cannot read {path!r} ({err.strerror})") from None
     except UnicodeDecodeError:
-        raise ValueError(f"--markdown: {path!r} is not JSON (not UTF-8 text)") from None
+        raise ValueError(f"{where} is not JSON (not UTF-8 text)") from None
     except json.JSONDecodeError as err:
-        raise ValueError(f"--markdown: {path!r} is not JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(data, dict) or not {"machine", "probe_gb_per_s", "measurements"} <= set(data):
-        raise ValueError(f"--markdown: {path!r} is not a descentlab bench result (written by --out)")
-    return data
+        raise ValueError(f"{where} is not JSON ({err.msg} at line {err.lineno})") from None
+    if not isinstance(data, dict) or not keys <= set(data):
+        raise ValueError(f"{where} is not {kind} (written by {origin})")
+    try:
+        return render(data)
+    except KeyError as err:
+        raise ValueError(f"{where} is not {kind}: it lacks {err}") from None
+    except (TypeError, AttributeError, ValueError, IndexError, ArithmeticError) as err:
+        raise ValueError(f"{where} is not {kind}: a field has a wrong type or value ({err})") from None
 
 
 def _phases(args: argparse.Namespace):
@@ -337,7 +332,14 @@ def _report(args: argparse.Namespace) -> int:
             raise ValueError(
                 f"give DIR or --markdown FILE, not both; received {args.directory!r} and --markdown"
             )
-        print(_findings_markdown(args.markdown, args.lang), end="")
+        from .lab.findings import markdown
+
+        lang = check_language(args.lang)
+        keys = {"suite", "claims"}
+        text = _render_json(
+            args.markdown, lambda data: markdown(data, lang), "a findings.json", keys, "descentlab compare"
+        )
+        print(text, end="")
         return 0
     if args.directory is None:
         raise ValueError("give DIR (a descentlab compare output directory), or --markdown FILE")
@@ -345,33 +347,6 @@ def _report(args: argparse.Namespace) -> int:
     path, findings = render(args.directory, lang=args.lang)
     _print_verdicts(findings, path, words)
     return 0
-
-
-def _findings_markdown(path: str, lang: str) -> str:
-    """The findings page's tables of a findings.json; ValueError naming the file if it is not one."""
-    from .lab.findings import markdown
-
-    check_language(lang)
-    where = f"--markdown: {path!r}"
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as err:
-        raise ValueError(f"{where}: cannot read it ({err.strerror})") from None
-    except UnicodeDecodeError:
-        raise ValueError(f"{where} is not JSON (not UTF-8 text)") from None
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{where} is not JSON ({err.msg} at line {err.lineno})") from None
-    if not isinstance(data, dict) or not {"suite", "claims"} <= set(data):
-        raise ValueError(f"{where} is not a findings.json (written by descentlab compare)")
-    try:
-        return markdown(data, lang)
-    except KeyError as err:
-        raise ValueError(f"{where} is not a findings.json: it lacks {err}") from None
-    except (TypeError, AttributeError, ValueError, IndexError, ArithmeticError) as err:
-        raise ValueError(
-            f"{where} is not a findings.json: a field has a wrong type or value ({err})"
-        ) from None
 
 
 def _playground(args: argparse.Namespace) -> int:

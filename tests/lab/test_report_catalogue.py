@@ -113,7 +113,7 @@ def test_report_markdown_prints_a_findings_file_s_tables_and_refuses_what_is_not
     for args, message in (
         (
             ["--markdown", str(tmp_path / "none.json")],
-            f"--markdown: {str(tmp_path / 'none.json')!r}: cannot read",
+            f"--markdown: cannot read {str(tmp_path / 'none.json')!r}",
         ),
         (["--markdown", str(tmp_path / "bad.json")], "is not JSON"),
         (
