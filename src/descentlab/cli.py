@@ -122,8 +122,7 @@ def _names(kind: str, text: str, table: dict) -> list:
     if not names:
         raise ValueError(f"no {kind} given")
     found = [lookup(kind, n, table) for n in names]
-    twice = [n for n, f in zip(names, found, strict=True) if sum(g is f for g in found) > 1]
-    if twice:
+    if len({id(f) for f in found}) < len(found):  # one entry under two names counts too
         raise ValueError(f"{kind}s may be named once each; received {','.join(names)!r}")
     return found
 
