@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from cases import CASES
-from descentlab.optim import OPTIMIZERS, SGD, Adagrad, Adam, RMSprop
+from descentlab.optim import OPTIMIZERS, SGD, Adagrad, Adam, OptionError, RMSprop
 from descentlab.optim.conventions import KERAS, TORCH, Convention
 from helpers import same
 
@@ -350,10 +350,12 @@ def test_an_option_changed_after_it_was_checked_is_checked_before_the_step(name,
     values = [p.detach().clone() for p in params]
     opt.param_groups[1]["lr"] = -0.5
     with pytest.raises(
-        ValueError,
+        OptionError,
         match=rf"^{cls.__name__}: lr must be a finite number in \[0, inf\); received lr=-0\.5" + _CHANGED,
-    ):
+    ) as caught:
         opt.step()
+    assert isinstance(caught.value, ValueError) and caught.value.rule == "range"
+    assert caught.value.values == {"name": "lr", "interval": "[0, inf)", "value": "-0.5"}
     assert all(torch.equal(p, v) for p, v in zip(params, values, strict=True)), "no parameter changed"
     same(opt.state_dict()["state"], before[0]["state"])
     opt.param_groups[1]["lr"] = 0.5

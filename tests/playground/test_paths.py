@@ -288,6 +288,54 @@ def test_bad_requests_are_refused_with_a_message_naming_the_cause(request_, mess
     assert caught.value.key.startswith("error.")
 
 
+@pytest.mark.parametrize(
+    ("hyper", "key", "values"),
+    [
+        ({"lr": -1.0}, "error.option_range", {"name": "lr", "interval": "[0, inf)", "value": "-1.0"}),
+        ({"momentum": 1.0}, "error.option_range", {"name": "momentum", "interval": "[0, 1)", "value": "1.0"}),
+        ({"nesterov": True}, "error.option_nesterov_momentum", {"momentum": "0", "dampening": "0"}),
+        (
+            {"nesterov": True, "momentum": 0.9, "dampening": 0.5},
+            "error.option_nesterov_momentum",
+            {"momentum": "0.9", "dampening": "0.5"},
+        ),
+        (
+            {"momentum": 0.9, "momentum_form": "ema", "dampening": 0.1},
+            "error.option_ema_dampening",
+            {"dampening": "0.1"},
+        ),
+        ({"debias": True}, "error.option_debias_ema", {"momentum_form": "'heavy_ball'"}),
+    ],
+)
+def test_the_refusals_the_page_can_meet_are_worded_by_the_catalogue_in_each_language(hyper, key, values):
+    """The page's controls can combine into settings SGD refuses (Nesterov without momentum, ...):
+    those come back as a rule of their own with its values, so a Chinese page words all of it."""
+    import json
+    import re
+    from pathlib import Path
+
+    with pytest.raises(RequestError) as caught:
+        parse_request({"runs": [{"optimizer": "sgd"}, {"optimizer": "sgd", "hyperparameters": hyper}]})
+    err = caught.value
+    assert err.key == key
+    assert {k: err.params[k] for k in values} == values and (err.params["run"], err.params["optimizer"]) == (
+        2,
+        "sgd",
+    )
+    static = Path(__file__).parents[2] / "src" / "descentlab" / "playground" / "static" / "i18n"
+    zh = json.loads((static / "zh.json").read_text())[key]
+    shown = re.sub(r"\{(\w+)\}", lambda m: str(err.params[m.group(1)]), zh)
+    assert "{" not in shown and "received" not in shown and "must" not in shown
+    assert all(str(v) in shown for v in values.values())
+
+
+def test_a_pair_s_element_out_of_range_is_named_with_its_index():
+    with pytest.raises(RequestError) as caught:
+        parse_request({"runs": [{"optimizer": "adam", "hyperparameters": {"betas": [1.2, 0.9]}}]})
+    assert caught.value.key == "error.option_range"
+    assert (caught.value.params["name"], caught.value.params["value"]) == ("betas[0]", "1.2")
+
+
 def test_runs_in_different_regimes_side_by_side_are_each_the_path_of_its_own_regime():
     adam = {"optimizer": "adam", "hyperparameters": {"lr": 0.05}}
     common = {"surface": "quadratic2d-outliers", "updates": 60, "batch_size": 5, "seed": 4}

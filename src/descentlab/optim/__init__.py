@@ -16,6 +16,7 @@ import torch
 from .._registry import lookup
 from . import _lean
 from ._base import Optimizer
+from ._checks import OptionError
 from .adagrad import Adagrad, adagrad_coefficients, adagrad_update
 from .adam import Adam, AdamW, adam_coefficients, adam_update
 from .conventions import CONVENTIONS, KERAS, OPTAX, TORCH, Convention
@@ -71,6 +72,7 @@ __all__ = [
     "AdamW",
     "Convention",
     "Optimizer",
+    "OptionError",
     "RMSprop",
     "adagrad_coefficients",
     "adagrad_update",

@@ -460,11 +460,14 @@ class Optimizer(torch.optim.Optimizer):
                     for i, p in enumerate(group["params"]):  # a DTensor whose shards cannot keep it
                         _lean_kind(owner, f"param group {index}, params[{i}]", group, p)
             except (TypeError, ValueError) as error:
-                raise type(error)(
+                message = (
                     f"{error} (in param group {index}, whose options were changed after they were "
                     "checked: by an assignment to param_groups, a scheduler, or "
                     "ZeroRedundancyOptimizer.load_state_dict; no parameter was updated)"
-                ) from None
+                )
+                if isinstance(error, _checks.OptionError):
+                    raise _checks.OptionError(message, error.rule, **error.values) from None
+                raise type(error)(message) from None
             if index < len(checked):
                 checked[index] = (options, group["lean_state"])
             else:

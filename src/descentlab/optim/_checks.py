@@ -5,9 +5,12 @@ the value received, for example::
 
     Adam: betas[0] must be a finite number in [0, 1); received betas[0]=1.2
 
-Range errors raise :class:`ValueError`, wrong types :class:`TypeError`. The
-checks run before anything is stored, so a rejected argument leaves the
-optimizer (or the group being added, or the state being loaded) unchanged.
+Range errors and refused combinations raise :class:`OptionError` (a
+:class:`ValueError` that also says which rule, with which values, for a caller
+that words the refusal itself, as the playground does in Chinese), wrong types
+:class:`TypeError`. The checks run before anything is stored, so a rejected
+argument leaves the optimizer (or the group being added, or the state being
+loaded) unchanged.
 """
 
 from __future__ import annotations
@@ -21,6 +24,19 @@ import torch
 from .._registry import closest
 
 INF = math.inf
+
+
+class OptionError(ValueError):
+    """A hyperparameter out of its range (``rule="range"``: ``values`` has ``name``, ``interval``
+    and ``value``), or a combination the optimizer refuses (``rule`` names it, e.g.
+    ``"nesterov_momentum"``; ``values`` holds the options it involves)."""
+
+    __module__ = "descentlab.optim"  # where it is imported from, and how a traceback names it
+
+    def __init__(self, message: str, rule: str, **values: object) -> None:
+        super().__init__(message)
+        self.rule = rule
+        self.values = values
 
 
 def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
@@ -68,9 +84,13 @@ def in_range(
     above = x > low if low_open else x >= low
     below = x < high if high_open else x <= high
     if not (math.isfinite(x) and above and below):
-        raise ValueError(
-            f"{owner}: {name} must be a finite number in "
-            f"{_interval(low, high, low_open, high_open)}; received {name}={value!r}"
+        interval = _interval(low, high, low_open, high_open)
+        raise OptionError(
+            f"{owner}: {name} must be a finite number in {interval}; received {name}={value!r}",
+            "range",
+            name=name,
+            interval=interval,
+            value=repr(value),
         )
     return x
 

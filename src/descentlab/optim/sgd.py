@@ -156,18 +156,25 @@ class SGD(Optimizer):
         form = _checks.choice(owner, "momentum_form", group["momentum_form"], ("heavy_ball", "ema"))
         debias = _checks.flag(owner, "debias", group["debias"])
         if nesterov and (momentum <= 0 or dampening != 0):
-            raise ValueError(
+            raise _checks.OptionError(
                 "SGD: nesterov=True requires momentum > 0 and dampening = 0; "
-                f"received momentum={group['momentum']!r}, dampening={group['dampening']!r}"
+                f"received momentum={group['momentum']!r}, dampening={group['dampening']!r}",
+                "nesterov_momentum",
+                momentum=repr(group["momentum"]),
+                dampening=repr(group["dampening"]),
             )
         if form == "ema" and dampening != 0:
-            raise ValueError(
+            raise _checks.OptionError(
                 "SGD: dampening applies to the heavy-ball form only (the EMA form already "
-                f"weights the gradient by 1 - momentum); received dampening={group['dampening']!r}"
+                f"weights the gradient by 1 - momentum); received dampening={group['dampening']!r}",
+                "ema_dampening",
+                dampening=repr(group["dampening"]),
             )
         if debias and form != "ema":
-            raise ValueError(
-                f"SGD: debias=True applies to momentum_form='ema' only; received momentum_form={form!r}"
+            raise _checks.OptionError(
+                f"SGD: debias=True applies to momentum_form='ema' only; received momentum_form={form!r}",
+                "debias_ema",
+                momentum_form=repr(form),
             )
 
     def _check_sparse_options(self, owner: str, at: str, group: dict[str, Any]) -> None:

@@ -517,9 +517,27 @@ def _check_with_class(where: str, name: str, hyper: Mapping[str, Any]) -> None:
     except (ValueError, TypeError) as err:
         run = where.removeprefix("runs[").removesuffix("]")
         index = int(run) + 1 if run.isdigit() else run
+        # A rule the catalogue words (in the reader's language) gets its own message; any other
+        # refusal is shown with the class's English reason.
+        rule = getattr(err, "rule", None)
+        key = (
+            _OPTION_RULES.get(rule, "error.optimizer_value")
+            if isinstance(rule, str)
+            else "error.optimizer_value"
+        )
+        values = getattr(err, "values", {}) if key != "error.optimizer_value" else {}
         raise RequestError(
-            f"{where}: {err}", "error.optimizer_value", detail=str(err), run=index, optimizer=name
+            f"{where}: {err}", key, detail=str(err), run=index, optimizer=name, **values
         ) from None
+
+
+#: The optimizers' refusals (``optim._checks.OptionError.rule``) the page's catalogue words itself.
+_OPTION_RULES = {
+    "range": "error.option_range",
+    "nesterov_momentum": "error.option_nesterov_momentum",
+    "ema_dampening": "error.option_ema_dampening",
+    "debias_ema": "error.option_debias_ema",
+}
 
 
 def parse_request(data: object) -> PathRequest:
