@@ -10,7 +10,10 @@ import numpy as np
 import pytest
 
 from claimcases import MAKERS, OUTCOMES, escape_batch, evidence_from, made_up, rates_for, rng
+from descentlab.i18n import Catalogue
+from descentlab.lab import stats
 from descentlab.lab.claims import CLAIMS, judge
+from descentlab.lab.claims._base import Case, Claim, SubClaim
 from descentlab.lab.stats import Estimate
 from descentlab.lab.suite import get_suite
 
@@ -70,6 +73,51 @@ def test_a_case_is_inconclusive_when_its_control_agrees(key):
         assert _supports(claim_id, sub, case.low, case.high), case
         assert _supports(claim_id, sub, case.control_low, case.control_high), case
         assert case.verdict == "inconclusive" and case.control_agrees, case
+
+
+@pytest.mark.parametrize("key", SUBCLAIMS, ids=_ids)
+def test_a_contradiction_its_null_control_shows_too_is_not_a_verdict(key):
+    """The treatment goes against the claim, and so does the control: where the control is a null
+    (the mechanism absent), the measure leans that way by itself and the case is inconclusive; where
+    it puts another method in the treated one's place (C6, C7), the contradiction stands; an
+    equivalence's control is meant to show a difference, so it stands there too."""
+    claim_id, sub_id = key
+    declared = next(s for s in CLAIMS[claim_id].subclaims if s.id == sub_id)
+    finding = judge(CLAIMS[claim_id], made_up(claim_id, "contradicted", control_agrees=True))
+    sub = next(s for s in finding.subclaims if s.id == f"{claim_id}.{sub_id}")
+    stands = not declared.null_control or declared.rule is stats.EQUIVALENCE
+    assert sub.verdict == ("contradicted" if stands else "inconclusive"), (sub.id, sub.cases)
+    assert all(case.control_agrees != stands for case in sub.cases), sub.cases
+    assert {c.id for c in CLAIMS.values() for s in c.subclaims if not s.null_control} == {"C6", "C7"}
+
+
+def _one_case_claim(case: Case) -> Claim:
+    sub = SubClaim("x", "s", "m", "e", "c", 0.1, stats.mean_difference, lambda ev: [case])
+    return Claim("CX", "t", "s", "src", (), (sub,), lambda suite: [], lambda suite, rates: [])
+
+
+@pytest.mark.parametrize(
+    ("units", "control", "note"),
+    [
+        (5, None, "no control measured: not decided"),
+        (5, "unmeasured", "no control measured: not decided"),
+        (4, "flat", "4 units, fewer than 5: not decided"),
+        (5, "flat", ""),
+    ],
+)
+def test_a_case_without_a_control_or_with_too_few_units_is_not_decided_and_says_why(units, control, note):
+    treated = np.column_stack([np.linspace(1.0, 1.2, units), np.zeros(units)])  # an effect of about 1.1
+    table = {
+        None: None,
+        "unmeasured": np.zeros((0, 2)),
+        "flat": np.column_stack([np.linspace(0, 0.01, units), np.zeros(units)]),
+    }[control]
+    finding = judge(_one_case_claim(Case("p", treated, table)), evidence=None)
+    (case,) = finding.subclaims[0].cases
+    assert case.low > 0.1, "the effect alone would support"
+    assert (case.verdict, case.note) == ("supported" if not note else "inconclusive", note)
+    zh = Catalogue("descentlab.lab", "zh")
+    assert not note or zh.translate(note) != note, "the note reads in Chinese too"
 
 
 # -- C3, with the made-up paths written out ----------------------------------------------------------

@@ -49,7 +49,7 @@ def test_every_claim_and_variation_of_the_default_suite_has_runs():
         other = suite.variant(variant)
         assert compare._judging(other, _rates(other), False), variant
     assert set(suite.variants) == set(VARIANTS)
-    assert suite.seeds >= 5 and suite.starts >= 20 and suite.grid_seeds >= 3
+    assert suite.seeds >= 5 and suite.starts >= 20 and suite.grid_seeds >= 5
 
 
 def test_the_variations_change_what_they_say():

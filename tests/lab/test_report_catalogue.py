@@ -99,6 +99,22 @@ def test_the_markdown_of_a_findings_file_reads_in_both_languages():
     assert markdown(findings).startswith("Suite `default`, started ")
 
 
+def test_the_markdown_counts_each_sub_claim_s_cases_and_says_what_was_not_re_judged():
+    findings = json.loads((Path(__file__).parents[2] / "docs" / "findings" / "default.json").read_text())
+    rows = {
+        line.split(" | ")[1]: line.split(" | ") for line in markdown(findings).splitlines() if "| C" in line
+    }
+    assert "pooled effect [95% CI]" in markdown(findings)
+    for claim in findings["claims"]:
+        for sub in claim["subclaims"]:
+            verdicts = [c["verdict"] for c in sub["cases"]]
+            agrees = sum(c["control"]["agrees"] for c in sub["cases"])
+            cases = f"{verdicts.count('supported')} / {verdicts.count('contradicted')} / {agrees} of {len(verdicts)}"
+            assert rows[sub["id"]][3] == cases, (sub["id"], rows[sub["id"]])
+            if not sub["variants"]:
+                assert rows[sub["id"]][-1].startswith("not re-judged"), rows[sub["id"]]
+
+
 def test_report_markdown_prints_a_findings_file_s_tables_and_refuses_what_is_not_one(tmp_path, capsys):
     from descentlab.cli import main
 

@@ -282,7 +282,7 @@ def markdown(data: dict[str, Any], lang: str = "en") -> str:
         + ".",
         "",
         words("md.header"),
-        "|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|",
     ]
 
     def verdict(name: str) -> str:
@@ -297,7 +297,9 @@ def markdown(data: dict[str, Any], lang: str = "en") -> str:
             ci, ctrl = sub["ci"], sub["control"]
             changed = {k: v for k, v in sub["variants"].items() if v != sub["verdict"]}
             robust = (
-                words("word.yes")
+                words("md.not_rejudged")
+                if not sub["variants"]
+                else words("word.yes")
                 if sub["robust"]
                 else words("word.no")
                 + (
@@ -306,9 +308,17 @@ def markdown(data: dict[str, Any], lang: str = "en") -> str:
                     else ""
                 )
             )
+            found = [c["verdict"] for c in sub["cases"]]
+            cases = words(
+                "md.cases",
+                supported=found.count("supported"),
+                contradicted=found.count("contradicted"),
+                agrees=sum(1 for c in sub["cases"] if c["control"].get("agrees")),
+                total=len(found),
+            )
             lines.append(
                 f"| {claim['id']} ({verdict(claim['verdict'])}) | {sub['id']} | {verdict(sub['verdict'])} | "
-                f"{_fmt(sub['effect'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
+                f"{cases} | {_fmt(sub['effect'])} [{_fmt(ci[0])}, {_fmt(ci[1])}] | "
                 f"{_fmt(ctrl['effect'])} [{_fmt(ctrl['ci'][0])}, {_fmt(ctrl['ci'][1])}] | "
                 f"{threshold(sub)} | {robust} |"
             )

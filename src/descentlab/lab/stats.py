@@ -18,7 +18,11 @@ Verdicts (stated in the report, tested in ``tests/lab/test_stats.py``):
   effect :math:`\delta`, *contradicted* when it lies below :math:`-\delta`,
   *inconclusive* otherwise; and it is *inconclusive (the control agrees)*
   when the same measure on the control, where the claimed mechanism is
-  absent, is supported too: such a measure does not test the claim;
+  absent, gives the same verdict (supported; or contradicted, where the
+  control is a null, the measure reading no effect without the mechanism):
+  such a measure does not test the claim. A case is decided only with a measured
+  control and at least :data:`MIN_UNITS` units; with fewer, or no control,
+  it is *inconclusive*;
 - a case of a claim of **equivalence** (:data:`EQUIVALENCE`: "A does as well
   as B") is *supported* when its whole interval lies within
   :math:`\pm\delta`, the tolerance stated with the claim, *contradicted*
@@ -38,9 +42,9 @@ Verdicts (stated in the report, tested in ``tests/lab/test_stats.py``):
 >>> estimate = bootstrap(rows, effect, name="demo")
 >>> round(estimate.effect, 3), estimate.low > 0
 (0.795, True)
->>> case_verdict(estimate, min_effect=0.2)
+>>> case_verdict(estimate, min_effect=0.2, control=Estimate(0.0, -0.1, 0.1, 5))
 'supported'
->>> case_verdict(Estimate(0.01, -0.01, 0.03, 5), 0.05, rule=EQUIVALENCE)
+>>> case_verdict(Estimate(0.01, -0.01, 0.03, 5), 0.05, Estimate(0.3, 0.2, 0.4, 5), rule=EQUIVALENCE)
 'supported'
 """
 
@@ -64,6 +68,10 @@ VERDICTS = (SUPPORTED, CONTRADICTED, DEPENDS, INCONCLUSIVE)
 #: Bootstrap resamples per interval: enough for a stable 2.5% quantile (Efron and Tibshirani suggest >= 1000).
 RESAMPLES = 2000
 LEVEL = 0.95
+#: The fewest units a case is decided on: below it the expanded percentile interval is mostly the
+#: range of the units themselves (its coverage of a normal mean, measured in tests/lab/test_stats.py:
+#: far below 95% with 2 to 4 units).
+MIN_UNITS = 5
 
 Statistic = Callable[[np.ndarray], float]
 
@@ -73,8 +81,10 @@ class Rule:
     r"""How a case's interval is read against the threshold :math:`\delta` (see the module docstring).
 
     ``supports(estimate, delta)`` and ``contradicts(estimate, delta)``; ``blind(control, delta)``:
-    whether a measured control leaves the measure unable to test the claim (it shows the claimed
-    effect too, or, for an equivalence, fails to show the known difference); ``name`` is what
+    whether a measured control leaves a supported case unable to test the claim (it shows the
+    claimed effect too, or, for an equivalence, fails to show the known difference);
+    ``blind_against(control, delta)``: the same for a contradicted case (the control shows the
+    opposite effect too: the measure leans that way whatever the mechanism); ``name`` is what
     ``findings.json`` records.
     """
 
@@ -82,18 +92,25 @@ class Rule:
     supports: Callable[[Estimate, float], bool]
     contradicts: Callable[[Estimate, float], bool]
     blind: Callable[[Estimate, float], bool]
+    blind_against: Callable[[Estimate, float], bool]
 
 
 #: A claimed effect: the interval above the minimum effect supports, below minus it contradicts.
 EFFECT = Rule(
-    "effect", lambda e, delta: e.low > delta, lambda e, delta: e.high < -delta, lambda c, delta: c.low > delta
+    "effect",
+    lambda e, delta: e.low > delta,
+    lambda e, delta: e.high < -delta,
+    lambda c, delta: c.low > delta,
+    lambda c, delta: c.high < -delta,
 )
-#: A claimed equivalence: the interval within +-tolerance supports, wholly outside it contradicts.
+#: A claimed equivalence: the interval within +-tolerance supports, wholly outside it contradicts
+#: (and a control is expected to be outside it: it shows the known difference).
 EQUIVALENCE = Rule(
     "equivalence",
     lambda e, delta: -delta < e.low and e.high < delta,
     lambda e, delta: e.low > delta or e.high < -delta,
     lambda c, delta: not (c.low > delta or c.high < -delta),
+    lambda c, delta: False,
 )
 
 
@@ -207,45 +224,75 @@ def pooled(estimates: Sequence[Estimate], *, name: str) -> Estimate:
 
 
 def case_verdict(
-    estimate: Estimate, min_effect: float, control: Estimate | None = None, rule: Rule | None = None
+    estimate: Estimate,
+    min_effect: float,
+    control: Estimate | None = None,
+    rule: Rule | None = None,
+    *,
+    null_control: bool = True,
 ) -> str:
     """A case's verdict from its interval, the threshold, its control and the rule (default :data:`EFFECT`).
 
-    >>> case_verdict(Estimate(1.0, 0.5, 1.5, 5), 0.2)
+    ``null_control``: the control is a null (the mechanism absent, the measure should read no
+    effect either way), so a contradiction it shows too is the measure's own lean and leaves the
+    case inconclusive. False for a control that puts another method in the treated one's place: it
+    can show only that a support does not come from the mechanism, and a contradiction (the
+    treated method does worse) stands whatever it reads.
+
+    >>> control = Estimate(0.0, -0.1, 0.1, 5)
+    >>> case_verdict(Estimate(1.0, 0.5, 1.5, 5), 0.2, control)
     'supported'
-    >>> case_verdict(Estimate(-1.0, -1.5, -0.5, 5), 0.2)
+    >>> case_verdict(Estimate(-1.0, -1.5, -0.5, 5), 0.2, control)
     'contradicted'
     >>> case_verdict(Estimate(1.0, 0.5, 1.5, 5), 0.2, control=Estimate(1.0, 0.4, 1.6, 5))
     'inconclusive'
+    >>> case_verdict(Estimate(-1.0, -1.5, -0.5, 5), 0.2, control=Estimate(-1.0, -1.6, -0.4, 5))
+    'inconclusive'
+    >>> case_verdict(Estimate(-1.0, -1.5, -0.5, 5), 0.2, Estimate(-1.0, -1.6, -0.4, 5), null_control=False)
+    'contradicted'
+    >>> case_verdict(Estimate(1.0, 0.5, 1.5, 5), 0.2), case_verdict(Estimate(1.0, 0.5, 1.5, 4), 0.2, control)
+    ('inconclusive', 'inconclusive')
     >>> case_verdict(Estimate(0.0, -0.01, 0.01, 5), 0.02, Estimate(0.0, -0.015, 0.01, 5), EQUIVALENCE)
     'inconclusive'
     >>> case_verdict(Estimate(0.0, -0.01, 0.01, 5), 0.02, Estimate(0.3, 0.2, 0.4, 5), EQUIVALENCE)
     'supported'
     """
     rule = rule or EFFECT
-    if not estimate.measured:
+    if not decidable(estimate, control):
+        return INCONCLUSIVE
+    if control_agrees(estimate, min_effect, control, rule, null_control=null_control):
         return INCONCLUSIVE
     if rule.supports(estimate, min_effect):
-        return INCONCLUSIVE if control_agrees(estimate, min_effect, control, rule) else SUPPORTED
+        return SUPPORTED
     if rule.contradicts(estimate, min_effect):
         return CONTRADICTED
     return INCONCLUSIVE
 
 
-def control_agrees(
-    estimate: Estimate, min_effect: float, control: Estimate | None, rule: Rule | None = None
-) -> bool:
-    """Whether the case is supported but its control leaves the measure blind (it does not test the claim).
+def decidable(estimate: Estimate, control: Estimate | None) -> bool:
+    """Whether a case can be decided at all: measured, on at least :data:`MIN_UNITS` units, with a
+    measured control (without one nothing shows that the measure can tell the mechanism's absence)."""
+    return estimate.measured and estimate.units >= MIN_UNITS and control is not None and control.measured
 
-    (The control gives the same support; for an equivalence, it does not show the known difference.)
+
+def control_agrees(
+    estimate: Estimate,
+    min_effect: float,
+    control: Estimate | None,
+    rule: Rule | None = None,
+    *,
+    null_control: bool = True,
+) -> bool:
+    """Whether the case is decided but its control leaves the measure blind (it does not test the claim).
+
+    (The control gives the same support, or, for a null control, the same contradiction; for an
+    equivalence, it does not show the known difference.)
     """
     rule = rule or EFFECT
-    return (
-        control is not None
-        and estimate.measured
-        and control.measured
-        and rule.supports(estimate, min_effect)
-        and rule.blind(control, min_effect)
+    if control is None or not (estimate.measured and control.measured):
+        return False
+    return (rule.supports(estimate, min_effect) and rule.blind(control, min_effect)) or (
+        null_control and rule.contradicts(estimate, min_effect) and rule.blind_against(control, min_effect)
     )
 
 

@@ -124,7 +124,7 @@ class Suite:
     claim_problems: dict[str, tuple[str, ...]]
     formula_problems: tuple[str, ...] = ()
     seeds: int = 5
-    grid_seeds: int = 3
+    grid_seeds: int = 5
     starts: int = 30
     tuning_seed: int = 0
     budget_factor: float = 1.0
@@ -139,8 +139,11 @@ class Suite:
             raise ValueError(
                 f"suite {self.name}: every verdict needs at least 5 seeds; received {self.seeds}"
             )
-        if self.grid_seeds < 3:
-            raise ValueError(f"suite {self.name}: C7 needs at least 3 seeds; received {self.grid_seeds}")
+        if not 5 <= self.grid_seeds <= self.seeds:
+            raise ValueError(
+                f"suite {self.name}: C7 needs 5 seeds or more, at most the suite's {self.seeds} (a case is "
+                f"decided on 5 units or more); received {self.grid_seeds}"
+            )
         if self.starts < 20:
             raise ValueError(
                 f"suite {self.name}: the 2-D surfaces need at least 20 starts; received {self.starts}"

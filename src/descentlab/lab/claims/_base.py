@@ -31,8 +31,9 @@ class Case:
     """One case's measurements: a table of units (rows) for the claim and for its control.
 
     ``rows`` and ``control`` have the columns the sub-claim's statistic
-    reads; ``control`` is None where the case has no control of its own
-    (then the sub-claim's control is judged from the cases that have one).
+    reads; ``control`` is None where the case has no control that could be
+    measured (the case is then not decided: inconclusive, with ``note``
+    saying why, or a general note if it is empty).
     ``numbers`` are context for the reader (tuned rates, success rates);
     ``statistic`` replaces the sub-claim's where a case's table has its own
     shape (a grid of its own length).
@@ -53,7 +54,11 @@ class SubClaim:
     ``rule`` reads each case's interval against ``min_effect``: an effect
     beyond it (:data:`~descentlab.lab.stats.EFFECT`), or, for a claim that two
     things do alike, an equivalence within it, the tolerance
-    (:data:`~descentlab.lab.stats.EQUIVALENCE`).
+    (:data:`~descentlab.lab.stats.EQUIVALENCE`). ``null_control``: whether the
+    control is a null, where the measure should read no effect either way (a
+    contradiction it shows too leaves the case inconclusive), rather than
+    another method in the treated one's place (see
+    :func:`~descentlab.lab.stats.case_verdict`).
     """
 
     id: str
@@ -65,6 +70,7 @@ class SubClaim:
     statistic: stats.Statistic | None
     cases: Callable[[Evidence], list[Case]]
     rule: stats.Rule = stats.EFFECT
+    null_control: bool = True
 
 
 Figures = Callable[[Evidence, Path], list[tuple[str, str]]]
@@ -126,7 +132,16 @@ def judge(claim: Claim, evidence: Evidence) -> ClaimFinding:
                     shared[key] = stats.bootstrap(case.control, statistic, name=name + "/control")
                     controls.append(shared[key])
                 control = shared[key]
-            verdict = stats.case_verdict(estimate, sub.min_effect, control, sub.rule)
+            verdict = stats.case_verdict(
+                estimate, sub.min_effect, control, sub.rule, null_control=sub.null_control
+            )
+            note = case.note
+            if not note and estimate.measured and not stats.decidable(estimate, control):
+                note = (
+                    f"{estimate.units} units, fewer than {stats.MIN_UNITS}: not decided"
+                    if estimate.units < stats.MIN_UNITS
+                    else "no control measured: not decided"
+                )
             estimates.append(estimate)
             cases.append(
                 CaseFinding(
@@ -139,9 +154,11 @@ def judge(claim: Claim, evidence: Evidence) -> ClaimFinding:
                     control_high=control.high if control is not None else float("nan"),
                     verdict=verdict,
                     units=estimate.units,
-                    control_agrees=stats.control_agrees(estimate, sub.min_effect, control, sub.rule),
+                    control_agrees=stats.control_agrees(
+                        estimate, sub.min_effect, control, sub.rule, null_control=sub.null_control
+                    ),
                     numbers=dict(case.numbers),
-                    note=case.note,
+                    note=note,
                 )
             )
         pooled = stats.pooled(estimates, name=f"{claim.id}/{sub.id}")

@@ -28,6 +28,7 @@ outliers (no outliers at all): it should be 0.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -80,7 +81,8 @@ def _tail(ev: Evidence, run: SurfaceRun | None, land: str, what: str) -> np.ndar
         values = ((half - half.mean(axis=0, keepdims=True)) ** 2).sum(axis=-1)
     else:
         values = found.losses[len(positions) // 2 :, 0] - spec.f_min
-    # A diverged start has no tail: it counts as infinitely far.
+    # A diverged start has no tail: marked infinite here, then left out of its case and counted
+    # ("diverged starts (left out)").
     return np.where(np.isfinite(values).all(axis=0), values.mean(axis=0), np.inf)
 
 
@@ -117,6 +119,21 @@ def _cases(what: str):
                             tails[other, "twin"],
                         )
                         finite = np.isfinite(treated).all(axis=1) & np.isfinite(control).all(axis=1)
+                        twin = next(
+                            (
+                                i
+                                for i, c in enumerate(out)
+                                if c.label.startswith(f"{land}, matched step")
+                                and np.array_equal(c.rows, treated[finite])
+                                and c.control is not None
+                                and np.array_equal(c.control, control[finite])
+                            ),
+                            None,
+                        )
+                        if twin is not None:
+                            # The tuned rate is the matched one: the same runs, one case (counted once).
+                            out[twin] = replace(out[twin], label=out[twin].label + " = tuned")
+                            continue
                         means = treated[finite].mean(axis=0) if finite.any() else np.full(4, np.nan)
                         out.append(
                             Case(

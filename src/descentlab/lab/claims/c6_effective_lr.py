@@ -186,6 +186,7 @@ CLAIM = Claim(
             0.1,
             stats.mean_difference,
             _decays,
+            null_control=False,  # SGD in AdaGrad's place: it can only show a support is not AdaGrad's
         ),
         SubClaim(
             "stops-short",
@@ -197,6 +198,7 @@ CLAIM = Claim(
             0.05,
             stats.mean_difference,
             _stops,
+            null_control=False,
         ),
     ),
     tunes=tunes,
