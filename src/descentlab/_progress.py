@@ -10,16 +10,21 @@ from __future__ import annotations
 
 import time
 
-from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskID,
-    TaskProgressColumn,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
+from . import _random
+
+# rich draws from Python's global generator when it is imported (a style's random id): a program's
+# random.seed() must not be moved by descentlab showing progress.
+with _random.global_state_preserved():
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        Progress,
+        TaskID,
+        TaskProgressColumn,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
 
 class Phases:

@@ -105,9 +105,35 @@ def test_cifar10_checks_the_batches(tmp_path):
     )
     with pytest.raises(ValueError, match="data_batch_3': expected uint8 data of shape \\(N, 3072\\)"):
         read_cifar10(tmp_path)
+    image = np.zeros((4, 3072), np.uint8)
+    for labels, found in ((5, r"\(\)"), ([[1], [2], [3], [4]], r"\(4, 1\)")):
+        (tmp_path / "data_batch_3").write_bytes(pickle.dumps({b"data": image, b"labels": labels}))
+        with pytest.raises(
+            ValueError,
+            match=rf"data_batch_3': the labels must be .*one per image; found an array of shape {found}",
+        ):
+            read_cifar10(tmp_path)
+    # an empty batch is an empty batch, whichever pickle protocol wrote its bytes
+    for protocol in (2, 4):
+        (tmp_path / "data_batch_3").write_bytes(
+            pickle.dumps({b"data": np.zeros((0, 3072), np.uint8), b"labels": []}, protocol=protocol)
+        )
+        with pytest.raises(ValueError, match="data_batch_3': holds no images"):
+            read_cifar10(tmp_path)
     os.remove(tmp_path / "data_batch_3")
     with pytest.raises(FileNotFoundError, match="lacks data_batch_3"):
         read_cifar10(tmp_path)
+
+
+def test_a_data_directory_is_a_path_and_a_number_names_a_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    write_mnist(tmp_path / "2024", n_train=10, n_test=10)
+    assert make_problem("mnist-mlp", data_dir=2024).splits().train[0].shape == (10, 28, 28)
+    for wrong in ([str(tmp_path)], 1.5, True):
+        with pytest.raises(
+            ValueError, match=r"mnist-mlp: data_dir must be a folder's path; received data_dir="
+        ):
+            make_problem("mnist-mlp", data_dir=wrong)
 
 
 def test_local_problems_need_a_data_directory():

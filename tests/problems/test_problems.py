@@ -233,3 +233,47 @@ def test_the_problems_page_lists_every_problem():
     for name in PROBLEMS:
         base = name.removesuffix("-noisy").removesuffix("-outliers")
         assert f"`{base}`" in section, name
+
+
+def test_a_fresh_process_keeps_its_python_random_state_through_digits_and_fit():
+    """scikit-learn and rich draw from Python's global generator when first imported; the test process
+    has imported both already, so this runs in a fresh one."""
+    import subprocess
+    import sys
+
+    script = """
+import random
+random.seed(6)
+state = random.getstate()
+import torch
+from descentlab.problems import make_problem
+from descentlab.train import Budget, FullBatch, fit
+make_problem("digits-mlp").splits()
+print(random.getstate() == state)
+model = torch.nn.Linear(2, 1)
+fit(model, torch.optim.SGD(model.parameters(), lr=0.1), (torch.ones(4, 2), torch.ones(4, 1)),
+    loss=torch.nn.functional.mse_loss, regime=FullBatch(), budget=Budget(steps=2))
+print(random.getstate() == state)
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "True"]
+
+
+@pytest.mark.parametrize(
+    "start", [1.0, float("nan"), [float("inf"), 2.0], [True, 2.0], [1.0], "ab", [1.0, None]]
+)
+def test_a_surface_s_start_must_be_two_finite_numbers(start):
+    with pytest.raises(
+        ValueError, match=r"rosenbrock: start must be two finite numbers \[x, y\]; received start="
+    ):
+        make_problem("rosenbrock", start=start)
+    assert make_problem("rosenbrock", start=(1, -0.5)).start == (1, -0.5)
+
+
+@pytest.mark.parametrize("fraction", [0.9999, 0.0001, float("nan"), 1.0, True])
+def test_a_digits_split_leaves_samples_on_both_sides(fraction):
+    with pytest.raises(
+        ValueError, match="test_fraction must leave at least one of the 1797 samples on each side"
+    ):
+        make_problem("digits-mlp", test_fraction=fraction)

@@ -30,6 +30,7 @@ from descentlab.train import (
     fit,
     run,
 )
+from descentlab.train.run import run_id
 
 
 def strict_loads(text):
@@ -80,6 +81,21 @@ def test_numpy_numbers_in_a_config_become_python_numbers():
     assert record.updates == 3 and strict_loads(record.to_json())
     # plain Python values are kept as they are: a run's store key is its configuration's JSON
     assert type(Budget(seconds=5).seconds) is int
+    # hyperparameters and problem options too, in lists as well
+    options = RunConfig(
+        "digits-mlp",
+        "adam",
+        {"lr": np.float32(0.5), "betas": [np.float64(0.9), 0.999], "amsgrad": np.bool_(True)},
+        problem_options={"data_seed": np.int64(3)},
+        budget=Budget(steps=1),
+    )
+    assert options.hyperparameters == {"lr": 0.5, "betas": [0.9, 0.999], "amsgrad": True}
+    assert [type(v) for v in (options.hyperparameters["lr"], options.hyperparameters["amsgrad"])] == [
+        float,
+        bool,
+    ]
+    assert type(options.problem_options["data_seed"]) is int
+    assert RunConfig.from_json(options.to_json()) == options and run_id(options)
 
 
 def test_record_round_trips_including_divergence():

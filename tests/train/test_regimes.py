@@ -276,6 +276,19 @@ def test_streams_work_online_only_and_epochs_need_a_data_set():
             regime=Online(),
             budget=Budget(epochs=1),
         )
+    optimizer = Recorder(model.parameters())
+    schedule = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=0.5)
+    with pytest.raises(ValueError, match="scheduler_interval is 'epoch', but a stream has no epochs"):
+        fit(
+            model,
+            optimizer,
+            stream_of(x, y),
+            loss=mse,
+            regime=Online(),
+            budget=Budget(steps=3),
+            scheduler=schedule,
+            scheduler_interval="epoch",
+        )
 
 
 # -- optimizers, schedulers, user models --------------------------------------------------

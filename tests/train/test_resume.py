@@ -162,6 +162,28 @@ def test_resuming_a_finished_run_returns_its_record_and_a_larger_budget_extends_
     assert longer.updates == 32 and longer.train_loss[:24] == first.train_loss
 
 
+def test_budgets_extended_twice_give_the_record_of_the_longest_run_from_the_start(tmp_path):
+    """Each extension takes back the end's evaluation and evaluates on; the checkpoint then holds the
+    new entries in the old one's place, even where the column has grown past its old length."""
+    checkpoint = tmp_path / "run.ckpt"
+
+    def go(steps: int, resume: bool, path=checkpoint) -> RunRecord:
+        model, optimizer, _ = setup()
+        return fit(
+            model, optimizer, (X, Y), loss=torch.nn.functional.cross_entropy, regime=FullBatch(),
+            budget=Budget(steps=steps), held_out=HELD_OUT, eval_every=Every(3),
+            observers=[effective_lr(every=Every(4))], seed=7, checkpoint=path, resume=resume,
+            checkpoint_every=Every(1000),  # at the end only: nothing written between taking back and after
+        )  # fmt: skip
+
+    go(10, False)
+    go(14, True)  # the end's evaluation at 10 taken back, then 12 in its place and 14 at the end
+    extended = go(20, True)  # read from the checkpoint written at 14
+    fresh = go(20, False, tmp_path / "fresh.ckpt")
+    assert extended.held_out.step == fresh.held_out.step == [0, 3, 6, 9, 12, 15, 18, 20]
+    assert without_times(extended) == without_times(fresh)
+
+
 def test_a_checkpoint_of_another_run_is_refused(tmp_path):
     checkpoint = tmp_path / "run.ckpt"
     train("mini-batch", torch.nn.functional.cross_entropy, checkpoint)
@@ -304,7 +326,12 @@ def test_run_resumes_from_its_config(tmp_path):
     resumed = run(config, checkpoint=checkpoint, resume=True)
     assert without_times(resumed) == without_times(reference)
     other = RunConfig(**{**config.__dict__, "hyperparameters": {"lr": 0.1}})
-    with pytest.raises(ValueError, match="another run's"):
+    # the field that differs, not two whole run identities
+    with pytest.raises(
+        ValueError,
+        match=r"another run's \(hyperparameters\.lr: checkpoint 0\.05, this run 0\.1; "
+        r"hyperparameters\.momentum: checkpoint 0\.9, this run not set\)$",
+    ):
         run(other, checkpoint=checkpoint, resume=True)
 
 

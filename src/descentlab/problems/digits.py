@@ -12,13 +12,18 @@ import torch
 from .. import _random
 from ._base import Problem, Setting, Splits
 
+#: The samples in scikit-learn's digits (``load_digits``), split into training and held-out sets.
+SAMPLES = 1797
+
 
 @functools.lru_cache(maxsize=1)
 def _load_digits() -> tuple[np.ndarray, np.ndarray]:
     # Imported here: scikit-learn takes about a second to import, and only this problem needs it.
-    from sklearn.datasets import load_digits
+    # Its import draws from Python's global generator (it imports rich): the caller's is kept.
+    with _random.global_state_preserved():
+        from sklearn.datasets import load_digits
 
-    x, y = load_digits(return_X_y=True)
+        x, y = load_digits(return_X_y=True)
     return x.astype(np.float32) / 16.0, y.astype(np.int64)
 
 
@@ -53,9 +58,16 @@ class Digits(Problem):
     default: ClassVar[Setting] = Setting("adam", {"lr": 0.003}, "mini-batch", batch_size=32, epochs=15)  # type: ignore[misc]
 
     def __post_init__(self) -> None:
-        if not isinstance(self.test_fraction, float | int) or not 0 < self.test_fraction < 1:
+        if (
+            isinstance(self.test_fraction, bool)
+            or not isinstance(self.test_fraction, float | int)
+            or not 0 < self.test_fraction < 1  # also refuses nan
+            or not 1 <= round(self.test_fraction * SAMPLES) <= SAMPLES - 1
+        ):
             raise ValueError(
-                f"{self.name}: test_fraction must be in (0, 1); received test_fraction={self.test_fraction!r}"
+                f"{self.name}: test_fraction must leave at least one of the {SAMPLES} samples on each "
+                f"side (about {1 / SAMPLES:.4f} to {1 - 1 / SAMPLES:.4f}); "
+                f"received test_fraction={self.test_fraction!r}"
             )
         if isinstance(self.hidden, bool) or not isinstance(self.hidden, int) or self.hidden < 1:
             raise ValueError(

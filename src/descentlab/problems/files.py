@@ -20,6 +20,7 @@ from __future__ import annotations
 import gzip
 import io
 import math
+import os
 import pickle
 import zlib
 from dataclasses import dataclass
@@ -136,6 +137,8 @@ class _ArraysOnly(pickle.Unpickler):
         ("numpy", "ndarray"),
         ("numpy", "dtype"),
         ("_codecs", "encode"),  # how protocol-2 pickles store bytes
+        ("__builtin__", "bytes"),  # and an empty bytes value
+        ("builtins", "bytes"),
     }
 
     def find_class(self, module: str, name: str) -> Any:
@@ -167,6 +170,8 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         labels = np.asarray(batch["labels"])
         if labels.dtype.kind not in "iuf":
             raise ValueError(f"they are {labels.dtype}")
+        if labels.ndim != 1:
+            raise ValueError(f"a list of them, one per image; found an array of shape {labels.shape}")
     except ValueError as err:
         raise ValueError(f"{str(path)!r}: the labels must be whole numbers 0 to 9 ({err})") from None
     if data.dtype != np.uint8 or data.ndim != 2 or data.shape[1] != 3 * 32 * 32 or len(labels) != len(data):
@@ -248,6 +253,13 @@ class LocalImages(Problem):
     def __post_init__(self) -> None:
         if self.dataset not in _STATS:
             raise ValueError(f"dataset must be one of {', '.join(_STATS)}; received dataset={self.dataset!r}")
+        if isinstance(self.data_dir, int) and not isinstance(self.data_dir, bool):
+            # a folder named with digits, as `--option data_dir=2024` reads it
+            object.__setattr__(self, "data_dir", str(self.data_dir))
+        if self.data_dir is not None and not isinstance(self.data_dir, str | os.PathLike):
+            raise ValueError(
+                f"{self.name}: data_dir must be a folder's path; received data_dir={self.data_dir!r}"
+            )
         if self.limit is not None and (
             isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1
         ):

@@ -27,6 +27,7 @@ gradient. The held-out loss is always the noise-free :math:`f(\theta)`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import MappingProxyType
@@ -270,9 +271,14 @@ class Surface(Problem):
                 f"{self.name}: n_samples must be a positive integer; received {self.n_samples!r}"
             )
         if self.start is not None and (
-            len(self.start) != 2 or not all(isinstance(v, int | float) for v in self.start)
+            not isinstance(self.start, list | tuple | np.ndarray)
+            or len(self.start) != 2
+            or not all(isinstance(v, int | float) and not isinstance(v, bool) for v in self.start)
+            or not all(math.isfinite(v) for v in self.start)
         ):
-            raise ValueError(f"{self.name}: start must be two numbers (x, y); received start={self.start!r}")
+            raise ValueError(
+                f"{self.name}: start must be two finite numbers [x, y]; received start={self.start!r}"
+            )
 
     # -- what a figure needs ---------------------------------------------------------
 

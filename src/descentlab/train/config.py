@@ -14,6 +14,8 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, ClassVar, Literal
 
+import numpy as np
+
 from .. import _serde
 
 Unit = Literal["steps", "samples", "epochs", "seconds"]
@@ -28,6 +30,15 @@ HELD_OUT: tuple[str, ...] = ("all", "split")
 # from an array, say) becomes a Python int or float, so that the record and the
 # store's JSON never meet a type they cannot write. Python ints and floats are
 # kept as they are (a run's key is the JSON of its configuration).
+
+
+def _plain(value: Any) -> Any:
+    """``value`` with NumPy scalars made Python numbers (and bools), in lists and tuples too."""
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, (list, tuple)):
+        return type(value)(_plain(v) for v in value)
+    return value
 
 
 #: The largest seed: seeds are 64-bit signed integers in the store (SQLite) and in torch.
@@ -313,6 +324,7 @@ class RunConfig:
             value = getattr(self, name)
             if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
                 raise ValueError(f"RunConfig: {name} must be a dict with string keys; received {value!r}")
+            object.__setattr__(self, name, {k: _plain(v) for k, v in value.items()})
         for name, value in self.hyperparameters.items():
             if isinstance(value, float) and not math.isfinite(value):
                 raise ValueError(

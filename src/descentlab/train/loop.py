@@ -232,6 +232,11 @@ class _Loop:
             for what, every in intervals.items():
                 if every.unit == "epochs":
                     raise ValueError(f"{what} is in epochs, but a stream has no epochs; use steps or samples")
+            if scheduler is not None and scheduler_interval == "epoch":
+                raise ValueError(
+                    "scheduler_interval is 'epoch', but a stream has no epochs (the schedule would never "
+                    "step); use scheduler_interval='step'"
+                )
         self.device = next((p.device for p in model.parameters()), torch.device("cpu"))
         self.cuda_devices = sorted(
             {p.device.index or 0 for p in model.parameters() if p.device.type == "cuda"}
@@ -241,6 +246,9 @@ class _Loop:
         # What the checkpoint's columns file holds: each column's length, and the file's
         # length, as of the last checkpoint (the next one appends only what is new).
         self.saved_lengths: dict[tuple[str, ...], int] = {}
+        # entries a resumed run took back (its end's evaluations and observations), by column: the
+        # next checkpoint rewrites each column from there, even if it has grown back to its old length
+        self.taken_back: dict[tuple[str, ...], int] = {}
         self.columns_bytes = 0
         self.order: torch.Tensor | None = None
         self.order_epoch = -1
@@ -532,12 +540,14 @@ class _Loop:
         chunk = []
         for key, column in columns.items():
             saved = self.saved_lengths.get(key, 0)
-            start = min(saved, len(column))  # below saved: a resumed run took back the end's entries
+            # below saved: a resumed run took back the end's entries (and may have added others since)
+            start = min(saved, len(column), self.taken_back.get(key, saved))
             if start != saved or len(column) > start:
                 chunk.append([list(key), start, column[start:]])
         if chunk:
             self.columns_bytes = append_columns(self.checkpoint, self.columns_bytes, chunk)  # type: ignore[arg-type]
         self.saved_lengths = {key: len(column) for key, column in columns.items()}
+        self.taken_back = {}
         payload = {
             "identity": json.dumps(self._identity(), sort_keys=True),
             "model": self.model.state_dict(),
@@ -559,7 +569,10 @@ class _Loop:
         mine = self._identity()
         differing = [k for k in mine if saved.get(k) != mine[k]]
         if differing:
-            details = "; ".join(f"{k}: checkpoint {saved.get(k)!r}, this run {mine[k]!r}" for k in differing)
+            found: dict[str, str] = {}
+            for k in differing:
+                found.update(_differences("" if k == "run_id" else k, saved.get(k), mine[k]))
+            details = "; ".join(found.values())
             raise ValueError(f"cannot resume from {str(self.checkpoint)!r}: it is another run's ({details})")
         self.model.load_state_dict(payload["model"])
         self.optimizer.load_state_dict(payload["optimizer"])
@@ -600,8 +613,38 @@ class _Loop:
             for column in (series.step, series.samples, series.value):
                 column.pop()
         self.position.end_evaluations, self.position.end_observers = 0, []
+        now = self.record.columns()
+        self.taken_back = {
+            key: len(now[key]) for key, n in self.saved_lengths.items() if key in now and len(now[key]) < n
+        }
         if self.reader is not None:
             self.reader.restore(self.position.consumed, payload["stream"])
+
+
+def _differences(key: str, saved: Any, mine: Any) -> dict[str, str]:
+    """What differs between a checkpoint's identity entry and this run's, down to the fields of a run
+    identity (a RunConfig's JSON), so that a changed learning rate reads as one."""
+
+    def fields(value: Any, prefix: str) -> dict[str, Any]:
+        if isinstance(value, str) and value.startswith("{"):
+            try:
+                value = json.loads(value)
+            except ValueError:
+                return {prefix: value}
+        if isinstance(value, dict):
+            out: dict[str, Any] = {}
+            for k, v in value.items():
+                out.update(fields(v, f"{prefix}.{k}" if prefix else k))
+            return out
+        return {prefix: value}
+
+    a, b = fields(saved, key), fields(mine, key)
+    changed = [k for k in {**a, **b} if a.get(k) != b.get(k)]
+
+    def shown(found: dict[str, Any], k: str) -> str:
+        return repr(found[k]) if k in found else "not set"
+
+    return {k: f"{k}: checkpoint {shown(a, k)}, this run {shown(b, k)}" for k in changed}
 
 
 def _closure(
@@ -628,8 +671,8 @@ def _closure(
 
 def _phases(progress: bool | Phases) -> Phases | None:
     """fit's ``progress`` argument as the display to report to (None: none)."""
+    if not progress:  # nothing imported: rich takes time to import
+        return None
     from .._progress import Phases
 
-    if isinstance(progress, Phases):
-        return progress
-    return Phases() if progress else None
+    return progress if isinstance(progress, Phases) else Phases()
