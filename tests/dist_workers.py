@@ -215,10 +215,38 @@ def zero_worker(rank: int, world: int, init: str, out: str) -> None:
     try:
         results = {(name, fast): _zero_run(name, {"foreach": fast}, rank, world) for name, fast in
                    product(OPTIMIZERS, (True, False))}  # fmt: skip
+        results.update({("groups", fast): _zero_groups_run(fast, rank, world) for fast in (True, False)})
         _save_gathered(results, rank, world, out)
     finally:
         gc.collect()
         dist.destroy_process_group()
+
+
+def decay_groups(net: torch.nn.Module) -> list[dict[str, Any]]:
+    """The usual split: weights with weight decay, biases without (under ZeRO, one rank's share of a
+    group may be empty)."""
+    named = list(net.named_parameters())
+    return [
+        {"params": [p for n, p in named if n.endswith("weight")], "weight_decay": 0.1},
+        {"params": [p for n, p in named if n.endswith("bias")], "weight_decay": 0.0},
+    ]
+
+
+def grouped_reference(steps: int) -> list[torch.Tensor]:
+    """AdamW with :func:`decay_groups` in one process, on the whole global batch (the per-tensor path)."""
+    net = model()
+    train(net, OPTIMIZERS["adamw"](decay_groups(net), lr=0.01, foreach=False), range(steps))
+    return _params(net)
+
+
+def _zero_groups_run(fast: bool, rank: int, world: int) -> dict[str, Any]:
+    """AdamW with weight-decay groups under ZeroRedundancyOptimizer."""
+    net = DistributedDataParallel(model())
+    zero = ZeroRedundancyOptimizer(
+        decay_groups(net.module), optimizer_class=OPTIMIZERS["adamw"], lr=0.01, foreach=fast
+    )
+    train(net, zero, range(STEPS), rank, world, batch)
+    return {"params": _params(net.module), "local": [len(g["params"]) for g in zero.optim.param_groups]}
 
 
 def _zero_run(

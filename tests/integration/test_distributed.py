@@ -50,3 +50,14 @@ def test_zero_redundancy_optimizer_shards_consolidates_and_resumes(zero_results,
         for a, b in zip(run["rolled back"], run["trained"], strict=True):
             assert torch.equal(a, b), "the same optimizer loaded it after more steps"
     assert sum(shard_sizes) == 4 and all(shard_sizes), "each rank updates a share of the 4 parameters"
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+def test_zero_with_weight_decay_groups_runs_with_a_rank_s_group_empty(zero_results, fast):
+    """ZeRO gives each rank a local optimizer with every group, some of them empty on a rank."""
+    expected = dist_workers.grouped_reference(dist_workers.STEPS)
+    local = [rank_results[("groups", fast)]["local"] for rank_results in zero_results]
+    assert any(0 in sizes for sizes in local), f"no rank had an empty group: {local}"
+    for rank_results in zero_results:
+        for a, b in zip(rank_results[("groups", fast)]["params"], expected, strict=True):
+            assert relative_error(a, b) <= 1e-12

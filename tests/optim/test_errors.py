@@ -104,6 +104,30 @@ def test_errors_common_to_every_optimizer(name, kwargs, error, match):
 # -- parameters and groups ----------------------------------------------------------
 
 
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+@pytest.mark.parametrize("name", sorted(OPTIMIZERS))
+def test_an_empty_group_is_kept_as_torch_keeps_it(name, fast):
+    # ZeroRedundancyOptimizer gives every rank every group, empty where the rank holds none of it
+    import torch.optim
+
+    kwargs = {"momentum": 0.9} if name == "sgd" else {}
+    ours_p, theirs_p = (torch.nn.Parameter(torch.arange(6.0)) for _ in range(2))
+    theirs_cls = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"}
+    ours = OPTIMIZERS[name]([{"params": []}, {"params": [ours_p]}], lr=0.1, foreach=fast, **kwargs)
+    theirs = getattr(torch.optim, theirs_cls[name])(
+        [{"params": []}, {"params": [theirs_p]}], lr=0.1, **kwargs
+    )
+    for _ in range(3):
+        for p, opt in ((ours_p, ours), (theirs_p, theirs)):
+            p.grad = torch.linspace(-1, 1, 6)
+            opt.step()
+    assert torch.allclose(ours_p, theirs_p, rtol=1e-6, atol=1e-7)
+    again = OPTIMIZERS[name]([{"params": []}, {"params": [ours_p]}], lr=0.1, foreach=fast, **kwargs)
+    again.load_state_dict(ours.state_dict())
+    ours.add_param_group({"params": []})
+    assert [len(g["params"]) for g in ours.param_groups] == [0, 1, 0]
+
+
 @pytest.mark.parametrize("name", sorted(OPTIMIZERS))
 def test_parameter_errors(name):
     cls = OPTIMIZERS[name]
@@ -287,6 +311,81 @@ def test_a_mismatched_checkpoint_raises_before_anything_is_replaced(source, targ
     assert same(_snapshot(opt), before)
 
 
+def _edited(opt, edit):
+    saved = copy.deepcopy(opt.state_dict())
+    edit(saved)
+    return saved
+
+
+def _nan_moment(saved):
+    # a full-precision checkpoint's moment (as a float32 optimizer saves it), with a NaN in it
+    saved["param_groups"][0]["lr"] = 0.5
+    state = saved["state"][0]
+    state.pop("exp_avg_absmax")
+    state["exp_avg"] = torch.zeros(64, 64)
+    state["exp_avg"][0, 0] = float("nan")
+
+
+@pytest.mark.parametrize("fast", [True, False], ids=["fast", "per-tensor"])
+@pytest.mark.parametrize(
+    ("make", "edit", "match"),
+    [
+        (  # quantised when loaded: a NaN was refused only after the options had been replaced
+            lambda fast: _trained(Adam, shapes=((64, 64),), lean_state="8bit", foreach=fast),
+            _nan_moment,
+            r"Adam: the checkpoint's 'exp_avg' of parameter 0 holds NaN or infinity, which lean_state='8bit'",
+        ),
+        (  # the options are checked with the lean state this optimizer keeps
+            lambda fast: _trained(RMSprop, shapes=((64, 64),), lean_state="8bit", foreach=fast),
+            lambda saved: saved["param_groups"][0].update(centered=True),
+            r"RMSprop: centered=True cannot be combined with lean_state='8bit'",
+        ),
+        (
+            lambda fast: _trained(Adam, shapes=((64, 64),), lean_state="bfloat16", foreach=fast),
+            lambda saved: saved["param_groups"][0].update(state_dtype=torch.bfloat16),
+            r"Adam: lean_state='bfloat16' cannot be combined with state_dtype",
+        ),
+        (
+            lambda fast: _trained(Adam, foreach=fast),
+            lambda saved: saved["state"][0].update(step=torch.tensor(-3.0)),
+            r"Adam: the step of parameter 0 must be a whole count >= 0; received tensor\(-3\.\)",
+        ),
+        (
+            lambda fast: _trained(Adam, foreach=fast),
+            lambda saved: saved["state"][0].update(step=torch.tensor(float("nan"))),
+            r"the step of parameter 0 must be a whole count >= 0",
+        ),
+        (
+            lambda fast: _trained(Adam, foreach=fast),
+            lambda saved: saved["state"][0].update(step=2.5),
+            r"the step of parameter 0 must be a whole count >= 0; received 2\.5",
+        ),
+        (
+            lambda fast: _trained(Adam, foreach=fast),
+            lambda saved: saved["state"][0].update(exp_avg=3.0),
+            r"Adam: the checkpoint's 'exp_avg' of parameter 0 must be a tensor; received float 3\.0",
+        ),
+    ],
+    ids=[
+        "nan-into-8bit",
+        "centered-into-8bit",
+        "bf16-dtype-into-bf16-lean",
+        "negative-step",
+        "nan-step",
+        "fractional-step",
+        "number-as-state",
+    ],
+)
+def test_a_checkpoint_the_load_would_fail_on_is_refused_before_anything_is_replaced(make, edit, match, fast):
+    _, opt = make(fast)
+    saved = _edited(opt, edit)
+    before = _snapshot(opt)
+    with pytest.raises(ValueError, match=match):
+        opt.load_state_dict(saved)
+    assert same(_snapshot(opt), before)
+    opt.step()  # and the optimizer steps on as it was
+
+
 def test_a_checkpoint_with_invalid_values_or_state_is_refused():
     _, opt = _trained(Adam)
     saved = opt.state_dict()
@@ -298,7 +397,7 @@ def test_a_checkpoint_with_invalid_values_or_state_is_refused():
         opt.load_state_dict(bad_lr)
     bad_step = copy.deepcopy(saved)
     bad_step["state"][0]["step"] = "3"
-    with pytest.raises(ValueError, match=r"the step of parameter 0 must be a count >= 0; received '3'"):
+    with pytest.raises(ValueError, match=r"the step of parameter 0 must be a whole count >= 0; received '3'"):
         opt.load_state_dict(bad_step)
     foreign = copy.deepcopy(saved)
     foreign["state"][0]["square_avg"] = torch.zeros(2, 3)

@@ -194,6 +194,10 @@ class Optimizer(torch.optim.Optimizer):
                 f"{owner}: params must be an ordered collection (a list), not a set: a set's "
                 "order changes between runs, and the order ties state to parameters in checkpoints"
             )
+        if not isinstance(params, torch.Tensor):
+            params = list(params)
+            if not params:  # a group may be empty (ZeroRedundancyOptimizer's ranks have some), not all
+                raise ValueError(f"{owner}: got an empty parameter list")
         super().__init__(params, defaults)
 
     # -- what subclasses provide ------------------------------------------------
@@ -288,9 +292,7 @@ class Optimizer(torch.optim.Optimizer):
             params = [params]
         elif isinstance(params, (set, frozenset)):
             raise TypeError(f"{owner}: {where}params must be a list, not a set (a set has no stable order)")
-        params = list(params)
-        if not params:
-            raise ValueError(f"{owner}: {where}got an empty parameter list")
+        params = list(params)  # may be empty, as in torch.optim: a rank of ZeroRedundancyOptimizer
         tensors = [p[1] if isinstance(p, tuple) and len(p) == 2 else p for p in params]
         self._check_tensors(owner, where, tensors)
         if "convention" in group:
@@ -728,6 +730,7 @@ class Optimizer(torch.optim.Optimizer):
                 f"optimizer has {len(self.param_groups)}"
             )
         params: dict[Any, torch.Tensor] = {}
+        kinds: dict[int, str | None] = {}  # each parameter's lean form once loaded
         for index, (saved, group) in enumerate(zip(saved_groups, self.param_groups, strict=True)):
             missing = [k for k in self.torch_keys if k not in saved]
             if missing:
@@ -741,10 +744,13 @@ class Optimizer(torch.optim.Optimizer):
                     f"parameters; this optimizer's has {len(group['params'])}"
                 )
             merged = {**self.defaults, **{k: v for k, v in saved.items() if k != "params"}}
-            self._check_group(merged)
-            kept = {**merged, "lean_state": group["lean_state"]}  # the form this optimizer keeps
+            # checked with the form this optimizer keeps its state in, which the load keeps
+            # (a checkpoint's centered=True cannot come into an RMSprop with 8-bit state)
+            kept = {**merged, "lean_state": group["lean_state"]}
+            self._check_group(kept)
             for i, p in enumerate(group["params"]):
                 _lean_kind(owner, f"param group {index}, params[{i}]", kept, p)
+                kinds[id(p)] = _lean.kind(kept, p)
             params.update(zip(saved["params"], group["params"], strict=True))
         scales = {_lean.ABSMAX.format(n): n for n in self.state_names}
         known = set(self.state_names) | {"step"} | set(scales)
@@ -765,14 +771,21 @@ class Optimizer(torch.optim.Optimizer):
                 if key == "step":
                     if isinstance(value, torch.Tensor) and value.numel() != 1:
                         raise ValueError(f"{owner}: the step of parameter {pid} must be a scalar")
-                    if not isinstance(value, torch.Tensor) and (
-                        isinstance(value, bool)
-                        or not isinstance(value, numbers.Real)
-                        or not (math.isfinite(value) and value >= 0)
+                    count = value.item() if isinstance(value, torch.Tensor) else value
+                    if (
+                        isinstance(count, bool)
+                        or not isinstance(count, numbers.Real)
+                        or not (math.isfinite(count) and count >= 0 and count == int(count))
                     ):
                         raise ValueError(
-                            f"{owner}: the step of parameter {pid} must be a count >= 0; received {value!r}"
+                            f"{owner}: the step of parameter {pid} must be a whole count >= 0; "
+                            f"received {value!r}"
                         )
+                elif not isinstance(value, torch.Tensor):
+                    raise ValueError(
+                        f"{owner}: the checkpoint's {key!r} of parameter {pid} must be a tensor; "
+                        f"received {type(value).__name__} {value!r}"
+                    )
                 elif key in scales:
                     self._check_scales(owner, pid, p, scales[key], entry)
                 elif (
@@ -789,6 +802,19 @@ class Optimizer(torch.optim.Optimizer):
                         f"{owner}: the checkpoint's {key!r} of parameter {pid} has shape "
                         f"{tuple(value.shape)}, but the parameter has shape {tuple(p.shape)}"
                     )
+                elif kinds.get(id(p)) == "8bit" and value.dtype != torch.uint8:
+                    # quantised when loaded: refused now, before anything is replaced
+                    real = torch.view_as_real(value) if value.is_complex() else value
+                    if not bool(torch.isfinite(real).all()):
+                        raise ValueError(
+                            f"{owner}: the checkpoint's {key!r} of parameter {pid} holds NaN or "
+                            "infinity, which lean_state='8bit' cannot quantise"
+                        )
+                    if key in self.unsigned_state and bool((real < 0).any()):
+                        raise ValueError(
+                            f"{owner}: the checkpoint's {key!r} of parameter {pid} has a negative "
+                            f"value ({real.min().item()!r}); lean_state='8bit' keeps it as a count >= 0"
+                        )
         return params
 
     @staticmethod

@@ -709,16 +709,18 @@ class Bucket:
         # Stochastic rounding draws on each element's place in its block of 256: blocks
         # start where parameters do, as in the per-tensor path.
         align = _lean.BLOCK if lean is not None or rounding else 1
-        offsets, total = [], 0
+        offsets, total, padded = [], 0, align > 1
         for p in params:
+            if p.is_complex() and total % 2:  # a complex view starts on a (real, imaginary) pair
+                total, padded = total + 1, True
             offsets.append(total)
             total += -(-_real(p)[1] // align) * align
         kw = {"dtype": dtype, "device": device}
-        param_buffer = torch.zeros(total, **kw) if align > 1 else torch.empty(total, **kw)
+        # padding is zero, so that the rule leaves it zero (and out of an 8-bit block's absmax)
+        param_buffer = torch.zeros(total, **kw) if padded else torch.empty(total, **kw)
         grad_buffer = torch.zeros(total, **kw)
         kept = {"dtype": _kept(group, lean, params[0]), "device": device}
-        # lean state's padding must be zero, so that the rule leaves it zero (and out of the block's absmax)
-        state_buffers = {n: (torch.zeros if align > 1 else torch.empty)(total, **kept) for n in names}
+        state_buffers = {n: (torch.zeros if padded else torch.empty)(total, **kept) for n in names}
         scales = {}
         if lean == "8bit":
             scales = {n: torch.zeros(total // align, dtype=torch.float32, device=device) for n in names}
