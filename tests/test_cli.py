@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -72,3 +73,18 @@ def test_unknown_command_exits_2_without_traceback():
     assert done.returncode == 2
     assert "Traceback" not in done.stderr
     assert "invalid choice: 'lsit'" in done.stderr
+
+
+def test_a_reader_that_goes_away_is_no_error():
+    """`descentlab list | head`: the pipe closes before everything is written."""
+    reader, writer = os.pipe()
+    os.close(reader)  # every write now fails with a broken pipe
+    done = subprocess.run(
+        [sys.executable, "-m", "descentlab", "list"],
+        stdout=writer,
+        stderr=subprocess.PIPE,
+        text=True,
+        timeout=120,
+    )
+    os.close(writer)
+    assert (done.returncode, done.stderr) == (0, "")
