@@ -4,6 +4,9 @@ A benchmark, not a test: it prints the median step time of each form. Run it wit
 
     python benchmarks/bf16_rounding.py --rounds 5 --steps 10
 
+(``--out FILE`` keeps the timings as JSON, which the documentation renders:
+benchmarks/bf16-rounding.json.)
+
 On the bench's transformer workload (15.8M parameters, one flat buffer in
 blocks of 256) it times, in rounds that take each form in turn (the host's
 speed drifts; compare within a round): Adam's rule on bfloat16 moments compiled
@@ -16,10 +19,8 @@ fused float32 Adam, which the lean-state target (1.25x) is stated against.
 
 from __future__ import annotations
 
-import argparse
 import math
 import statistics
-import time
 from collections.abc import Callable
 
 import torch
@@ -52,17 +53,13 @@ def nearest(p, g, m, v, seed, scalars):
     v.copy_(v_new.to(torch.bfloat16))
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--steps", type=int, default=10)
-    args = parser.parse_args()
-    if args.rounds < 1 or args.steps < 1:
-        parser.error(f"--rounds and --steps must be at least 1; received {args.rounds} and {args.steps}")
+def main(argv: list[str] | None = None) -> None:
+    parser = bench.forms_parser(__doc__.splitlines()[0], rounds=5, steps=10)
+    args = bench.forms_check(parser, parser.parse_args(argv))
 
     generator = torch.Generator().manual_seed(0)
-    shapes = bench.WORKLOADS["transformer"].shapes
-    n = sum(math.prod(s) for s in shapes) // _lean.BLOCK * _lean.BLOCK
+    shapes = bench.WORKLOADS["transformer"].scaled(args.scale).shapes
+    n = max(1, sum(math.prod(s) for s in shapes) // _lean.BLOCK) * _lean.BLOCK
     p, g = torch.randn(2, n // _lean.BLOCK, _lean.BLOCK, generator=generator)
     g *= 1e-3
     m, v = torch.zeros_like(p, dtype=torch.bfloat16), torch.zeros_like(p, dtype=torch.bfloat16)
@@ -93,19 +90,16 @@ def main() -> None:
     for step in forms.values():
         for _ in range(3):  # compiled, state made
             step()
-    times: dict[str, list[float]] = {form: [] for form in forms}
-    for _ in range(args.rounds):
-        for form, step in forms.items():
-            for _ in range(args.steps):
-                start = time.perf_counter()
-                step()
-                times[form].append((time.perf_counter() - start) * 1e3)
-    print(
-        f"{n / 1e6:.1f}M parameters, {torch.get_num_threads()} threads, "
-        f"medians of {args.rounds} x {args.steps} steps:"
+    times = bench.time_forms(forms, args.rounds, args.steps)
+    title = (
+        f"Adam's rule with bfloat16 moments on {n / 1e6:.1f}M parameters, beside descentlab's and "
+        "torch's Adam steps"
     )
-    for form, ms in times.items():
-        print(f"  {form}: {statistics.median(ms):.2f} ms")
+    print(f"{title}, {torch.get_num_threads()} threads, medians of {args.rounds} x {args.steps} steps:")
+    for form, rounds in times.items():
+        print(f"  {form}: {statistics.median([ms for r in rounds for ms in r]):.2f} ms")
+    rows = [{"group": None, "form": form, "round_ms": rounds, "note": None} for form, rounds in times.items()]
+    bench.keep_forms(args, "benchmarks/bf16_rounding.py", argv, title, rows)
 
 
 if __name__ == "__main__":

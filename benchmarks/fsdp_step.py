@@ -4,6 +4,9 @@ A benchmark, not a test: it prints the median step time of each form. Run it wit
 
     python benchmarks/fsdp_step.py --optimizer adam --steps 8
 
+(``--optimizer all`` for every optimizer; ``--out FILE`` keeps the timings as
+JSON, which the documentation renders: benchmarks/fsdp-step.json.)
+
 It shards the bench's transformer workload (15.8M parameters in 60 tensors) with
 ``fully_shard`` on one gloo process (so each parameter is a DTensor holding all
 of it) and times ``step()`` alone, with fixed gradients, in rounds that take
@@ -18,12 +21,11 @@ paths, beside torch.optim's fused step on them.
 
 from __future__ import annotations
 
-import argparse
 import statistics
 import tempfile
-import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -36,16 +38,38 @@ from descentlab.optim import OPTIMIZERS
 TORCH = {"sgd": "SGD", "adagrad": "Adagrad", "rmsprop": "RMSprop", "adam": "Adam", "adamw": "AdamW"}
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--optimizer", default="adam", choices=sorted(OPTIMIZERS))
-    parser.add_argument("--steps", type=int, default=8, help="timed steps per form and round (default 8)")
-    parser.add_argument("--rounds", type=int, default=3, help="rounds over the forms (default 3)")
-    args = parser.parse_args()
-    if args.rounds < 1 or args.steps < 1:
-        parser.error(f"--rounds and --steps must be at least 1; received {args.rounds} and {args.steps}")
-    hyper = {"lr": 1e-3, **({"momentum": 0.9} if args.optimizer in ("sgd", "rmsprop") else {})}
-    ours, theirs = OPTIMIZERS[args.optimizer], getattr(torch.optim, TORCH[args.optimizer])
+def main(argv: list[str] | None = None) -> None:
+    parser = bench.forms_parser(__doc__.splitlines()[0], rounds=3, steps=8)
+    parser.add_argument(
+        "--optimizer",
+        default="adam",
+        help=f"comma-separated, of {', '.join(sorted(OPTIMIZERS))}, or all (default adam)",
+    )
+    args = bench.forms_check(parser, parser.parse_args(argv))
+    names = sorted(OPTIMIZERS) if args.optimizer == "all" else args.optimizer.split(",")
+    unknown = [n for n in names if n not in OPTIMIZERS]
+    if unknown or len(set(names)) != len(names):
+        parser.error(
+            f"--optimizer: {args.optimizer!r}; give each of {', '.join(sorted(OPTIMIZERS))} once, or all"
+        )
+    rows: list[dict[str, Any]] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        dist.init_process_group("gloo", init_method=f"file://{Path(tmp) / 'init'}", rank=0, world_size=1)
+        try:
+            n = sum(p.numel() for p in sharded_model(scale=args.scale).parameters())
+            title = f"A step on {n / 1e6:.1f}M parameters in 60 tensors, FSDP2 on one gloo process"
+            print(f"{title}:")
+            for name in names:
+                rows += measure(name, args.scale, args.rounds, args.steps)
+        finally:
+            dist.destroy_process_group()
+    bench.keep_forms(args, "benchmarks/fsdp_step.py", argv, title, rows)
+
+
+def measure(name: str, scale: float, rounds: int, steps: int) -> list[dict[str, Any]]:
+    """Time every form of optimizer ``name``; print and return one row per form."""
+    hyper = {"lr": 1e-3, **({"momentum": 0.9} if name in ("sgd", "rmsprop") else {})}
+    ours, theirs = OPTIMIZERS[name], getattr(torch.optim, TORCH[name])
     rounded = {"stochastic_rounding": True, "state_dtype": torch.float32}
     f32, bf16 = torch.float32, torch.bfloat16
     # form -> (the parameters' dtype, the optimizer on them)
@@ -76,42 +100,37 @@ def main() -> None:
             lambda ps: theirs(ps, **hyper, fused=True),
         ),
     }
-    with tempfile.TemporaryDirectory() as tmp:
-        dist.init_process_group("gloo", init_method=f"file://{Path(tmp) / 'init'}", rank=0, world_size=1)
+    runs, failed = {}, {}
+    for form, (dtype, make) in forms.items():
+        model = sharded_model(dtype, scale)
         try:
-            runs, failed = {}, {}
-            for form, (dtype, make) in forms.items():
-                model = sharded_model(dtype)
-                try:
-                    opt = make(list(model.parameters()))
-                    for _ in range(3):  # state made, kernels compiled
-                        opt.step()
-                except (RuntimeError, NotImplementedError, TypeError, ValueError) as err:
-                    failed[form] = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:100]}"
-                    continue
-                runs[form] = (model, opt)
-            n = sum(p.numel() for p in sharded_model().parameters())
-            print(f"{args.optimizer}, {n / 1e6:.1f}M parameters, FSDP2 on one gloo process:")
-            times: dict[str, list[float]] = {form: [] for form in runs}
-            for _ in range(args.rounds):
-                for form, (_, opt) in runs.items():
-                    for _ in range(args.steps):
-                        start = time.perf_counter()
-                        opt.step()
-                        times[form].append((time.perf_counter() - start) * 1e3)
-            for form, (_, opt) in runs.items():
-                where = f"  [{opt.implementation()[0]}]" if hasattr(opt, "implementation") else ""
-                print(f"  {form}: {statistics.median(times[form]):.1f} ms per step{where}")
-            for form, why in failed.items():
-                print(f"  {form}: does not run ({why})")
-        finally:
-            dist.destroy_process_group()
+            opt = make(list(model.parameters()))
+            for _ in range(3):  # state made, kernels compiled
+                opt.step()
+        except (RuntimeError, NotImplementedError, TypeError, ValueError) as err:
+            failed[form] = f"{type(err).__name__}: {str(err).strip().splitlines()[0][:100]}"
+            continue
+        runs[form] = (model, opt)
+    times = bench.time_forms({form: opt.step for form, (_, opt) in runs.items()}, rounds, steps)
+    rows = []
+    print(f"{name}:")
+    for form in forms:
+        if form in runs:
+            opt = runs[form][1]
+            note = opt.implementation()[0] if hasattr(opt, "implementation") else ""
+            every = [ms for r in times[form] for ms in r]
+            print(f"  {form}: {statistics.median(every):.1f} ms per step" + (f"  [{note}]" if note else ""))
+            rows.append({"group": TORCH[name], "form": form, "round_ms": times[form], "note": note})
+        else:
+            print(f"  {form}: does not run ({failed[form]})")
+            rows.append({"group": TORCH[name], "form": form, "round_ms": None, "note": failed[form]})
+    return rows
 
 
-def sharded_model(dtype: torch.dtype = torch.float32) -> torch.nn.Module:
+def sharded_model(dtype: torch.dtype = torch.float32, scale: float = 1.0) -> torch.nn.Module:
     """The transformer workload's tensors in ``dtype``, fully_shard-ed, each with a fixed gradient."""
     generator = torch.Generator().manual_seed(0)
-    shapes = bench.WORKLOADS["transformer"].shapes
+    shapes = bench.WORKLOADS["transformer"].scaled(scale).shapes
     model = torch.nn.ParameterList(
         [torch.nn.Parameter(torch.randn(s, generator=generator, dtype=dtype)) for s in shapes]
     )

@@ -5,10 +5,13 @@ A page marks where a rendering goes with an HTML comment on a line of its own::
     <!-- generated: bench benchmarks/results/*.json -->
     <!-- generated: findings docs/findings/default.json -->
     <!-- generated: playground benchmarks/playground.json -->
+    <!-- generated: forms benchmarks/fsdp-step.json -->
 
 and the comment is replaced, as the page is read, by the Markdown that
-:func:`descentlab.bench.markdown`, :func:`descentlab.lab.findings.markdown` or
-:func:`descentlab.playground.bench.markdown` makes of each file (paths from
+:func:`descentlab.bench.markdown`, :func:`descentlab.lab.findings.markdown`,
+:func:`descentlab.playground.bench.markdown` or
+:func:`descentlab.bench.forms_markdown` (the ``--out`` files of the scripts in
+benchmarks/) makes of each file (paths from
 the repository root; a pattern takes every file it matches, in name order).
 Each rendering names its machine and date, as the files record them, so no
 figure on the site is typed by hand.
@@ -30,7 +33,12 @@ def _renderers() -> dict[str, Any]:
     from descentlab.lab import findings
     from descentlab.playground import bench as playground_bench
 
-    return {"bench": bench.markdown, "findings": findings.markdown, "playground": playground_bench.markdown}
+    return {
+        "bench": bench.markdown,
+        "findings": findings.markdown,
+        "playground": playground_bench.markdown,
+        "forms": bench.forms_markdown,
+    }
 
 
 def render(kind: str, pattern: str) -> str:

@@ -42,6 +42,7 @@ fastest full-precision step.
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import dataclasses
 import datetime
@@ -50,6 +51,7 @@ import json
 import logging
 import math
 import os
+import pathlib
 import platform
 import statistics
 import sys
@@ -62,7 +64,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
-from . import __version__
+from . import __version__, _files
 from .optim import OPTIMIZERS, Optimizer
 from .optim._flat import _corrected
 
@@ -1246,3 +1248,106 @@ def summary(data: dict[str, Any]) -> str:
 def _ms(ms: float) -> str:
     """Milliseconds with two decimals under 1 ms (a GPU's steps), else one."""
     return f"{ms:.2f}" if ms < 1 else f"{ms:.1f}"
+
+
+# -- the benchmarks/ scripts: named forms of one step, timed in turns ----------
+
+
+def time_forms(
+    forms: dict[str, Callable[[], object]], rounds: int, steps: int
+) -> dict[str, list[list[float]]]:
+    """Milliseconds of each call of each form: ``rounds`` rounds, each taking every form in turn for
+    ``steps`` calls (the host's speed drifts; a round puts the forms side by side)."""
+    times: dict[str, list[list[float]]] = {form: [] for form in forms}
+    for _ in range(rounds):
+        for form, call in forms.items():
+            ms = []
+            for _ in range(steps):
+                start = time.perf_counter()
+                call()
+                ms.append((time.perf_counter() - start) * 1e3)
+            times[form].append(ms)
+    return times
+
+
+def forms_parser(description: str, rounds: int, steps: int) -> argparse.ArgumentParser:
+    """A benchmarks/ script's parser with ``--rounds``, ``--steps``, ``--scale`` and ``--out``; a script
+    adds its own arguments, parses, and passes the result through :func:`forms_check`."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument(
+        "--rounds", type=int, default=rounds, help=f"rounds over the forms (default {rounds})"
+    )
+    parser.add_argument(
+        "--steps", type=int, default=steps, help=f"timed steps per form and round (default {steps})"
+    )
+    parser.add_argument("--scale", type=float, default=1.0, help="scale the workload's sizes (default 1)")
+    parser.add_argument(
+        "--out", type=pathlib.Path, help="where to keep the timings as JSON (docs render them)"
+    )
+    return parser
+
+
+def forms_check(parser: argparse.ArgumentParser, args: argparse.Namespace) -> argparse.Namespace:
+    """``args`` checked, ``--out`` included, before the minutes of measuring (a wrong one: exit 2)."""
+    if args.rounds < 1 or args.steps < 1:
+        parser.error(f"--rounds and --steps must be at least 1; received {args.rounds} and {args.steps}")
+    if not 0 < args.scale <= 4:  # also refuses nan (as descentlab bench does)
+        parser.error(f"--scale must be in (0, 4]; received {args.scale}")
+    if args.out is not None:
+        try:
+            _files.check_writable(args.out)
+        except OSError as err:
+            parser.error(f"--out: {err}")
+    args.machine = machine_info(torch.device("cpu"))  # the date and load when the measuring starts
+    return args
+
+
+def keep_forms(
+    args: argparse.Namespace, script: str, argv: Sequence[str] | None, title: str, rows: list[dict[str, Any]]
+) -> None:
+    """Write what a benchmarks/ script measured to ``args.out`` (if given), atomically: the rows
+    (each ``group``, ``form``, ``round_ms``: per round, each call's milliseconds, or None where the
+    form did not run, and ``note``), the machine and date, and the command that measured them."""
+    if args.out is None:
+        return
+    data = {
+        "benchmark": script,
+        "command": " ".join(["python", script, *(sys.argv[1:] if argv is None else argv)]),
+        "title": title,
+        "machine": args.machine,
+        "rounds": args.rounds,
+        "steps": args.steps,
+        "rows": rows,
+    }
+    _files.write_text_atomic(args.out, json.dumps(data, indent=1) + "\n")
+    print(f"written to {args.out}")
+
+
+def forms_markdown(data: dict[str, Any]) -> str:
+    """A benchmarks/ script's ``--out`` file as a Markdown table: each form's median milliseconds per
+    step, with the lowest and highest round's median, and the machine, its load and the date."""
+    m = data["machine"]
+    load = m.get("load_average")
+    grouped = any(row.get("group") for row in data["rows"])
+    lines = [
+        f"{data['title']}. `{data['command']}` on {m['processor']} ({m['cpu_count']} cores, "
+        f"{m['torch_threads']} threads), torch {m['torch']}, {m['date']}"
+        + (f"; load average when it started {load[0]:.1f}, {load[1]:.1f}, {load[2]:.1f}" if load else "")
+        + f". Median milliseconds per step over {data['rounds']} rounds of {data['steps']} steps, in "
+        "brackets the lowest and highest round's median.",
+        "",
+        ("| optimizer " if grouped else "") + "| form | ms per step (rounds) | notes |",
+        ("|---" if grouped else "") + "|---|---|---|",
+    ]
+    for row in data["rows"]:
+        rounds = row["round_ms"]
+        if rounds is None:
+            cell = "does not run"
+        else:
+            medians = [statistics.median(r) for r in rounds]
+            every = statistics.median([ms for r in rounds for ms in r])
+            cell = _ms(every) + (f" ({_ms(min(medians))}-{_ms(max(medians))})" if len(medians) > 1 else "")
+        group = f"| {row.get('group') or ''} " if grouped else ""
+        form, note = (str(text or "").replace("|", "\\|") for text in (row["form"], row.get("note")))
+        lines.append(f"{group}| {form} | {cell} | {note} |")
+    return "\n".join(lines)
