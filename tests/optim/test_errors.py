@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import inspect
+import pickle
 import re
 
 import pytest
@@ -455,6 +456,14 @@ def test_an_option_changed_after_it_was_checked_is_checked_before_the_step(name,
         opt.step()
     assert isinstance(caught.value, ValueError) and caught.value.rule == "range"
     assert caught.value.values == {"name": "lr", "interval": "[0, inf)", "value": "-0.5"}
+    # whole through pickle, as a worker process sends it back
+    back = pickle.loads(pickle.dumps(caught.value))
+    assert (type(back), str(back), back.rule, back.values) == (
+        OptionError,
+        str(caught.value),
+        caught.value.rule,
+        caught.value.values,
+    )
     assert all(torch.equal(p, v) for p, v in zip(params, values, strict=True)), "no parameter changed"
     same(opt.state_dict()["state"], before[0]["state"])
     opt.param_groups[1]["lr"] = 0.5

@@ -38,6 +38,10 @@ class OptionError(ValueError):
         self.rule = rule
         self.values = values
 
+    def __reduce__(self) -> tuple[object, ...]:
+        # pickled whole (a sweep's worker process sends its errors back to the driver)
+        return (type(self), (str(self), self.rule), {"values": self.values})
+
 
 def _interval(low: float, high: float, low_open: bool, high_open: bool) -> str:
     left = "(" if low_open else "["
