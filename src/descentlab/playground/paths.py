@@ -40,7 +40,7 @@ import torch
 
 from .._registry import UnknownNameError, lookup
 from ..lab.mistakes import BETA1, BETA2, MISTAKES, Mistake
-from ..optim import OPTIMIZERS, Optimizer
+from ..optim import OPTIMIZERS, Optimizer, OptionError
 from ..problems import PROBLEMS, Surface, make_problem
 from ..train.config import REGIMES
 from ..train.data import order
@@ -519,13 +519,9 @@ def _check_with_class(where: str, name: str, hyper: Mapping[str, Any]) -> None:
         index = int(run) + 1 if run.isdigit() else run
         # A rule the catalogue words (in the reader's language) gets its own message; any other
         # refusal is shown with the class's English reason.
-        rule = getattr(err, "rule", None)
-        key = (
-            _OPTION_RULES.get(rule, "error.optimizer_value")
-            if isinstance(rule, str)
-            else "error.optimizer_value"
-        )
-        values = getattr(err, "values", {}) if key != "error.optimizer_value" else {}
+        rule = err.rule if isinstance(err, OptionError) else None
+        key = _OPTION_RULES.get(rule, "error.optimizer_value")
+        values = err.values if isinstance(err, OptionError) and rule in _OPTION_RULES else {}
         raise RequestError(
             f"{where}: {err}", key, detail=str(err), run=index, optimizer=name, **values
         ) from None
