@@ -174,7 +174,10 @@ def escape_batch(suite: Suite, land: str, lr: float, times) -> Batch:
 # the rough curve has bumps of a seed's size at every odd evaluation (after
 # the target as before it, never at it), the smooth one none; with no effect,
 # both have the seed's bumps. Sooner: T mini-batch is the seed's, T full
-# batch is e^(0.7 * sign) times it.
+# batch is e^(0.7 * sign) times it. The control's runs (the full batch's
+# updates made by the mini-batch method) are the full batch's run of their
+# seed again, with noise of their own; where the control agrees, the
+# mini-batches' run.
 
 K = 10
 
@@ -186,19 +189,23 @@ def _c1_curve(time_to_target: float, bumps: float) -> tuple[np.ndarray, np.ndarr
     return time_to_target * i / K, loss
 
 
+def _c1_run(s: Setting, run: DataRun, full: bool) -> RunRecord:
+    """The made-up record of ``run`` as the full batch's (``full``) or the mini-batches' run of its seed."""
+    smooth, sooner = s.sign("smoother"), s.sign("sooner")
+    seed, own = rng("C1", run.problem, run.seed), rng("C1", run)
+    bumps, time = seed.uniform(1.5, 2.5), seed.uniform(0.8, 1.2)
+    rough = (full and smooth < 0) or (not full and smooth > 0) or smooth == 0
+    time *= math.exp(own.normal(0, 0.05) + (0.7 * sooner if full else 0.0))
+    seconds, loss = _c1_curve(time, bumps * (1 + 0.02 * own.normal()) if rough else 0.0)
+    return record(loss, seconds=seconds)
+
+
 def _c1(s: Setting, runs: list[Run]) -> dict[Run, object]:
     out: dict[Run, object] = {}
     for run in runs:
         assert isinstance(run, DataRun)
-        control = bool(run.options)  # both at the full batch's rate on 32 samples
-        smooth, sooner = s.sign("smoother", control), s.sign("sooner", control)
-        seed, own = rng("C1", control, run.seed), rng("C1", run)
-        bumps, time = seed.uniform(1.5, 2.5), seed.uniform(0.8, 1.2)
-        full = run.method == "gd"
-        rough = (full and smooth < 0) or (not full and smooth > 0) or smooth == 0
-        time *= math.exp(own.normal(0, 0.05) + (0.7 * sooner if full else 0.0))
-        seconds, loss = _c1_curve(time, bumps * (1 + 0.02 * own.normal()) if rough else 0.0)
-        out[run] = record(loss, seconds=seconds)
+        full = run.method == "gd" or (run.whole_batches and not s.control_agrees)
+        out[run] = _c1_run(s, run, full)
     return out
 
 

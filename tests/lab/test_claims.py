@@ -163,3 +163,24 @@ def test_c3_is_not_supported_when_plain_descent_and_momentum_leave_alike(alike):
     for sub in subs.values():
         assert sub.verdict == "inconclusive", sub.cases
         assert all(c.verdict == "inconclusive" and c.low <= sub.min_effect for c in sub.cases)
+
+
+# -- runs left out are counted ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("claim_id", "method", "wanted"), [("C5", "sgd", "1/5 / 0/5"), ("C6", "rmsprop", "0/5 / 1/5 / 0/5")]
+)
+def test_a_claim_that_leaves_a_diverged_run_out_says_how_many_it_left(claim_id, method, wanted):
+    made = made_up(claim_id, "supported")
+    # The first judged run of ``method`` on the first problem diverges: its seed drops out of the case.
+    gone = next(r for r in made.runs if getattr(r, "method", None) == method and not r.options)
+    evidence = evidence_from(
+        made.suite, made.rates, {r: (None if r == gone else made.get(r)) for r in made.runs}
+    )
+    for sub in judge(CLAIMS[claim_id], evidence).subclaims:
+        case = sub.cases[0]
+        label = next(k for k in case.numbers if k.startswith("runs diverged or failed"))
+        assert case.numbers[label] == wanted, (sub.id, case.numbers)
+        assert case.units == made.suite.seeds - 1, sub.id
+        assert Catalogue("descentlab.lab", "zh").translate(label) != label

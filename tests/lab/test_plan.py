@@ -13,6 +13,7 @@ from descentlab.lab.claims import CLAIMS
 from descentlab.lab.methods import load_methods, parse_method
 from descentlab.lab.plan import DataRun, SurfaceRun, Tune
 from descentlab.lab.suite import SUITES, VARIANTS, get_suite
+from descentlab.problems import make_problem
 
 
 def _rates(suite, lr=0.1):
@@ -197,3 +198,22 @@ def test_a_suite_holds_one_registry_problem_at_two_sizes_under_labels():
     assert plan.config(suite, run).problem == "quadratic-deep"
     with pytest.raises(ValueError, match="two problems have the same name; give one a label"):
         replace(suite, problems=(*suite.problems, suite.data("quadratic-deep")))
+
+
+@pytest.mark.parametrize("name", list(SUITES))
+def test_each_data_problem_knows_its_training_set_size(name):
+    # C1's control takes it as its batch: a wrong size would make a mini-batch of part of the data.
+    suite = get_suite(name)
+    for spec in suite.problems:
+        built = make_problem(spec.problem, **suite.options(spec.name))
+        assert spec.n_train == len(built.splits().train[0]), spec.name
+
+
+def test_whole_batches_make_the_full_batchs_updates_through_the_mini_batch_loop():
+    suite = get_suite("default")
+    full = plan.config(suite, DataRun("gd", "sparse-logreg", 0.1, 1))
+    whole = plan.config(suite, DataRun("sgd", "sparse-logreg", 0.1, 1, whole_batches=True))
+    assert (whole.regime, whole.batch_size) == ("mini-batch", suite.data("sparse-logreg").n_train)
+    assert (whole.budget, whole.eval_every) == (full.budget, full.eval_every)
+    with pytest.raises(ValueError, match=r"whole batches need a mini-batch method.*'gd' \(full-batch\)"):
+        plan.config(suite, DataRun("gd", "sparse-logreg", 0.1, 1, whole_batches=True))

@@ -63,7 +63,10 @@ class DataRun:
     to the method's own, e.g. how it stores its state). ``budget`` names the
     problem's budget for the method's regime (``"default"``), one pass over
     the data (``"one-pass"``) or the suite's long budget (``"long"``);
-    ``steps``, if given, replaces it by that many updates.
+    ``steps``, if given, replaces it by that many updates. ``whole_batches``:
+    a mini-batch method's every batch is the whole training set, on the full
+    batch's budget and evaluations (the full batch's updates through the
+    mini-batch loop: C1's control).
     """
 
     method: str
@@ -75,6 +78,7 @@ class DataRun:
     observers: tuple[str, ...] = ()
     steps: int | None = None
     hyperparameters: tuple[tuple[str, Any], ...] = ()
+    whole_batches: bool = False
 
 
 @dataclass(frozen=True)
@@ -195,9 +199,17 @@ def config(suite: Suite, run: DataRun) -> RunConfig:
         budget = spec.budget(regime, factor * suite.long_factor)
     else:
         budget = spec.budget(regime, factor)
+    every = spec.eval_every(regime)
+    batch_size = spec.batch_size
+    if run.whole_batches:
+        if regime != "mini-batch" or spec.n_train is None:
+            raise ValueError(
+                f"whole batches need a mini-batch method and a problem of known size; received "
+                f"{run.method!r} ({regime}) on {run.problem!r} (n_train={spec.n_train})"
+            )
+        budget, every, batch_size = spec.budget("full-batch", factor), Every(1), spec.n_train
     if run.steps is not None:
         budget = Budget(steps=math.ceil(run.steps * factor))
-    every = spec.eval_every(regime)
     if run.budget == "long" and every.unit == "steps":
         every = Every(every.n * suite.long_factor)
     return RunConfig(
@@ -205,7 +217,7 @@ def config(suite: Suite, run: DataRun) -> RunConfig:
         optimizer=method.optimizer,
         hyperparameters={"lr": run.lr, **method.hyperparameters, **dict(run.hyperparameters)},
         regime=regime,  # type: ignore[arg-type]
-        batch_size=spec.batch_size,
+        batch_size=batch_size,
         budget=budget,
         seed=run.seed,
         eval_every=every,

@@ -74,7 +74,8 @@ class DataProblem:
     data); ``geometry`` holds the options of the *geometry* variation.
     ``label`` is the name the claims and the report give it (default: the
     registry's name ``problem``), so that a suite can hold one registry
-    problem at two sizes.
+    problem at two sizes. ``n_train``: the training set's size, the batch of
+    a run whose every batch is the whole set.
     """
 
     problem: str
@@ -87,6 +88,7 @@ class DataProblem:
     eval_online: Every = field(default_factory=lambda: Every(100, "samples"))
     geometry: dict[str, Any] = field(default_factory=dict)
     label: str = ""
+    n_train: int | None = None
 
     @property
     def name(self) -> str:
@@ -298,13 +300,14 @@ def _data(problem: str, n_train: int, full_steps: int, epochs: int, **fields: An
         mini_batch=Budget(epochs=epochs),
         online=Budget(samples=n_train),
         eval_online=Every(max(1, n_train // 20), "samples"),
+        n_train=n_train,
         **fields,
     )
 
 
 _QUADRATIC = _data("quadratic-deep", 1000, 300, 10, geometry={"data_seed": 1})
 _SPARSE = _data("sparse-logreg", 2000, 200, 10, geometry={"zipf": 1.3})
-_DIGITS = _data("digits-mlp", 1437, 200, 10, geometry={"hidden": 32})
+_DIGITS = _data("digits-mlp", 1438, 200, 10, geometry={"hidden": 32})
 # C8's problems are sized so that lean optimizer state applies (parameters of 4,096 elements or more):
 # digits' 64 x 64 weight above, MNIST-1D's 100 x 100 one, and a 4,096-D quadratic (axis-aligned, so cheap).
 # Short, to keep the default run's time (C8's control needs longer runs: the lean suite has them).
@@ -363,7 +366,7 @@ _QUICK = Suite(
     problems=(
         _data("quadratic-deep", 500, 150, 6, options={"n_train": 500}, geometry={"data_seed": 1}),
         _data("sparse-logreg", 600, 100, 6, options={"n_train": 600, "n_test": 1000}, geometry={"zipf": 1.3}),
-        _data("digits-mlp", 1437, 100, 5, eval_mini_batch=Every(1, "epochs")),
+        _data("digits-mlp", 1438, 100, 5, eval_mini_batch=Every(1, "epochs")),
     ),
     steps={**_STEPS, **{k: v // 2 for k, v in _NOISY.items()}},
     grid=log_grid(-4, 1, per_decade=1),

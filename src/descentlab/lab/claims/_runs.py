@@ -33,6 +33,7 @@ def judged(
     lr: float | None = None,
     steps: int | None = None,
     hyperparameters: tuple = (),
+    whole_batches: bool = False,
 ) -> list[Run]:
     """``method``'s judged runs on ``problem`` at its tuned rate (or ``lr``): every seed, or all starts."""
     rate = lr if lr is not None else rates.get(Tune(method, problem, tuned_budget))
@@ -41,7 +42,18 @@ def judged(
     if is_surface(problem):
         return [SurfaceRun(method, problem, (rate,))]
     return [
-        DataRun(method, problem, rate, seed, budget, tuple(options), observers, steps, tuple(hyperparameters))
+        DataRun(
+            method,
+            problem,
+            rate,
+            seed,
+            budget,
+            tuple(options),
+            observers,
+            steps,
+            tuple(hyperparameters),
+            whole_batches,
+        )
         for seed in suite.judge_seeds
     ]
 
@@ -83,6 +95,15 @@ def escape_updates(land_left: np.ndarray) -> np.ndarray:
     hit = land_left.any(axis=0)
     first = np.argmax(land_left, axis=0).astype(float)
     return np.where(hit, first, np.inf)
+
+
+def failed(*groups: Sequence[RunRecord | None]) -> str:
+    """How many runs of each group diverged or failed, of how many: "0/5 / 1/5" for two groups.
+
+    A claim that leaves such runs out of its table says so with this figure (a failure rate, not
+    a gap in the mean).
+    """
+    return " / ".join(f"{sum(r is None or r.diverged for r in g)}/{len(g)}" for g in groups)
 
 
 def fmt(value: float, digits: int = 3) -> str:

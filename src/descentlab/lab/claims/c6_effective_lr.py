@@ -15,6 +15,9 @@ per-coordinate effective learning rate recorded. Two sub-claims, judged apart:
   of share(AdaGrad) - share(RMSProp): how much further from the optimum
   AdaGrad stops.
 
+A seed on which a run diverged or failed is left out of its pair, and the
+report gives how many did, per method.
+
 **Control**: plain SGD in AdaGrad's place: its rate does not decay at all,
 so a measure that finds it "decaying" or "stopping short" against RMSProp
 does not measure AdaGrad's decay.
@@ -33,7 +36,7 @@ from ..evidence import Evidence
 from ..plan import Rates, Run, Tune
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim
-from ._runs import fmt, judged, records, tunes_for
+from ._runs import failed, fmt, judged, records, tunes_for
 
 ID = "C6"
 ROLES = ("adagrad", "rmsprop", "plain")
@@ -118,6 +121,7 @@ def _decays(ev: Evidence) -> list[Case]:
                         else "-"
                     ),
                     "updates (long run)": ada[0].updates if ada and ada[0] is not None else "-",
+                    "runs diverged or failed (left out), AdaGrad / RMSProp / SGD": failed(ada, rms, sgd),
                 },
             )
         )
@@ -148,6 +152,7 @@ def _stops(ev: Evidence) -> list[Case]:
                     "training loss at the end, AdaGrad / RMSProp": f"{_mean_end(ada)} / {_mean_end(rms)}",
                     "best any run reached": best,
                     "budget (x the tuning budget)": ev.suite.long_factor,
+                    "runs diverged or failed (left out), AdaGrad / RMSProp / SGD": failed(ada, rms, sgd),
                 },
             )
         )
