@@ -79,6 +79,10 @@ BAD = {
         'problem = "saddle"\n[optimizers.sgd]\nlr = { low = 0, high = 1, n = 4, log = true }', [],
         "demo.toml: optimizers.sgd.lr: LogGrid: low must be > 0 for a log scale; received low=0",
     ),
+    "values and a range": (
+        'problem = "saddle"\n[optimizers.sgd]\nlr = { values = [0.1], low = 0.2, high = 0.3 }', [],
+        "demo.toml: optimizers.sgd.lr: give either values = [...] or a range (low, high, n, log), not both",
+    ),
     "invalid toml": ("problem = [", [], "demo.toml: not valid TOML"),
     "missing spec": (None, [], "cannot read spec 'missing.toml': No such file or directory"),
     "store under a file": (SPEC, ["--store", "a-file/lab.sqlite"], "cannot write 'a-file/lab.sqlite'"),
@@ -145,3 +149,18 @@ def test_the_largest_seed_a_run_may_have_is_stored(tmp_path, capsys):
     assert main(["sweep", str(spec), "--store", str(store), "--workers", "1"]) == 0
     with Store(store) as kept:
         assert [(r.status, r.config.seed) for r in kept.runs("s")] == [("finished", 2**63 - 1)]
+
+
+@pytest.mark.parametrize("name, text", [
+    ("deep.json", "[" * 100_000),
+    ("deep.toml", "problem = " + "[" * 100_000),
+    ("deepish.json", '{"problem": ' + "[" * 900 + "]" * 900 + "}"),
+], ids=["json", "toml", "json-under-the-parser-limit"])  # fmt: skip
+def test_a_spec_nested_too_deeply_is_one_line_exit_2(tmp_path, capsys, name, text):
+    (tmp_path / name).write_text(text)
+    code = exit_code(["sweep", str(tmp_path / name), "--store", str(tmp_path / "lab.sqlite")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith("descentlab sweep: error: ") and err.count("\n") == 1, err
+    assert name in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == [name]

@@ -7,6 +7,7 @@ had not must be run by the next invocation, and its workers must not outlive it.
 
 from __future__ import annotations
 
+import os
 import signal
 import sqlite3
 import subprocess
@@ -97,6 +98,8 @@ def kill_when(driver: subprocess.Popen, store: Path, ready, timeout: float = 120
         assert time.monotonic() < deadline, "the sweep made no progress"
         time.sleep(0.005)
     workers = children(driver.pid)
+    # Without workers found, "no worker outlived the driver" below would hold vacuously.
+    assert workers, "found no worker of the running sweep to watch"
     driver.send_signal(signal.SIGKILL)
     driver.communicate()
     assert driver.returncode == -signal.SIGKILL
@@ -139,3 +142,29 @@ def test_a_sweep_killed_at_any_moment_resumes_with_every_run_once(tmp_path):
         again = run_sweep(kept, "check", configs[::5], executor=SerialExecutor())
     for run in again:
         assert without_wall_times(run.record) == without_wall_times(stored[run.key].record)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads processes from /proc (Linux)")
+def test_ctrl_c_reaching_workers_while_they_start_is_ignored_by_them(tmp_path):
+    """Ctrl-C reaches every process of the group; a worker still importing torch must ignore it too.
+
+    Only the workers are signalled: what the driver then does is the driver's
+    business (a real Ctrl-C stops it too), while a worker that took the signal
+    would die with a KeyboardInterrupt traceback and fail its run.
+    """
+    spec, store = tmp_path / "killed.toml", tmp_path / "out" / "lab.sqlite"
+    spec.write_text(SPEC.replace("steps = 800", "steps = 50"))  # runs long enough to start workers
+    driver = start(spec, store)
+    deadline = time.monotonic() + 60
+    while len(children(driver.pid)) < 2:
+        assert driver.poll() is None, f"the sweep ended before its workers started: {driver.communicate()}"
+        assert time.monotonic() < deadline, "the sweep started no workers"
+        time.sleep(0.002)
+    time.sleep(0.3)  # past the exec, into the imports (torch takes seconds)
+    for worker in children(driver.pid):
+        os.kill(worker, signal.SIGINT)
+    _, err = driver.communicate(timeout=300)
+    assert driver.returncode == 0, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+    assert ", 0 failed" in err, err
+    assert len(rows(store)) == len(load_spec(spec).configs())

@@ -77,6 +77,14 @@ def test_dimensions():
     assert LogGrid(1, 4, 4).points() == (1, 2, 3, 4)  # integers, each once
     assert Grid(0.0, 1.0, 3).points() == (0.0, 0.5, 1.0)
     assert Grid(1, 10, 4).points() == (1, 4, 7, 10)
+    # Integer ends too close for n distinct integers: refused, not a grid of fewer points.
+    with pytest.raises(
+        ValueError, match=r"Grid\(0, 1, 5\): integer ends .* only 2 of the 5 differ .*\(0.0, 1.0\)"
+    ):
+        Grid(0, 1, 5)
+    with pytest.raises(ValueError, match=r"LogGrid\(1, 4, 5\): .* only 4 of the 5 differ"):
+        LogGrid(1, 4, 5)
+    assert Grid(0.0, 1.0, 5).points() == (0.0, 0.25, 0.5, 0.75, 1.0)
     assert Choice(range(3)).points() == (0, 1, 2)
     with pytest.raises(ValueError, match=r"LogUniform.* is continuous: use LogGrid"):
         LogUniform(1e-4, 1.0).points()

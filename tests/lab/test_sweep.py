@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 import os
 import time
 
@@ -123,6 +124,19 @@ def test_a_worker_that_dies_fails_its_item_only_and_is_replaced():
             list(executor.map_unordered(ten_times_unless_three, [3]))
         assert info.value.item == 3
         assert list(executor.map_unordered(ten_times_unless_three, [6])) == [60]
+
+
+@pytest.mark.slow
+def test_a_task_that_cannot_be_sent_leaves_no_worker_behind():
+    before = set(multiprocessing.active_children())
+    executor = LocalExecutor(workers=2)
+    with pytest.raises(Exception, match="pickle"):  # a lambda cannot be sent to a spawned process
+        list(executor.map_unordered(lambda x: x, [1, 2, 3]))
+    executor.close()
+    assert set(multiprocessing.active_children()) - before == set()
+    with executor:  # and the pool still works
+        assert list(executor.map_unordered(ten_times_unless_three, [1])) == [10]
+    assert set(multiprocessing.active_children()) - before == set()
 
 
 class Crashing(SerialExecutor):

@@ -21,6 +21,7 @@ workers at once, since the driver will not store what they would return.
 from __future__ import annotations
 
 import collections
+import contextlib
 import multiprocessing
 import multiprocessing.connection
 import os
@@ -110,6 +111,31 @@ class SerialExecutor:
         self.close()
 
 
+@contextlib.contextmanager
+def _sigint_ignored_by_children() -> Iterator[None]:
+    """Start processes here that ignore Ctrl-C from their first instruction; this one's is kept.
+
+    Ctrl-C reaches the whole process group, and a spawned worker spends its
+    first second importing torch, before ``_serve`` can ignore SIGINT: each
+    would print a KeyboardInterrupt traceback. An ignored signal stays ignored
+    across fork and exec (and Python keeps it so), so SIGINT is ignored while
+    the child is started. It is also blocked meanwhile: Linux keeps a blocked
+    signal pending even while ignored, so a Ctrl-C in this window reaches the
+    driver once its handler is back, instead of being lost. The child inherits
+    the block too, and ``_serve`` lifts it once SIGINT is ignored there.
+    """
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "pthread_sigmask"):
+        yield  # signal handlers can only be changed by the main thread (and not at all on Windows)
+        return
+    mask = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+    handler = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, handler)
+        signal.pthread_sigmask(signal.SIG_SETMASK, mask)
+
+
 class _Worker:
     """One pool process and the driver's end of its pipe."""
 
@@ -117,7 +143,8 @@ class _Worker:
         self.conn, child = context.Pipe()
         # daemon: stopped by multiprocessing when the driver exits normally
         self.process = context.Process(target=_serve, args=(child,), daemon=True)
-        self.process.start()
+        with _sigint_ignored_by_children():
+            self.process.start()
         child.close()
 
     def stop(self, *, kill: bool = False) -> None:
@@ -183,6 +210,11 @@ class LocalExecutor:
                         worker.stop(kill=True)
                         waiting.appendleft(item)
                         continue
+                    except BaseException:
+                        # fn or item cannot be pickled (or Ctrl-C came mid-send): the worker is
+                        # neither busy nor idle, so nothing else would ever stop it.
+                        worker.stop(kill=True)
+                        raise
                     busy[worker] = item
                 ready = multiprocessing.connection.wait(
                     [w.conn for w in busy] + [w.process.sentinel for w in busy]
@@ -230,8 +262,12 @@ def _serve(conn: multiprocessing.connection.Connection) -> None:
     """A pool process: run ``(fn, item)`` tasks from the driver until it sends None or goes away."""
     # A pool process is ours: its global thread count is ours to set (see the module docstring).
     torch.set_num_threads(1)
-    # Ctrl-C reaches the whole process group; the driver alone decides what stops.
+    # Ctrl-C reaches the whole process group; the driver alone decides what stops. (It was
+    # ignored and blocked from the start, see _sigint_ignored_by_children; once ignored
+    # here, unblocking it discards a Ctrl-C that arrived meanwhile.)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if hasattr(signal, "pthread_sigmask"):
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
     parent = multiprocessing.parent_process()
     if parent is not None:
         threading.Thread(target=_exit_with_parent, args=(parent.sentinel,), daemon=True).start()

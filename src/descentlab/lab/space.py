@@ -107,9 +107,18 @@ def _check_runs(runs: int) -> None:
         )
 
 
-def _points(values: list[float], integral: bool) -> tuple[Any, ...]:
-    if integral:  # integer ends give integers (batch sizes, seeds), each once
-        return tuple(dict.fromkeys(round(v) for v in values))
+def _points(values: list[float], integral: bool, owner: str = "") -> tuple[Any, ...]:
+    if integral:  # integer ends give integers (batch sizes, seeds)
+        points = tuple(dict.fromkeys(round(v) for v in values))
+        if len(points) < len(values):
+            # Two points rounding to one integer: the grid would silently have fewer runs
+            # than n (Grid(0, 1, 5) is 0 and 1), most likely a range of reals written as integers.
+            raise ValueError(
+                f"{owner}: integer ends give integer points, and only {len(points)} of the {len(values)} "
+                f"differ ({', '.join(map(str, points))}): for real values write the ends as reals "
+                "(0.0, 1.0), or give a smaller n"
+            )
+        return points
     return tuple(_round(v) for v in values)
 
 
@@ -154,12 +163,13 @@ class Grid:
     def __post_init__(self) -> None:
         _check_range("Grid", self.low, self.high, log=False)
         _check_count("Grid", self.n)
+        self.points()  # refuses integer ends too close for n distinct points, before any run
 
     def points(self) -> tuple[Any, ...]:
         """The grid, from low to high."""
         step = (self.high - self.low) / (self.n - 1)
         values = [self.low + i * step for i in range(self.n - 1)] + [self.high]
-        return _points(values, _integral(self.low, self.high))
+        return _points(values, _integral(self.low, self.high), f"Grid({self.low}, {self.high}, {self.n})")
 
     def draw(self, rng: np.random.Generator) -> Any:
         """One of the points, each with equal probability."""
@@ -184,12 +194,13 @@ class LogGrid:
     def __post_init__(self) -> None:
         _check_range("LogGrid", self.low, self.high, log=True)
         _check_count("LogGrid", self.n)
+        self.points()  # refuses integer ends too close for n distinct points, before any run
 
     def points(self) -> tuple[Any, ...]:
         """The grid, from low to high."""
         ratio = self.high / self.low
         values = [self.low * ratio ** (i / (self.n - 1)) for i in range(self.n - 1)] + [self.high]
-        return _points(values, _integral(self.low, self.high))
+        return _points(values, _integral(self.low, self.high), f"LogGrid({self.low}, {self.high}, {self.n})")
 
     def draw(self, rng: np.random.Generator) -> Any:
         """One of the points, each with equal probability."""

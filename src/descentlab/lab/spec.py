@@ -101,6 +101,9 @@ def load_spec(path: str | Path) -> Spec:
     except (ValueError, tomllib.TOMLDecodeError) as err:  # UnicodeDecodeError, JSONDecodeError, a key twice
         kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
         raise ValueError(f"{path.name}: not valid {kind}: {err}") from None
+    except RecursionError:  # both parsers recurse per level: '[' * 100000 exhausts the stack
+        kind = "JSON" if path.suffix.lower() == ".json" else "TOML"
+        raise ValueError(f"{path.name}: not valid {kind}: nested too deeply for a spec") from None
     spec = parse_spec(data, source=path.name)
     return spec if spec.name is not None else dataclasses.replace(spec, name=path.stem)
 
@@ -229,6 +232,10 @@ def _dimension(value: Any) -> Any:
     if keys == {"values"}:
         return Choice(value["values"])
     _only("key of a range", value, (*_RANGE_KEYS, "values"))
+    if "values" in value:  # both kinds of table at once: one of them would be dropped without a word
+        raise ValueError(
+            f"give either values = [...] or a range (low, high, n, log), not both; received {dict(value)!r}"
+        )
     if not {"low", "high"} <= keys:
         raise ValueError(
             "a range needs low and high (and n for a grid, log = true for a log scale); "

@@ -227,9 +227,17 @@ def _field_defaults(cls: type) -> dict[str, Any]:
     return _serde.to_data(out)
 
 
-def _sql_text(text: str) -> str:
-    """``text`` as an SQL string literal (for the one script that cannot take parameters)."""
-    return "'" + text.replace("'", "''") + "'"
+def _statements(script: str) -> list[str]:
+    """The SQL statements of ``script``, one each (a semicolon in a comment or string splits nothing)."""
+    statements, pending = [], ""
+    for line in script.splitlines(keepends=True):
+        pending += line
+        if sqlite3.complete_statement(pending):
+            statements.append(pending.strip())
+            pending = ""
+    if pending.strip():
+        raise ValueError(f"an incomplete SQL statement: {pending.strip()!r}")
+    return statements
 
 
 def _canonical(data: Any) -> Any:
@@ -347,6 +355,8 @@ class Store:
                 self._db.execute("PRAGMA synchronous = FULL")
                 self._migrate(self._db)
                 self._db.execute("PRAGMA journal_mode = WAL")
+            if create:
+                self._check_writable(self._db)
         except BaseException:
             self._db.close()
             raise
@@ -396,8 +406,34 @@ class Store:
             raise OSError(f"store {str(self.path)!r}: SQLite: {reason}") from None
 
     def _empty(self, db: sqlite3.Connection) -> bool:
+        # A file is empty only if nothing marked it: another program may set its
+        # user_version (or application_id) before creating its first table.
         tables = db.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]
-        return tables == 0 and db.execute("PRAGMA application_id").fetchone()[0] == 0
+        marks = (
+            db.execute("PRAGMA application_id").fetchone()[0],
+            db.execute("PRAGMA user_version").fetchone()[0],
+        )
+        return tables == 0 and marks == (0, 0)
+
+    def _check_writable(self, db: sqlite3.Connection) -> None:
+        """Refuse, before any run is trained, a store this process cannot commit to.
+
+        SQLite opens a file it may not write (permissions, an immutable file, a
+        read-only file system) read-only without a word, and says so only at the
+        first commit: a sweep would lose its first run. BEGIN IMMEDIATE alone
+        succeeds on such a file in WAL mode, so a page is changed (user_version
+        set to itself) and rolled back: nothing reaches the file.
+        """
+        try:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                version = db.execute("PRAGMA user_version").fetchone()[0]
+                db.execute(f"PRAGMA user_version = {int(version)}")
+            finally:
+                db.execute("ROLLBACK")
+        except sqlite3.DatabaseError as err:
+            reason = " ".join(str(err).split())
+            raise OSError(f"store {str(self.path)!r} cannot be written (SQLite: {reason})") from None
 
     def _check(self, db: sqlite3.Connection, *, close: bool = False, verify: bool = False) -> None:
         """Refuse what this descentlab cannot use; ``verify`` also reads every page (a damaged file)."""
@@ -407,6 +443,11 @@ class Store:
                 version = db.execute("PRAGMA user_version").fetchone()[0]
                 if self._empty(db):
                     return
+                if app == 0 and not db.execute("SELECT count(*) FROM sqlite_schema").fetchone()[0]:
+                    raise self._fail(
+                        f"is an SQLite database with no tables but user_version {version}, which "
+                        "another program set: not a descentlab store (use another file)"
+                    )
                 if app != APPLICATION_ID:
                     raise self._fail("is an SQLite database of another program, not a descentlab store")
                 if version not in (1, SCHEMA_VERSION):
@@ -446,15 +487,33 @@ class Store:
             )
 
     def _create(self, db: sqlite3.Connection) -> None:
+        """Create the tables in a file found empty, unless another process did so first.
+
+        One transaction: a process killed here leaves an empty file, which is
+        created again next time. Emptiness is decided again under the write
+        lock: processes that open a new store at once all found it empty, and
+        only the first to take the lock creates it (the others then open it).
+        """
         from .. import __version__
 
-        # One transaction: a process killed here leaves an empty file, which is created again next time.
-        self._script(
-            db,
-            f"{_SCHEMA}; {_SCHEMA_2}; INSERT INTO meta (name, value) VALUES "
-            f"('defaults_version', '{DEFAULTS_VERSION}'), ('created_by', {_sql_text(__version__)}); "
-            f"PRAGMA application_id = {APPLICATION_ID}; PRAGMA user_version = {SCHEMA_VERSION};",
-        )
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            if self._empty(db):
+                # Statement by statement: executescript would commit the open transaction first.
+                for statement in _statements(f"{_SCHEMA}\n{_SCHEMA_2}"):
+                    db.execute(statement)
+                db.execute(
+                    "INSERT INTO meta (name, value) VALUES ('defaults_version', ?), ('created_by', ?)",
+                    (str(DEFAULTS_VERSION), __version__),
+                )
+                db.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+                db.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                with contextlib.suppress(sqlite3.Error):  # the error being raised says what went wrong
+                    db.execute("ROLLBACK")
+            raise
 
     def _migrate(self, db: sqlite3.Connection) -> None:
         """Bring a store of schema version 1 (runs only) to :data:`SCHEMA_VERSION`, in one transaction.
