@@ -247,14 +247,31 @@ def test_a_gif_over_the_request_budget_keeps_every_second_frame(page):
     with page.expect_download(timeout=120_000) as gif:
         page.click("#gif")
     frames = Image.open(io.BytesIO(Path(gif.value.path()).read_bytes())).n_frames
-    assert frames in (26, 13), frames  # updates 0, 8, ..., 200 (or every 16th): 101 halved until under it
+    # Updates 0, 8, ..., 200 (or 0, 16, ..., 192 and the final 200): 101 halved until under it.
+    assert frames in (26, 14), frames
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
     "address",
-    ['#s=rosenbrock&o=[{"optimizer":"nosuch","hyperparameters":{}}]', "#s=rosenbrock&t=abc", "#s=nowhere"],
-    ids=["unknown optimizer", "unreadable update", "unknown surface"],
+    [
+        '#s=rosenbrock&o=[{"optimizer":"nosuch","hyperparameters":{}}]',
+        "#s=rosenbrock&t=abc",
+        "#s=nowhere",
+        "#s=rosenbrock&t=-5",
+        "#s=rosenbrock&t=2.5",
+        "#s=rosenbrock&n=2.5",
+        "#s=rosenbrock&v=0",
+    ],
+    ids=[
+        "unknown optimizer",
+        "unreadable update",
+        "unknown surface",
+        "negative update",
+        "fractional update",
+        "fractional updates",
+        "speed 0",
+    ],
 )
 def test_an_address_naming_what_the_server_lacks_opens_the_default_view(browser, server, address):
     page, errors, _ = open_page(browser, server + address)
@@ -346,3 +363,88 @@ def test_a_typed_formula_is_drawn_and_descended_and_the_address_keeps_it(page, b
     assert again.evaluate("playground.surface.formula") == "x^2 + 10*y^2"
     assert drawn(again) == drawn(page) and not errors
     again.context.close()
+
+
+RUN_COLOUR_NEAR = """([x, y]) => {
+  // Whether a pixel of the first run's colour (#d62728) is within 3 pixels of the point (x, y).
+  const canvas = document.getElementById('contour');
+  const [[x0, x1], [y0, y1]] = playground.surface.bounds;
+  const px = Math.round(((x - x0) / (x1 - x0)) * canvas.width);
+  const py = Math.round((1 - (y - y0) / (y1 - y0)) * canvas.height);
+  const data = canvas.getContext('2d').getImageData(px - 3, py - 3, 7, 7).data;
+  for (let i = 0; i < data.length; i += 4) {
+    if (data[i] > 180 && data[i + 1] < 90 && data[i + 2] < 90) return true;
+  }
+  return false;
+}"""
+
+
+@pytest.mark.slow
+def test_a_path_whose_coordinates_overflow_ends_at_its_last_finite_point(browser, server):
+    # lr 1e308 sends the first update past the largest float: the server sends its point as null.
+    runs = '[{"optimizer":"sgd","hyperparameters":{"lr":1e308},"mistakes":[]}]'
+    page, errors, _ = open_page(browser, server + f"#s=rosenbrock&n=20&t=1&lang=en&o={runs}")
+    assert page.evaluate("playground.paths.runs[0].points") == [[-1.2, 1.0], [None, None]]
+    # The dot is at the last finite point, the start; no line or dot towards the origin, where a
+    # null read as 0 would put them.
+    assert page.evaluate(RUN_COLOUR_NEAR, [-1.2, 1.0])
+    assert not page.evaluate(RUN_COLOUR_NEAR, [0, 0])
+    assert not page.evaluate(RUN_COLOUR_NEAR, [-0.6, 0.5])
+    assert not errors, errors
+    page.context.close()
+
+
+@pytest.mark.slow
+def test_a_typed_formula_runs_in_the_mini_batch_regime(browser, server):
+    # A formula has no noise (one "sample"): the batch size, 20 as on the noisy surfaces, is not sent.
+    formula = "x%5E2%20%2B%2010*y%5E2"
+    address = f"#s=custom&f={formula}&b=[[-3,3],[-3,3]]&r=mini-batch&bs=20&lang=zh"
+    page, errors, _ = open_page(browser, server + address)
+    assert page.locator("#message").is_hidden()
+    assert page.evaluate("playground.paths.regime") == "mini-batch"
+    assert page.locator("#batch-size").is_disabled() and page.locator("#regime-note").is_visible()
+    assert not errors, errors
+    page.context.close()
+
+
+@pytest.mark.slow
+def test_a_shown_error_follows_the_language_switch(browser, server):
+    page, errors, _ = open_page(browser, server + "#s=rosenbrock&lang=en")
+    page.locator('fieldset.run input[data-control="momentum"]').first.fill("0")
+    page.locator('fieldset.run input[type="checkbox"]').first.check()  # nesterov needs a momentum
+    page.wait_for_selector("#message:not([hidden])")
+    english = page.locator("#message").inner_text()
+    assert not re.search(r"[\u4e00-\u9fff]", english), english
+    page.select_option("#lang", "zh")
+    page.wait_for_function("document.documentElement.lang === 'zh-CN'")
+    chinese = page.locator("#message").inner_text()
+    assert re.search(r"[\u4e00-\u9fff]", chinese) and chinese != english, chinese
+    assert all("status of 400" in e for e in errors), errors
+    page.context.close()
+
+
+@pytest.mark.slow
+def test_an_updates_value_over_the_limit_is_held_to_it(page):
+    page.fill("#updates", "5000")  # the server allows 2,000
+    page.press("#updates", "Tab")  # a number box reports its change when left
+    ready(page)
+    assert page.locator("#message").is_hidden()
+    assert page.locator("#updates").input_value() == "2000"
+    assert page.evaluate("playground.paths.updates") == 2000
+    assert page.locator("#t").inner_text() == "0 / 2000" and "n=2000" in page.url
+
+
+@pytest.mark.slow
+def test_the_gif_ends_at_the_last_update(browser, server):
+    # 250 updates: a frame every third update (at most 120 frames), which does not reach 250 itself.
+    page, errors, _ = open_page(browser, server + "#s=rosenbrock&n=250&lang=en")
+    with page.expect_request("**/api/gif") as sent, page.expect_download(timeout=120_000):
+        page.click("#gif")
+    frames = sent.value.post_data_json["frames"]
+    assert len(frames) == 85  # updates 0, 3, ..., 249 and 250
+    end, more_errors, _ = open_page(browser, server + "#s=rosenbrock&n=250&t=250&lang=en")
+    assert end.locator("#t").inner_text() == "250 / 250"
+    assert frames[-1] == drawn(end) and frames[-2] != frames[-1]
+    assert not errors and not more_errors, errors + more_errors
+    page.context.close()
+    end.context.close()

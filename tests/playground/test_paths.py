@@ -279,6 +279,15 @@ def test_the_schema_offers_the_registry_s_defaults_and_every_mistake():
             "unknown surface 'costum'; did you mean 'custom'",
         ),
         ([1, 2], "must be a JSON object"),
+        (  # a misspelt field would leave the run on the class's defaults
+            {"runs": [{"optimizer": "adam", "hyperparams": {"lr": 5}}], "updates": 3},
+            "unknown field of runs[0] 'hyperparams'; did you mean 'hyperparameters'",
+        ),
+        ({"runs": [{"optimizer": "sgd", "colour": "red"}]}, "unknown field of runs[0] 'colour'"),
+        (
+            {"runs": [{"optimizer": "sgd", "mistake": "adam-no-sqrt"}]},
+            "runs[0]: the mistaken rule adam-no-sqrt is a form of adam; received optimizer='sgd'",
+        ),
     ],
 )
 def test_bad_requests_are_refused_with_a_message_naming_the_cause(request_, message):
@@ -345,3 +354,9 @@ def test_runs_in_different_regimes_side_by_side_are_each_the_path_of_its_own_reg
         assert result["regime"] == regime and result["points"] == alone["points"]
     # From the same seed, the three regimes' noise gives three different paths.
     assert len({str(r["points"][-1]) for r in together}) == 3
+
+
+def test_a_mistaken_rule_may_name_the_optimizer_it_is_a_form_of():
+    named = parse_request({"runs": [{"optimizer": "adam", "mistake": "adam-no-sqrt"}]}).runs[0]
+    assert named == parse_request({"runs": [{"mistake": "adam-no-sqrt"}]}).runs[0]
+    assert (named.optimizer, named.mistake) == ("adam", "adam-no-sqrt")

@@ -91,6 +91,22 @@ def test_bad_requests_get_a_4xx_with_one_line(server, path, body, status, messag
     assert answer["key"].startswith("error.")
 
 
+def test_a_gif_of_more_pixels_than_the_page_sends_is_refused_before_it_is_decoded(server):
+    # Each frame is within the limit of one frame; together they pass the limit of all frames.
+    status, answer = call(server, "/api/gif", {"frames": [_png(1600, 1200)] * 30})
+    assert status == 413 and answer["key"] == "error.gif_pixels"
+    assert f"at most {150 * 640 * 480} pixels in all" in answer["error"]
+    assert answer["params"] == {"limit": str(150 * 640 * 480)}
+    status, answer = call(server, "/api/gif", {"frames": [_png(2, 2)] * 151})
+    assert status == 400 and "frames must be a list of 1 to 150" in answer["error"]
+    # What the page sends at most: 121 frames of its 640 x 480 canvas.
+    request = urllib.request.Request(
+        server + "api/gif", data=json.dumps({"frames": [_png(640, 480)] * 121}).encode(), method="POST"
+    )
+    with urllib.request.urlopen(request, timeout=120) as response:
+        assert Image.open(io.BytesIO(response.read())).n_frames >= 1
+
+
 def test_malformed_and_oversized_bodies_are_refused_and_the_server_keeps_serving(server):
     assert call(server, "/api/paths", raw=b"{not json")[0] == 400
     assert call(server, "/api/paths", raw=b"\xff\xfe")[0] == 400

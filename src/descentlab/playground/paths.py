@@ -50,7 +50,10 @@ from ..train.data import order
 from ..train.observers import per_coordinate_lr
 from .formula import FormulaError, parse_formula
 
-#: Limits that keep one request well under a second and its answer under a few MB.
+#: Limits on one request's work and answer. They bound it, not make it instant: every term of
+#: every update of every run is sent, so the largest request (12 runs of 2,000 updates on a noisy
+#: surface, online) takes seconds rather than the page's usual milliseconds, and answers with
+#: about ten MB of JSON. The page's default view is far below them.
 MAX_UPDATES = 2000
 MAX_RUNS = 12
 MAX_SEED = 2**31 - 1
@@ -369,11 +372,14 @@ def _point(where: str, value: object) -> tuple[float, float]:
     return (_number(f"{where}[0]", value[0]), _number(f"{where}[1]", value[1]))
 
 
-def known_fields(data: Mapping[str, Any], known: set[str]) -> None:
-    """Refuse a field the request cannot have (a misspelt one would be ignored), with the closest names."""
+def known_fields(data: Mapping[str, Any], known: set[str], where: str = "") -> None:
+    """Refuse a field the request cannot have (a misspelt one would be ignored), with the closest names.
+
+    ``where`` names the object inside the request the fields belong to (``runs[0]``), if not the request.
+    """
     for key in data:
         try:
-            lookup("request field", key, dict.fromkeys(sorted(known)))
+            lookup("request field" if not where else f"field of {where}", key, dict.fromkeys(sorted(known)))
         except UnknownNameError as err:
             raise RequestError(str(err), "error.field", name=str(key)) from None
 
@@ -479,6 +485,8 @@ def _run_spec(i: int, value: object) -> RunSpec:
         raise RequestError(
             f"{where} must be an object; received {where}={value!r}", "error.object", field=where
         )
+    # A misspelt field (hyperparams) would otherwise leave the run on the class's defaults, unnoticed.
+    known_fields(value, {"optimizer", "hyperparameters", "mistake", "regime"}, where)
     regime = None if value.get("regime") is None else _regime(f"{where}.regime", value["regime"])
     mistake_name = value.get("mistake")
     if mistake_name is not None:
@@ -486,6 +494,18 @@ def _run_spec(i: int, value: object) -> RunSpec:
             mistake: Mistake = lookup("mistaken rule", mistake_name, MISTAKES)
         except UnknownNameError as err:
             raise RequestError(str(err), "error.mistake", name=str(mistake_name)) from None
+        # A mistaken rule is a wrong form of one optimizer (its result names that one): an optimizer
+        # given beside it must be that one, or the request asks for two different runs at once.
+        given = value.get("optimizer")
+        if given is not None and given != mistake.correct:
+            raise RequestError(
+                f"{where}: the mistaken rule {mistake.name} is a form of {mistake.correct}; "
+                f"received optimizer={given!r}",
+                "error.mistake_optimizer",
+                mistake=mistake.name,
+                correct=mistake.correct,
+                optimizer=str(given),
+            )
         # The rule runs with its run's learning rate, betas and eps (those of them it has):
         # checked as the correct method's, by its class.
         hyper = value.get("hyperparameters") or {}

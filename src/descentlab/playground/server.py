@@ -43,8 +43,11 @@ STATIC = Path(__file__).parent / "static"
 #: Request bodies above these sizes are refused before they are parsed.
 MAX_BODY = 64 * 1024
 MAX_GIF_BODY = 32 * 1024 * 1024
-MAX_FRAMES = 400
+#: The page sends at most 121 frames of its 640 x 480 canvas; the limits leave it room and no more,
+#: since each frame is decoded and quantized in memory and the time grows with the pixels.
+MAX_FRAMES = 150
 MAX_FRAME_PIXELS = 1600 * 1200
+MAX_GIF_PIXELS = 150 * 640 * 480
 
 log = logging.getLogger(__name__)
 
@@ -83,7 +86,7 @@ def _guarded(handler):
         try:
             return await handler(request)
         except RequestError as err:
-            status = 413 if err.key == "error.too_large" else 400
+            status = 413 if err.key in ("error.too_large", "error.gif_pixels") else 400
             return _error(str(err), status, err.key, {k: str(v) for k, v in err.params.items()})
         except FormulaError as err:
             return _error(str(err), 400, err.key, {k: str(v) for k, v in err.params.items()})
@@ -116,20 +119,36 @@ async def _paths(request: Request) -> Response:
 
 
 def _frames_to_gif(frames: list[str], delay_ms: int) -> bytes:
-    images = []
+    opened = []
+    total = 0
     for i, frame in enumerate(frames):
         if not isinstance(frame, str) or not frame.startswith("data:image/png;base64,"):
             raise RequestError(f"frames[{i}] must be a PNG data URL", "error.gif")
         try:
+            # Opening reads the header alone: every frame's size is checked before any is decoded.
             image = Image.open(io.BytesIO(base64.b64decode(frame.split(",", 1)[1], validate=True)))
             if image.format != "PNG" or image.width * image.height > MAX_FRAME_PIXELS:
                 raise Image.DecompressionBombError
-            images.append(image.convert("RGB").quantize(colors=255))
         except Image.DecompressionBombError:  # Pillow's own check, above its limit, comes first
             raise RequestError(
                 f"frames[{i}] must be a PNG of at most {MAX_FRAME_PIXELS} pixels", "error.gif"
             ) from None
         except (binascii.Error, UnidentifiedImageError, OSError):
+            raise RequestError(f"frames[{i}] is not a readable PNG", "error.gif") from None
+        total += image.width * image.height
+        if total > MAX_GIF_PIXELS:
+            raise RequestError(
+                f"the frames must have at most {MAX_GIF_PIXELS} pixels in all; "
+                f"frames[0] to frames[{i}] already have {total}",
+                "error.gif_pixels",
+                limit=MAX_GIF_PIXELS,
+            )
+        opened.append(image)
+    images = []
+    for i, image in enumerate(opened):
+        try:
+            images.append(image.convert("RGB").quantize(colors=255))
+        except OSError:  # a header that reads but data that does not
             raise RequestError(f"frames[{i}] is not a readable PNG", "error.gif") from None
     out = io.BytesIO()
     images[0].save(out, format="GIF", save_all=True, append_images=images[1:], duration=delay_ms, loop=0)

@@ -53,6 +53,8 @@ function browserLanguage() {
 
 function showError(body) {
   const box = $("message");
+  // Kept so that a switch of language words the message again (the box has no single data-i18n key).
+  app.error = body || null;
   if (!body) {
     box.hidden = true;
     box.textContent = "";
@@ -120,9 +122,12 @@ function checkState(state) {
   };
   const surfaces = [...app.schema.surfaces.map((x) => x.name), "custom"];
   if (!surfaces.includes(state.surface)) fail(`surface ${state.surface}`);
-  for (const key of ["updates", "batch_size", "seed", "t", "speed"]) {
-    if (!Number.isFinite(state[key])) fail(key);
+  // Counts are whole and not negative (a negative or fractional update indexes no point of a path);
+  // whether they are within the server's limits is the server's to say.
+  for (const key of ["updates", "batch_size", "seed", "t"]) {
+    if (!Number.isInteger(state[key]) || state[key] < 0) fail(key);
   }
+  if (!Number.isFinite(state.speed) || state.speed < 1) fail("speed");
   if (!Array.isArray(state.runs) || state.runs.length === 0) fail("runs");
   for (const run of state.runs) {
     const info = run && app.schema.optimizers[run.optimizer];
@@ -200,8 +205,21 @@ function pathRequest() {
   }
   const body = { ...surfaceRequest(), updates: s.updates, regime: s.regime, seed: s.seed, runs };
   if (s.start) body.start = s.start;
-  if (s.regime === "mini-batch") body.batch_size = s.batch_size;
+  // Without noise every regime sees the exact gradient and a batch size means nothing (a typed
+  // formula has a single "sample", so any other size would be refused): it is not sent.
+  if (s.regime === "mini-batch" && noisy()) body.batch_size = s.batch_size;
   return body;
+}
+
+// Whether the surface has noise, so that the regime and the batch size change the path.
+function noisy() {
+  const info = app.schema.surfaces.find((x) => x.name === app.state.surface);
+  return Boolean(info && info.noise !== "none");
+}
+
+// The number of updates of the paths drawn: the state's may be one the server has refused.
+function computed() {
+  return app.paths ? app.paths.updates : app.state.updates;
 }
 
 async function busy(task) {
@@ -232,6 +250,8 @@ async function refreshSurface() {
     const surface = await post("/api/surface", surfaceRequest());
     if (ticket !== latest.surface) return;
     app.surface = surface;
+    // Only the batch size's limit follows the new surface: a formula typed meanwhile stays in its box.
+    $("batch-size").max = surface.samples;
     await refreshPaths();
   });
 }
@@ -242,7 +262,7 @@ async function refreshPaths() {
     const paths = await post("/api/paths", pathRequest());
     if (ticket !== latest.paths) return;
     app.paths = paths;
-    app.state.t = Math.min(app.state.t, app.state.updates);
+    app.state.t = Math.max(0, Math.min(app.state.t, paths.updates));
     draw();
   });
 }
@@ -441,8 +461,10 @@ function syncInputs() {
   [["x0", 0, 0], ["x1", 0, 1], ["y0", 1, 0], ["y1", 1, 1]].forEach(([id, a, b]) => ($(id).value = s.bounds[a][b]));
   $("regime").value = s.regime;
   $("batch-size").value = s.batch_size;
-  $("batch-size").disabled = s.regime !== "mini-batch";
+  $("batch-size").disabled = s.regime !== "mini-batch" || !noisy();
+  if (app.surface) $("batch-size").max = app.surface.samples;
   $("seed").value = s.seed;
+  $("seed").max = app.schema.limits.seed;
   $("updates").value = s.updates;
   $("updates").max = app.schema.limits.updates;
   $("speed").value = s.speed;
@@ -570,7 +592,11 @@ function drawPaths(ctx, canvas, update) {
   const colors = runColors();
   app.paths.runs.forEach((run, r) => {
     const color = colors[r];
-    const last = Math.min(update, run.points.length - 1);
+    // A coordinate that overflowed comes as null (JSON has no infinity): the path is drawn up to its
+    // last finite point, where a null would otherwise be read as 0 and drawn to the origin.
+    let last = Math.min(update, run.points.length - 1);
+    const broken = run.points.findIndex(([x, y]) => !Number.isFinite(x) || !Number.isFinite(y));
+    if (broken !== -1) last = Math.min(last, broken - 1);
     ctx.strokeStyle = color;
     ctx.lineWidth = 2;
     ctx.setLineDash(run.mistake ? [6, 4] : []);
@@ -637,7 +663,7 @@ function drawLoss(update) {
   const shift = (v) => Math.log10(v - low + 1e-6);
   const top = Math.max(...all.map(shift));
   const bottom = shift(low);
-  const n = app.state.updates;
+  const n = computed();
   const colors = runColors();
   const pad = 30;
   app.paths.runs.forEach((run, r) => {
@@ -752,7 +778,7 @@ function draw() {
   drawPaths(ctx, canvas, step);
   drawLoss(step);
   drawNumbers(step);
-  $("t").textContent = `${step} / ${app.state.updates}`;
+  $("t").textContent = `${step} / ${computed()}`;
   saveURL();
 }
 
@@ -768,10 +794,10 @@ function tick(now) {
   const advance = Math.floor(carry);
   carry -= advance;
   if (advance > 0) {
-    app.state.t = Math.min(app.state.t + advance, app.state.updates);
+    app.state.t = Math.min(app.state.t + advance, computed());
     draw();
   }
-  if (app.state.t >= app.state.updates) setPlaying(false);
+  if (app.state.t >= computed()) setPlaying(false);
   else requestAnimationFrame(tick);
 }
 
@@ -781,7 +807,7 @@ function setPlaying(on) {
   button.dataset.i18n = on ? "pause" : "play";
   button.textContent = t(button.dataset.i18n);
   if (on) {
-    if (app.state.t >= app.state.updates) app.state.t = 0;
+    if (app.state.t >= computed()) app.state.t = 0;
     last = 0;
     carry = 0;
     requestAnimationFrame(tick);
@@ -790,7 +816,7 @@ function setPlaying(on) {
 
 function stepTo(value) {
   setPlaying(false);
-  app.state.t = Math.max(0, Math.min(value, app.state.updates));
+  app.state.t = Math.max(0, Math.min(value, computed()));
   draw();
 }
 
@@ -813,26 +839,30 @@ function exportPNG() {
 async function exportGIF() {
   setPlaying(false);
   const keep = app.state.t;
-  const n = app.state.updates;
+  const n = computed();
   let every = Math.max(1, Math.ceil(n / MAX_GIF_FRAMES));
   const canvas = $("contour");
   let frames = [];
+  let shown = []; // the update of each frame
   let size = 0;
-  for (let k = 0; k <= n; k += every) {
+  for (let k = 0; ; k = Math.min(k + every, n)) {
+    // The last frame is update n even where `every` does not divide n: the animation ends where the paths do.
     app.state.t = k;
     const ctx = canvas.getContext("2d");
     drawSurface(ctx, canvas);
     drawPaths(ctx, canvas, k);
     frames.push(canvas.toDataURL("image/png"));
+    shown.push(k);
     size += frames[frames.length - 1].length;
     while (size > app.gifBudget && frames.length > 1) {
       // Over the budget: keep every second frame (updates 0, 2·every, 4·every, ...) and go on at that pace.
-      const last = k - ((frames.length - 1) % 2) * every;
       frames = frames.filter((_, i) => i % 2 === 0);
+      shown = shown.filter((_, i) => i % 2 === 0);
       size = frames.reduce((total, frame) => total + frame.length, 0);
       every *= 2;
-      k = last;
+      k = shown[shown.length - 1];
     }
+    if (k >= n) break;
   }
   app.state.t = keep;
   draw();
@@ -852,6 +882,7 @@ async function exportGIF() {
 function wire() {
   $("lang").addEventListener("change", async () => {
     await loadCatalogue($("lang").value);
+    if (app.error) showError(app.error);
     renderSurfaceChoices();
     renderRuns();
     setPlaying(app.playing);
@@ -877,10 +908,19 @@ function wire() {
     syncInputs();
     changed();
   });
+  // A typed number is held to the limits the page knows (the box shows where it was held), so that
+  // the view never keeps a number the server would refuse while it draws the paths of another.
+  const limits = {
+    batch_size: () => [1, app.surface ? app.surface.samples : Infinity],
+    seed: () => [0, app.schema.limits.seed],
+    updates: () => [1, app.schema.limits.updates],
+  };
   for (const [id, key] of [["batch-size", "batch_size"], ["seed", "seed"], ["updates", "updates"]]) {
     $(id).addEventListener("change", () => {
       const value = Math.round(Number($(id).value));
-      if (Number.isFinite(value)) app.state[key] = value;
+      const [low, high] = limits[key]();
+      if (Number.isFinite(value)) app.state[key] = Math.max(low, Math.min(value, high));
+      $(id).value = app.state[key];
       changed();
     });
   }
