@@ -566,7 +566,7 @@ def build_parser() -> argparse.ArgumentParser:
     comparer.add_argument(
         "--quick",
         action="store_true",
-        help="the quick suite (about a minute on 2 cores; the default suite takes about 10)",
+        help="the quick suite (two to three minutes on 2 cores; the default suite takes about 20)",
     )
     comparer.add_argument(
         "--suite", help="a suite by name: default, quick, lean (C8 with long runs) or tiny (for tests)"
