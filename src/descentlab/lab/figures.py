@@ -215,26 +215,31 @@ def curves(
 
 
 def sensitivity(grid: Sequence[float], losses: dict[str, np.ndarray], start: float, path: Path) -> bool:
-    """Mean final loss against the learning rate for each method, and the tuning-budget curves."""
-    if not losses:
+    """Mean final loss against the learning rate for each method, and the tuning-budget curves.
+
+    Nothing is drawn (False) where no grid point has a finite loss: every run missing or
+    diverged leaves no data, and a log axis without data cannot be drawn at all.
+    """
+    finite_all = np.concatenate([v[np.isfinite(v)] for v in losses.values()] or [np.zeros(0)])
+    if not len(finite_all):
         return False
     from .claims.c7_tuning import budget_curve
 
     fig, axes = _figure(10.0, 3.8, ncols=2)
     left, right = axes[0]
-    finite_all = np.concatenate([v[np.isfinite(v)] for v in losses.values()] or [np.zeros(0)])
     for method, mean in losses.items():
         shown = np.where(np.isfinite(mean), mean, np.nan)
         left.plot(grid, shown, marker=".", color=colour(method), label=method)
         right.plot(range(1, len(mean) + 1), budget_curve(mean, start), color=colour(method), label=method)
     left.axhline(start, color="black", linewidth=0.7, linestyle=":")
     left.set_xscale("log")
+    if min(grid) < max(grid):  # the whole grid, also where a method's points are gaps
+        left.set_xlim(min(grid), max(grid))
     left.set_xlabel("learning rate")
     left.set_ylabel("final held-out loss (mean; gap: diverged)")
-    if len(finite_all):
-        top = max(start, float(np.quantile(finite_all, 0.9)))
-        left.set_ylim(float(np.min(finite_all)) - 0.05 * abs(top), top + 0.05 * abs(top))
-        right.set_ylim(float(np.min(finite_all)) - 0.05 * abs(top), top + 0.05 * abs(top))
+    top = max(start, float(np.quantile(finite_all, 0.9)))
+    left.set_ylim(float(np.min(finite_all)) - 0.05 * abs(top), top + 0.05 * abs(top))
+    right.set_ylim(float(np.min(finite_all)) - 0.05 * abs(top), top + 0.05 * abs(top))
     right.set_xlabel("learning rates tried at random (k)")
     right.set_ylabel("expected best final loss")
     left.legend(fontsize=7)
