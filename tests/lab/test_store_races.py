@@ -9,8 +9,10 @@ from __future__ import annotations
 import contextlib
 import multiprocessing
 import os
+import sqlite3
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -118,3 +120,25 @@ def test_an_sqlite_file_with_no_tables_but_a_user_version_is_not_taken_over(tmp_
         Store(path)
     assert "\n" not in str(info.value)
     assert path.read_bytes() == before
+
+
+def test_opening_waits_for_another_process_s_write_lock_instead_of_failing(tmp_path):
+    # Switching a store to WAL needs the lock another process holds while it commits (here: a
+    # store still in rollback mode, as a new one is until its first opening ends). SQLite
+    # answers "database is locked" at once there rather than wait; the opening tries again.
+    path = tmp_path / "lab.sqlite"
+    Store(path).close()
+    with sqlite3.connect(path, isolation_level=None) as db:
+        db.execute("PRAGMA journal_mode = DELETE")
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    release = threading.Timer(0.5, lambda: holder.execute("COMMIT"))
+    release.start()
+    try:
+        with Store(path) as store:
+            assert store.runs() == []
+    finally:
+        release.join()
+        holder.close()
+    with sqlite3.connect(path) as db:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"

@@ -81,6 +81,9 @@ STORE_FILENAME = "lab.sqlite"
 # "dlab" in ASCII: SQLite's documented way for a file format to say whose it is.
 APPLICATION_ID = 0x646C6162
 
+# Seconds a process waits for another's lock on the store (a commit, or the opening of a new store).
+TIMEOUT = 30.0
+
 STATUSES: tuple[str, ...] = ("finished", "diverged", "failed")
 Status = Literal["finished", "diverged", "failed"]
 
@@ -347,7 +350,26 @@ class Store:
         self._db = self._connect(readonly=False)
         try:
             with self._sqlite():
-                if not exists or self._empty(self._db):
+                self._open(creating=not exists)
+            if create:
+                self._check_writable(self._db)
+        except BaseException:
+            self._db.close()
+            raise
+
+    def _open(self, *, creating: bool) -> None:
+        """Create (if empty), check, migrate and switch to WAL; again while another process holds the lock.
+
+        Processes opening one store at once contend for its lock, and SQLite
+        answers "database is locked" at once, without waiting, where waiting
+        could deadlock (a reader promoting its lock, as the switch to WAL does,
+        while another holds the write lock). Every step is idempotent, so the
+        whole sequence is tried again until the connection's timeout.
+        """
+        deadline = time.monotonic() + TIMEOUT
+        while True:
+            try:
+                if creating or self._empty(self._db):
                     self._create(self._db)
                 self._check(self._db)
                 # FULL makes each commit durable against power loss too, not only
@@ -355,11 +377,12 @@ class Store:
                 self._db.execute("PRAGMA synchronous = FULL")
                 self._migrate(self._db)
                 self._db.execute("PRAGMA journal_mode = WAL")
-            if create:
-                self._check_writable(self._db)
-        except BaseException:
-            self._db.close()
-            raise
+                return
+            except sqlite3.OperationalError as err:
+                busy = getattr(err, "sqlite_errorname", "").startswith(("SQLITE_BUSY", "SQLITE_LOCKED"))
+                if not busy or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
 
     # -- opening ---------------------------------------------------------------------------
 
@@ -375,7 +398,9 @@ class Store:
         uri = f"{self.path.absolute().as_uri()}?{mode}"
         try:
             # isolation_level=None: transactions are the explicit BEGIN/COMMIT below, not sqlite3's guesses.
-            db = sqlite3.connect(uri, uri=True, isolation_level=None, timeout=30, check_same_thread=False)
+            db = sqlite3.connect(
+                uri, uri=True, isolation_level=None, timeout=TIMEOUT, check_same_thread=False
+            )
         except sqlite3.Error as err:
             raise OSError(f"cannot open store {str(self.path)!r}: {err}") from None
         return db
