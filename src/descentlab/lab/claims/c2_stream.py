@@ -33,7 +33,7 @@ from ..evidence import Evidence
 from ..plan import Rates, Run, Tune
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim, rows
-from ._runs import final_test_loss, fmt, judged, records, tunes_for
+from ._runs import failed, final_test_loss, fmt, judged, records, tunes_for
 
 ID = "C2"
 WINDOW = 0.1
@@ -100,7 +100,6 @@ def _learns(ev: Evidence) -> list[Case]:
             continue
         shares = np.array([_closed(r, optimum) for r in records(ev, online)])
         control = np.array([_closed(r, optimum) for r in records(ev, zero)])
-        diverged = sum(1 for r in records(ev, online) if r is None or r.diverged)
         out.append(
             Case(
                 _label(problem, method),
@@ -110,7 +109,7 @@ def _learns(ev: Evidence) -> list[Case]:
                     "lr online": ev.lr(method, problem),
                     "estimated optimum L*": optimum,
                     "mean share closed": fmt(float(np.nanmean(shares))) if np.isfinite(shares).any() else "-",
-                    "diverged or failed runs": f"{diverged}/{len(online)}",
+                    "diverged or failed runs": failed(records(ev, online)),
                 },
             )
         )

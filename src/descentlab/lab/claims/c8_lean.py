@@ -51,7 +51,7 @@ from ..evidence import Evidence
 from ..plan import Rates, Run, Tune
 from ..suite import Suite
 from ._base import Case, Claim, SubClaim
-from ._runs import fmt, judged, records
+from ._runs import failed, fmt, judged, records
 
 ID = "C8"
 ROLES = ("momentum", "adagrad", "rmsprop", "adam", "adamw")
@@ -165,7 +165,6 @@ def _cases(form: str):
                     out.append(Case(label, np.zeros((0, 2)), note="lean state did not apply"))
                     continue
                 table = paired(lean, full)
-                diverged = sum(r is None or r.diverged for r in lean)
                 finite = table[np.isfinite(table).all(axis=1)]
                 out.append(
                     Case(
@@ -182,7 +181,7 @@ def _cases(form: str):
                             "state bytes per parameter, full precision / lean": (
                                 f"{fmt(_state_bytes(full[0]))} / {fmt(_state_bytes(lean[0]))}"
                             ),
-                            "lean runs diverged or failed": f"{diverged}/{len(lean)}",
+                            "lean runs diverged or failed": failed(lean),
                         },
                     )
                 )
